@@ -1,0 +1,260 @@
+//! The ports the use cases need. Adapters: `rm-aws` (DynamoDB, CodePipeline, S3, Step
+//! Functions, CloudWatch, Health) and `rm-local` (SQLite, simulated pipelines, virtual clock).
+
+use crate::error::PortError;
+use crate::manifest::{Manifest, PipelineSpec};
+use crate::release::{
+    ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStatus, StoredRelease,
+};
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// The outcome of claiming a release id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This owner holds the release (a first claim, or a retry by the same owner).
+    Claimed,
+    /// Another owner holds it.
+    Duplicate { owner: String },
+}
+
+/// A new release to claim: the release item and one run item per pipeline, all NotStarted.
+#[derive(Debug, Clone)]
+pub struct NewRelease {
+    pub record: ReleaseRecord,
+    pub manifest: Manifest,
+}
+
+/// Where a run's lookup by CodePipeline execution id leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunKey {
+    pub release_id: ReleaseId,
+    pub pipeline: String,
+}
+
+/// Releases and pipeline runs. Every write to a release after the claim is conditional on its
+/// owner; status changes of a run never move backwards (see [`RunStatus::rank`]).
+#[async_trait]
+pub trait ReleaseStore: Send + Sync {
+    /// Claims the release id with one conditional write (`attribute_not_exists(pk) OR owner =
+    /// :me`) and writes the run items. Retrying with the same owner passes.
+    async fn claim(&self, release: &NewRelease) -> PortResult<Claim>;
+
+    /// Gives up a claim that never started (the API's StartExecution failed): deletes the
+    /// release and its runs if `owner` still holds it and nothing was started.
+    async fn release_claim(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()>;
+
+    /// The release and all its runs; `None` if unknown.
+    async fn get(&self, release_id: &ReleaseId) -> PortResult<Option<StoredRelease>>;
+
+    /// One run.
+    async fn get_run(
+        &self,
+        release_id: &ReleaseId,
+        pipeline: &str,
+    ) -> PortResult<Option<RunRecord>>;
+
+    /// Records that a run was started with `execution_id` (status InProgress, startedAt, a
+    /// history entry) and indexes the execution id. Idempotent for the same execution id.
+    async fn record_start(
+        &self,
+        release_id: &ReleaseId,
+        owner: &str,
+        pipeline: &str,
+        execution_id: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<RunRecord>;
+
+    /// Records a status change of a run (history entry with its time). Ignored — returns the
+    /// unchanged run — when the run already has this status or a later one. Terminal statuses
+    /// set endedAt. Returns the run after the update, `None` if the run is unknown.
+    async fn record_status(
+        &self,
+        key: &RunKey,
+        status: RunStatus,
+        at: OffsetDateTime,
+    ) -> PortResult<Option<RunRecord>>;
+
+    /// Finds the run of a CodePipeline execution id (an item keyed by the execution id).
+    async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>>;
+
+    /// Stores the waiting task's token on the run, replacing an older one. Returns the run
+    /// after the write, so the caller sees a terminal status that arrived first.
+    async fn set_token(&self, key: &RunKey, token: &str) -> PortResult<RunRecord>;
+
+    /// Removes the token if it is still `token` (a newer token is kept). True if removed.
+    async fn clear_token(&self, key: &RunKey, token: &str) -> PortResult<bool>;
+
+    /// Runs that carry a task token: what the sweep polls.
+    async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>>;
+
+    /// Marks the release as stopping, on condition that `owner` holds it.
+    async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()>;
+
+    /// Records the release's end, on condition that `owner` holds it.
+    async fn finish(
+        &self,
+        release_id: &ReleaseId,
+        owner: &str,
+        status: ReleaseStatus,
+        cause: Option<&str>,
+        at: OffsetDateTime,
+    ) -> PortResult<ReleaseRecord>;
+}
+
+/// Why CodePipeline refused to start a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("pipeline {0} does not exist")]
+    NotFound(String),
+    #[error("{0}")]
+    NotStartable(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// A pipeline execution's status as CodePipeline reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionStatus {
+    pub status: RunStatus,
+    pub summary: Option<String>,
+}
+
+/// CodePipeline.
+#[async_trait]
+pub trait Pipelines: Send + Sync {
+    /// GetPipeline: does it exist?
+    async fn exists(&self, name: &str) -> PortResult<bool>;
+
+    /// StartPipelineExecution with the spec's variables and revisions. The same
+    /// `client_request_token` never starts a pipeline twice.
+    async fn start(
+        &self,
+        spec: &PipelineSpec,
+        client_request_token: &str,
+    ) -> Result<String, StartError>;
+
+    /// GetPipelineExecution.
+    async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus>;
+
+    /// StopPipelineExecution. Stopping an execution that is already stopping or finished is
+    /// not an error.
+    async fn stop(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        reason: &str,
+        abandon: bool,
+    ) -> PortResult<()>;
+}
+
+/// Where a manifest is read from (S3).
+#[async_trait]
+pub trait ManifestSource: Send + Sync {
+    /// The object's bytes; at most `max_bytes` are read, a larger object is an error.
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, SourceError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("s3://{bucket}/{key} does not exist")]
+    NotFound { bucket: String, key: String },
+    #[error("s3://{bucket}/{key} is {size} bytes; a manifest is at most {max} bytes")]
+    TooLarge {
+        bucket: String,
+        key: String,
+        size: u64,
+        max: usize,
+    },
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Whether a task token was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenDelivery {
+    Delivered,
+    /// TaskTimedOut or InvalidToken: the task already ended (completed, timed out, aborted).
+    AlreadyDone,
+}
+
+/// Step Functions task tokens (SendTaskSuccess / SendTaskFailure).
+#[async_trait]
+pub trait TaskTokens: Send + Sync {
+    async fn succeed(&self, token: &str, output: &Value) -> PortResult<TokenDelivery>;
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> PortResult<TokenDelivery>;
+}
+
+/// Step Functions StartExecution, for the API.
+#[async_trait]
+pub trait Executions: Send + Sync {
+    /// Starts the release state machine under `name` with `input`; returns the execution ARN.
+    async fn start(&self, name: &str, input: &Value) -> PortResult<String>;
+}
+
+/// The time, so tests and the local run control it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A CloudWatch alarm's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmState {
+    pub name: String,
+    /// OK, ALARM or INSUFFICIENT_DATA.
+    pub state: String,
+    pub actions_enabled: bool,
+    pub reason: Option<String>,
+}
+
+/// CloudWatch alarms.
+#[async_trait]
+pub trait Alarms: Send + Sync {
+    /// Alarms with these exact names, and alarms whose names start with these prefixes.
+    async fn describe(&self, names: &[String], prefixes: &[String]) -> PortResult<Vec<AlarmState>>;
+}
+
+/// An open AWS Health issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthIssue {
+    pub service: String,
+    pub region: String,
+    pub event_type_code: String,
+    pub arn: String,
+}
+
+/// AWS Health.
+#[async_trait]
+pub trait HealthEvents: Send + Sync {
+    /// Open events of category "issue" for these regions and services (empty = all).
+    async fn open_issues(
+        &self,
+        regions: &[String],
+        services: &[String],
+    ) -> PortResult<Vec<HealthIssue>>;
+}
+
+/// CodePipeline job results, for the health gate.
+#[async_trait]
+pub trait JobResults: Send + Sync {
+    async fn succeed(&self, job_id: &str, message: &str) -> PortResult<()>;
+    async fn fail(&self, job_id: &str, message: &str) -> PortResult<()>;
+}

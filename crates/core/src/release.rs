@@ -1,0 +1,241 @@
+//! Releases, pipeline runs and their statuses.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+
+/// A validated release id: 1 to 80 letters, digits, `.`, `_` or `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReleaseId(String);
+
+impl ReleaseId {
+    pub const MAX_LEN: usize = 80;
+
+    /// Checks the id's rules; the error says what is wrong with it.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.chars().count() > Self::MAX_LEN {
+            return Err(format!(
+                "is {} characters long; at most {} are allowed",
+                raw.chars().count(),
+                Self::MAX_LEN
+            ));
+        }
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(format!(
+                "contains {bad:?}; only letters, digits, '.', '_' and '-' are allowed"
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// RUNNING -> SUCCEEDED | FAILED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReleaseStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ReleaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "RUNNING" => Some(Self::Running),
+            "SUCCEEDED" => Some(Self::Succeeded),
+            "FAILED" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pipeline run's status: CodePipeline's API statuses, plus `NotStarted` (never reached) and
+/// `NotFound` (the pipeline was deleted between the check and the start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunStatus {
+    NotStarted,
+    InProgress,
+    Stopping,
+    Stopped,
+    Succeeded,
+    Superseded,
+    Failed,
+    Cancelled,
+    NotFound,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 9] = [
+        Self::NotStarted,
+        Self::InProgress,
+        Self::Stopping,
+        Self::Stopped,
+        Self::Succeeded,
+        Self::Superseded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::NotFound,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotStarted => "NotStarted",
+            Self::InProgress => "InProgress",
+            Self::Stopping => "Stopping",
+            Self::Stopped => "Stopped",
+            Self::Succeeded => "Succeeded",
+            Self::Superseded => "Superseded",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+            Self::NotFound => "NotFound",
+        }
+    }
+
+    /// Parses CodePipeline's API status (GetPipelineExecution's `status`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Maps an EventBridge "CodePipeline Pipeline Execution State Change" `detail.state`.
+    pub fn from_event_state(state: &str) -> Option<Self> {
+        Some(match state {
+            "STARTED" | "RESUMED" => Self::InProgress,
+            "SUCCEEDED" => Self::Succeeded,
+            "FAILED" => Self::Failed,
+            "STOPPING" => Self::Stopping,
+            "STOPPED" => Self::Stopped,
+            "SUPERSEDED" => Self::Superseded,
+            "CANCELED" | "CANCELLED" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// A run in a terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Stopped
+                | Self::Succeeded
+                | Self::Superseded
+                | Self::Failed
+                | Self::Cancelled
+                | Self::NotFound
+        )
+    }
+
+    /// Started and not yet terminal: the runs a failure must stop.
+    pub fn is_running(self) -> bool {
+        matches!(self, Self::InProgress | Self::Stopping)
+    }
+
+    /// Ordering used to ignore stale, out-of-order events: a status never moves to a lower rank.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::NotStarted => 0,
+            Self::InProgress => 1,
+            Self::Stopping => 2,
+            _ => 3,
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a run's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub status: RunStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Where a release came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSource {
+    /// `s3`, `api`, `inline` or `local`.
+    pub kind: String,
+    /// `s3://bucket/key?versionId=..`, the API caller's ARN, or a file path.
+    pub location: Option<String>,
+}
+
+/// The release item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    pub release_id: ReleaseId,
+    /// Name of the Step Functions execution that runs this release.
+    pub owner: String,
+    pub status: ReleaseStatus,
+    pub requested_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+    pub source: ReleaseSource,
+    pub on_failure: crate::OnFailure,
+    pub max_concurrency: u32,
+    pub description: Option<String>,
+    pub cause: Option<String>,
+    /// Set by StopRunning before it lists the runs; a start that lands afterwards sees it and
+    /// stops its own execution, so no pipeline escapes a stop.
+    pub stop_requested: bool,
+}
+
+/// One pipeline run item: the pipeline's spec from the manifest and what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub release_id: ReleaseId,
+    pub spec: crate::PipelineSpec,
+    pub status: RunStatus,
+    pub execution_id: Option<String>,
+    pub started_at: Option<OffsetDateTime>,
+    pub ended_at: Option<OffsetDateTime>,
+    /// The waiting task's token, present while the state machine waits on this run.
+    pub task_token: Option<String>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl RunRecord {
+    pub fn pipeline(&self) -> &str {
+        &self.spec.name
+    }
+}
+
+/// Everything stored about a release: one Query in DynamoDB.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRelease {
+    pub release: ReleaseRecord,
+    pub runs: Vec<RunRecord>,
+}

@@ -1,0 +1,227 @@
+//! The payloads the state machine (`statemachine/release.asl.json`) sends to each function,
+//! and what each returns. The state carries ids and small numbers, never the manifest's bulk.
+
+use crate::manifest::OnFailure;
+use crate::release::{ReleaseStatus, RunStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// check-manifest's payload: `{"input": <execution input>, "executionName": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckManifestRequest {
+    pub input: Value,
+    pub execution_name: String,
+}
+
+/// What an execution was started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestInput {
+    /// An EventBridge "Object Created" event from the manifest bucket.
+    S3Object {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    /// A release already claimed by the API for this execution: `{"claimedRelease": "id"}`.
+    Claimed { release_id: String },
+    /// The manifest itself as the execution input (console, CLI, SDK).
+    Inline(Value),
+}
+
+impl ManifestInput {
+    /// Tells the three inputs apart. An EventBridge event has `detail-type`; the API's input
+    /// has `claimedRelease`; anything else is taken as a manifest and validated as one.
+    pub fn classify(input: &Value) -> Result<ManifestInput, String> {
+        if let Some(detail_type) = input.get("detail-type") {
+            if detail_type != "Object Created" {
+                return Err(format!(
+                    "expected an S3 \"Object Created\" event, got detail-type {detail_type}"
+                ));
+            }
+            let detail = input.get("detail").ok_or("the event has no detail")?;
+            let field = |ptr: &str| {
+                detail
+                    .pointer(ptr)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let bucket = field("/bucket/name").ok_or("the event has no detail.bucket.name")?;
+            let key = field("/object/key").ok_or("the event has no detail.object.key")?;
+            return Ok(ManifestInput::S3Object {
+                bucket,
+                key,
+                version_id: field("/object/version-id"),
+            });
+        }
+        if let Some(id) = input.get("claimedRelease") {
+            let release_id = id
+                .as_str()
+                .ok_or("claimedRelease must be a string")?
+                .to_owned();
+            return Ok(ManifestInput::Claimed { release_id });
+        }
+        Ok(ManifestInput::Inline(input.clone()))
+    }
+}
+
+/// check-manifest's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckManifestResponse {
+    pub outcome: Outcome,
+    pub release_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<WaveItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The release is claimed by this execution: go.
+    Started,
+    /// Another execution holds this release id: end successfully, touch nothing.
+    Duplicate,
+}
+
+/// One item of the outer Map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaveItem {
+    pub wave: u32,
+    pub pipelines: Vec<PipelineItem>,
+}
+
+/// One item of the inner Map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineItem {
+    pub name: String,
+    pub timeout_seconds: u64,
+}
+
+/// A pipeline of a release, as a task names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRef {
+    pub release_id: String,
+    pub execution_name: String,
+    pub pipeline: String,
+}
+
+/// start-pipelines' payloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum StartPipelinesRequest {
+    /// Start one pipeline (idempotent).
+    Start(PipelineRef),
+    /// Stop one pipeline whose wait timed out.
+    StopTimedOut(PipelineRef),
+    /// Stop every run of the release still in progress and report how many are not yet
+    /// terminal.
+    #[serde(rename_all = "camelCase")]
+    StopRunning {
+        release_id: String,
+        execution_name: String,
+        /// How many times this was called before (the state machine counts).
+        attempt: u32,
+    },
+}
+
+/// The result of `Start` and `StopTimedOut`: the run's status after the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResponse {
+    pub pipeline: String,
+    pub status: RunStatus,
+    pub execution_id: Option<String>,
+}
+
+/// The result of `StopRunning`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopRunningResponse {
+    /// Runs that are not yet terminal.
+    pub remaining: u32,
+    /// The attempt just made (input attempt + 1).
+    pub attempt: u32,
+}
+
+/// poll-execution's payloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum PollRequest {
+    /// The AwaitPipeline task: store the token on the run and check the status at once.
+    #[serde(rename_all = "camelCase")]
+    Await {
+        release_id: String,
+        execution_name: String,
+        pipeline: String,
+        task_token: String,
+    },
+    /// The scheduled sweep (also accepted as an EventBridge "Scheduled Event").
+    Sweep,
+}
+
+/// What `Await` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwaitResponse {
+    pub status: RunStatus,
+    /// True when the run was already terminal and the token was completed at once.
+    pub completed: bool,
+}
+
+/// What the sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepResponse {
+    pub polled: u32,
+    pub completed: u32,
+    pub errors: u32,
+}
+
+/// record-state's `recordRelease` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordReleaseRequest {
+    pub release_id: String,
+    pub execution_name: String,
+    pub status: ReleaseStatus,
+    /// The caught error (`{"Error": .., "Cause": ..}`) on the failure path.
+    #[serde(default)]
+    pub error: Option<CaughtError>,
+}
+
+/// A Step Functions Catch's error output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+/// record-state's payloads: the state machine's `recordRelease`, or a CodePipeline
+/// "Pipeline Execution State Change" event from EventBridge (decoded into
+/// [`PipelineStateChange`] by [`crate::usecases::decode_state_change`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum RecordRequest {
+    RecordRelease(RecordReleaseRequest),
+}
+
+/// A decoded CodePipeline execution state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineStateChange {
+    pub pipeline: String,
+    pub execution_id: String,
+    pub status: RunStatus,
+    pub at: time::OffsetDateTime,
+}
+
+/// The output a waiting AwaitPipeline task receives through SendTaskSuccess.
+pub type RunOutcome = RunResponse;

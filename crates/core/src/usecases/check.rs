@@ -1,0 +1,200 @@
+use super::release_id;
+use crate::error::{Rejection, TaskError, ValidationError};
+use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
+use crate::ports::{
+    Claim, Clock, ManifestSource, NewRelease, Pipelines, PortResult, ReleaseStore, SourceError,
+};
+use crate::release::{ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord};
+use crate::tasks::{
+    CheckManifestRequest, CheckManifestResponse, ManifestInput, Outcome, PipelineItem, WaveItem,
+};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+/// How many GetPipeline calls run at once.
+const EXISTS_CONCURRENCY: usize = 8;
+
+/// The CheckManifest task: read and validate the manifest, check its pipelines exist, claim
+/// the release id for this execution. A rejected manifest records nothing.
+pub async fn check_manifest(
+    request: &CheckManifestRequest,
+    store: &dyn ReleaseStore,
+    pipelines: &dyn Pipelines,
+    source: &dyn ManifestSource,
+    clock: &dyn Clock,
+) -> Result<CheckManifestResponse, TaskError> {
+    let input = ManifestInput::classify(&request.input).map_err(TaskError::BadInput)?;
+    let (manifest, origin) = match input {
+        ManifestInput::Claimed { release_id: raw } => {
+            return claimed_release(store, &release_id(&raw)?, &request.execution_name).await;
+        }
+        ManifestInput::S3Object {
+            bucket,
+            key,
+            version_id,
+        } => {
+            let bytes = source
+                .read(&bucket, &key, version_id.as_deref(), MAX_MANIFEST_BYTES)
+                .await
+                .map_err(|e| match e {
+                    SourceError::Port(p) => TaskError::from(p),
+                    other => TaskError::ManifestUnreadable(other.to_string()),
+                })?;
+            let location = match &version_id {
+                Some(v) => format!("s3://{bucket}/{key}?versionId={v}"),
+                None => format!("s3://{bucket}/{key}"),
+            };
+            let manifest = Manifest::parse(&bytes).map_err(TaskError::ManifestInvalid)?;
+            (
+                manifest,
+                ReleaseSource {
+                    kind: "s3".into(),
+                    location: Some(location),
+                },
+            )
+        }
+        ManifestInput::Inline(value) => {
+            let manifest =
+                Manifest::from_value(&value, None).map_err(TaskError::ManifestInvalid)?;
+            (
+                manifest,
+                ReleaseSource {
+                    kind: "inline".into(),
+                    location: None,
+                },
+            )
+        }
+    };
+    match claim_manifest(
+        &manifest,
+        origin,
+        &request.execution_name,
+        store,
+        pipelines,
+        clock,
+    )
+    .await?
+    {
+        Claim::Claimed => Ok(started(&manifest)),
+        Claim::Duplicate { .. } => Ok(duplicate(manifest.release_id.as_str())),
+    }
+}
+
+/// Checks the pipelines exist, then claims the release id for `owner`. Shared by the
+/// CheckManifest task and the API, so both reject and claim the same way.
+pub async fn claim_manifest(
+    manifest: &Manifest,
+    source: ReleaseSource,
+    owner: &str,
+    store: &dyn ReleaseStore,
+    pipelines: &dyn Pipelines,
+    clock: &dyn Clock,
+) -> Result<Claim, TaskError> {
+    let missing = find_missing_pipelines(manifest, pipelines).await?;
+    if !missing.is_empty() {
+        return Err(TaskError::ManifestInvalid(Rejection(missing)));
+    }
+    let record = ReleaseRecord {
+        release_id: manifest.release_id.clone(),
+        owner: owner.to_owned(),
+        status: ReleaseStatus::Running,
+        requested_at: clock.now(),
+        ended_at: None,
+        source,
+        on_failure: manifest.on_failure,
+        max_concurrency: manifest.max_concurrency,
+        description: manifest.description.clone(),
+        cause: None,
+        stop_requested: false,
+    };
+    let new = NewRelease {
+        record,
+        manifest: manifest.clone(),
+    };
+    Ok(store.claim(&new).await?)
+}
+
+/// GetPipeline for every pipeline of the manifest; each missing one is a validation error at
+/// its path, so the user fixes them all at once.
+pub async fn find_missing_pipelines(
+    manifest: &Manifest,
+    pipelines: &dyn Pipelines,
+) -> Result<Vec<ValidationError>, TaskError> {
+    let found: Vec<(usize, bool)> = stream::iter(manifest.pipelines.iter().enumerate())
+        .map(|(i, p)| async move { PortResult::Ok((i, pipelines.exists(&p.name).await?)) })
+        .buffered(EXISTS_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter(|(_, exists)| !exists)
+        .map(|(i, _)| {
+            let name = &manifest.pipelines[i].name;
+            ValidationError::new(
+                format!("$.pipelines[{i}].name"),
+                format!("pipeline {name:?} does not exist in this account and region"),
+            )
+        })
+        .collect())
+}
+
+/// The API claimed the release for this execution before starting it.
+async fn claimed_release(
+    store: &dyn ReleaseStore,
+    release_id: &crate::ReleaseId,
+    execution_name: &str,
+) -> Result<CheckManifestResponse, TaskError> {
+    let stored = store.get(release_id).await?.ok_or_else(|| {
+        TaskError::NotFound(format!(
+            "release {release_id} was not claimed before this execution started"
+        ))
+    })?;
+    if stored.release.owner != execution_name {
+        return Ok(duplicate(release_id.as_str()));
+    }
+    Ok(response_for(&stored.release, &stored.runs))
+}
+
+fn duplicate(release_id: &str) -> CheckManifestResponse {
+    CheckManifestResponse {
+        outcome: Outcome::Duplicate,
+        release_id: release_id.to_owned(),
+        on_failure: None,
+        max_concurrency: None,
+        waves: Vec::new(),
+    }
+}
+
+fn started(manifest: &Manifest) -> CheckManifestResponse {
+    CheckManifestResponse {
+        outcome: Outcome::Started,
+        release_id: manifest.release_id.to_string(),
+        on_failure: Some(manifest.on_failure),
+        max_concurrency: Some(manifest.max_concurrency),
+        waves: manifest
+            .waves()
+            .into_iter()
+            .map(|w| WaveItem {
+                wave: w.number,
+                pipelines: w
+                    .pipelines
+                    .into_iter()
+                    .map(|p| PipelineItem {
+                        name: p.name.clone(),
+                        timeout_seconds: p.timeout_seconds(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn response_for(release: &ReleaseRecord, runs: &[RunRecord]) -> CheckManifestResponse {
+    let manifest = Manifest {
+        release_id: release.release_id.clone(),
+        description: release.description.clone(),
+        pipelines: runs.iter().map(|r| r.spec.clone()).collect(),
+        max_concurrency: release.max_concurrency,
+        on_failure: release.on_failure,
+    };
+    started(&manifest)
+}

@@ -1,0 +1,51 @@
+//! The use cases: what each Lambda (and each Task of the local run) does, over the ports.
+
+mod api;
+mod check;
+mod gate;
+mod record;
+mod runs;
+
+pub use api::{get_release, submit_release, SubmitOutcome};
+pub use check::{check_manifest, claim_manifest, find_missing_pipelines};
+pub use gate::{evaluate_gate, run_health_gate, GateDecision, GateSettings};
+pub use record::{decode_state_change, record_release, record_state_change, ChangeOutcome};
+pub use runs::{
+    await_pipeline, client_request_token, start_pipeline, stop_running, stop_timed_out, sweep,
+    MAX_STOP_ATTEMPTS, STOP_ABANDON_AFTER,
+};
+
+use crate::error::TaskError;
+use crate::ports::{Clock, ReleaseStore, RunKey};
+use crate::release::{ReleaseId, RunRecord};
+
+/// Parses a release id that the state machine passed along.
+fn release_id(raw: &str) -> Result<ReleaseId, TaskError> {
+    ReleaseId::parse(raw).map_err(|m| TaskError::BadInput(format!("releaseId {raw:?} {m}")))
+}
+
+/// Loads a run the state machine named; a run it names must exist.
+async fn load_run(
+    store: &dyn ReleaseStore,
+    release_id: &ReleaseId,
+    pipeline: &str,
+) -> Result<RunRecord, TaskError> {
+    store.get_run(release_id, pipeline).await?.ok_or_else(|| {
+        TaskError::NotFound(format!("release {release_id} has no pipeline {pipeline:?}"))
+    })
+}
+
+fn key(release_id: &ReleaseId, pipeline: &str) -> RunKey {
+    RunKey {
+        release_id: release_id.clone(),
+        pipeline: pipeline.to_owned(),
+    }
+}
+
+/// Bundles the ports the run use cases need.
+pub struct RunPorts<'a> {
+    pub store: &'a dyn ReleaseStore,
+    pub pipelines: &'a dyn crate::ports::Pipelines,
+    pub tokens: &'a dyn crate::ports::TaskTokens,
+    pub clock: &'a dyn Clock,
+}

@@ -1,0 +1,126 @@
+use super::runs::record_and_complete;
+use super::{release_id, RunPorts};
+use crate::error::TaskError;
+use crate::ports::ReleaseStore;
+use crate::release::{ReleaseStatus, RunStatus};
+use crate::tasks::{PipelineStateChange, RecordReleaseRequest};
+use crate::view::ReleaseView;
+use aws_lambda_events::event::codepipeline_cloudwatch::CodePipelineCloudWatchEvent;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// Decodes an EventBridge "CodePipeline Pipeline Execution State Change" event. `Ok(None)`
+/// for a state we do not track; `Err` says what is wrong with the event.
+pub fn decode_state_change(event: &Value) -> Result<Option<PipelineStateChange>, String> {
+    let event: CodePipelineCloudWatchEvent = serde_json::from_value(event.clone())
+        .map_err(|e| format!("not a CodePipeline state-change event: {e}"))?;
+    if event.detail_type.as_deref() != Some("CodePipeline Pipeline Execution State Change") {
+        return Err(format!(
+            "expected detail-type \"CodePipeline Pipeline Execution State Change\", got {:?}",
+            event.detail_type
+        ));
+    }
+    let detail = event.detail;
+    let pipeline = detail.pipeline.ok_or("the event has no detail.pipeline")?;
+    let execution_id = detail
+        .execution_id
+        .ok_or("the event has no detail.execution-id")?;
+    let Some(status) = RunStatus::from_event_state(&detail.state) else {
+        return Ok(None);
+    };
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(
+        event
+            .time
+            .timestamp_nanos_opt()
+            .ok_or("the event time is out of range")?,
+    ))
+    .map_err(|e| format!("the event time is out of range: {e}"))?;
+    Ok(Some(PipelineStateChange {
+        pipeline,
+        execution_id,
+        status,
+        at,
+    }))
+}
+
+/// What a state-change event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// Not an execution of any release: ignored.
+    NotOurs,
+    /// Recorded (or a harmless duplicate / stale event).
+    Recorded(RunStatus),
+}
+
+/// record-state on a CodePipeline event: records the change (duplicates and out-of-order
+/// events are harmless: a status never moves backwards) and completes the waiting task on a
+/// terminal status.
+pub async fn record_state_change(
+    change: &PipelineStateChange,
+    ports: &RunPorts<'_>,
+) -> Result<ChangeOutcome, TaskError> {
+    let Some(k) = ports.store.find_by_execution(&change.execution_id).await? else {
+        return Ok(ChangeOutcome::NotOurs);
+    };
+    Ok(
+        match record_and_complete(&k, change.status, change.at, ports).await? {
+            Some(run) => ChangeOutcome::Recorded(run.status),
+            None => ChangeOutcome::NotOurs,
+        },
+    )
+}
+
+/// RecordRelease: records the release's end. A retry after the end was recorded returns it
+/// as recorded. The cause of a failure names the pipelines that did not succeed.
+pub async fn record_release(
+    req: &RecordReleaseRequest,
+    store: &dyn ReleaseStore,
+    now: OffsetDateTime,
+) -> Result<ReleaseView, TaskError> {
+    let rid = release_id(&req.release_id)?;
+    let stored = store
+        .get(&rid)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(format!("release {rid} is not recorded")))?;
+    if stored.release.owner != req.execution_name {
+        return Err(TaskError::Duplicate(rid.to_string()));
+    }
+    if stored.release.status != ReleaseStatus::Running {
+        return Ok(ReleaseView::from(&stored));
+    }
+    let not_succeeded: Vec<String> = stored
+        .runs
+        .iter()
+        .filter(|r| r.status.is_terminal() && r.status != RunStatus::Succeeded)
+        .map(|r| format!("{} ({})", r.spec.name, r.status))
+        .collect();
+    let (status, cause) = match req.status {
+        ReleaseStatus::Succeeded if not_succeeded.is_empty() => (ReleaseStatus::Succeeded, None),
+        _ => {
+            let mut cause = if not_succeeded.is_empty() {
+                "the release failed".to_owned()
+            } else {
+                format!(
+                    "pipelines that did not succeed: {}",
+                    not_succeeded.join(", ")
+                )
+            };
+            if let Some(e) = req.error.as_ref().filter(|e| e.error != "PipelineFailed") {
+                cause.push_str(&format!(
+                    "; error {}: {}",
+                    e.error,
+                    e.cause.as_deref().unwrap_or("")
+                ));
+            }
+            (ReleaseStatus::Failed, Some(cause))
+        }
+    };
+    store
+        .finish(&rid, &req.execution_name, status, cause.as_deref(), now)
+        .await?;
+    let stored = store
+        .get(&rid)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(format!("release {rid} vanished")))?;
+    Ok(ReleaseView::from(&stored))
+}

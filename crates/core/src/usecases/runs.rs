@@ -1,0 +1,286 @@
+use super::{key, load_run, release_id, RunPorts};
+use crate::error::TaskError;
+use crate::ports::{PortResult, RunKey, StartError, TokenDelivery};
+use crate::release::{ReleaseId, RunRecord, RunStatus};
+use crate::tasks::{AwaitResponse, PipelineRef, RunResponse, StopRunningResponse, SweepResponse};
+use sha2::{Digest, Sha256};
+
+/// After this many StopRunning attempts (30 s apart) the stop is repeated with `abandon`.
+pub const STOP_ABANDON_AFTER: u32 = 10;
+/// After this many attempts StopRunning stops waiting: the wait is bounded.
+pub const MAX_STOP_ATTEMPTS: u32 = 20;
+
+/// StartPipelineExecution's idempotency token for a pipeline of a release: the same release
+/// and pipeline always give the same token, so a retried task never starts it twice.
+/// CodePipeline allows letters, digits and `-`: a hex digest fits.
+pub fn client_request_token(release_id: &ReleaseId, pipeline: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(release_id.as_str().as_bytes());
+    h.update([0]);
+    h.update(pipeline.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn response(run: &RunRecord) -> RunResponse {
+    RunResponse {
+        pipeline: run.spec.name.clone(),
+        status: run.status,
+        execution_id: run.execution_id.clone(),
+    }
+}
+
+/// The StartPipeline task. Idempotent: a run already started is returned as it is.
+pub async fn start_pipeline(
+    req: &PipelineRef,
+    ports: &RunPorts<'_>,
+) -> Result<RunResponse, TaskError> {
+    let rid = release_id(&req.release_id)?;
+    let run = load_run(ports.store, &rid, &req.pipeline).await?;
+    if run.status != RunStatus::NotStarted {
+        return Ok(response(&run));
+    }
+    let token = client_request_token(&rid, &req.pipeline);
+    let k = key(&rid, &req.pipeline);
+    let execution_id = match ports.pipelines.start(&run.spec, &token).await {
+        Ok(id) => id,
+        Err(StartError::NotFound(_)) => {
+            let run = ports
+                .store
+                .record_status(&k, RunStatus::NotFound, ports.clock.now())
+                .await?
+                .unwrap_or(run);
+            return Ok(response(&run));
+        }
+        Err(StartError::NotStartable(msg)) => {
+            ports
+                .store
+                .record_status(&k, RunStatus::Failed, ports.clock.now())
+                .await?;
+            return Err(TaskError::PipelineNotStartable(format!(
+                "pipeline {} could not be started: {msg}",
+                req.pipeline
+            )));
+        }
+        Err(StartError::Port(e)) => return Err(e.into()),
+    };
+    let run = ports
+        .store
+        .record_start(
+            &rid,
+            &req.execution_name,
+            &req.pipeline,
+            &execution_id,
+            ports.clock.now(),
+        )
+        .await?;
+    // StopRunning marks the release before it lists runs; a start that landed after the
+    // listing stops itself here.
+    if let Some(stored) = ports.store.get(&rid).await? {
+        if stored.release.stop_requested {
+            let reason = format!("release {rid} is stopping");
+            ports
+                .pipelines
+                .stop(&req.pipeline, &execution_id, &reason, false)
+                .await?;
+            if let Some(stopped) = ports
+                .store
+                .record_status(&k, RunStatus::Stopping, ports.clock.now())
+                .await?
+            {
+                return Ok(response(&stopped));
+            }
+        }
+    }
+    Ok(response(&run))
+}
+
+/// Completes the run's waiting task if the run is terminal and still carries a token. The
+/// token is removed with a conditional write first, so of the two sides that may see the
+/// terminal status (the waiting task, a state-change event, the sweep) exactly one sends it.
+async fn complete_if_terminal(run: &RunRecord, ports: &RunPorts<'_>) -> Result<bool, TaskError> {
+    let (true, Some(token)) = (run.status.is_terminal(), run.task_token.as_deref()) else {
+        return Ok(false);
+    };
+    let k = key(&run.release_id, &run.spec.name);
+    if !ports.store.clear_token(&k, token).await? {
+        return Ok(false);
+    }
+    let output = serde_json::to_value(response(run))
+        .map_err(|e| TaskError::Internal(format!("cannot encode the run outcome: {e}")))?;
+    // TaskTimedOut / InvalidToken: the task already ended (timed out, aborted): nothing to do.
+    let _: TokenDelivery = ports.tokens.succeed(token, &output).await?;
+    Ok(true)
+}
+
+/// Asks CodePipeline for the status of a started, non-terminal run and records a change.
+async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRecord, TaskError> {
+    let Some(execution_id) = run
+        .execution_id
+        .as_deref()
+        .filter(|_| !run.status.is_terminal())
+    else {
+        return Ok(run);
+    };
+    let status = ports
+        .pipelines
+        .status(&run.spec.name, execution_id)
+        .await?
+        .status;
+    if status == run.status {
+        return Ok(run);
+    }
+    let k = key(&run.release_id, &run.spec.name);
+    Ok(ports
+        .store
+        .record_status(&k, status, ports.clock.now())
+        .await?
+        .unwrap_or(run))
+}
+
+/// The AwaitPipeline task: stores the token on the run, then checks the status at once, so a
+/// pipeline that finished before the token was stored is not missed.
+pub async fn await_pipeline(
+    release: &str,
+    pipeline: &str,
+    task_token: &str,
+    ports: &RunPorts<'_>,
+) -> Result<AwaitResponse, TaskError> {
+    let rid = release_id(release)?;
+    let run = ports
+        .store
+        .set_token(&key(&rid, pipeline), task_token)
+        .await?;
+    let run = refresh(run, ports).await?;
+    let completed = complete_if_terminal(&run, ports).await?;
+    Ok(AwaitResponse {
+        status: run.status,
+        completed,
+    })
+}
+
+/// The scheduled sweep: polls every waiting run and completes the tokens of finished ones, so
+/// a lost state-change event costs minutes, not the release.
+pub async fn sweep(ports: &RunPorts<'_>) -> Result<SweepResponse, TaskError> {
+    let mut out = SweepResponse::default();
+    for run in ports.store.waiting_runs().await? {
+        out.polled += 1;
+        let name = run.spec.name.clone();
+        let result = async {
+            let run = refresh(run, ports).await?;
+            complete_if_terminal(&run, ports).await
+        }
+        .await;
+        match result {
+            Ok(true) => out.completed += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(pipeline = %name, error = %e, "sweep could not poll a waiting run");
+                out.errors += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Stops one run whose wait timed out; it counts as failed.
+pub async fn stop_timed_out(
+    req: &PipelineRef,
+    ports: &RunPorts<'_>,
+) -> Result<RunResponse, TaskError> {
+    let rid = release_id(&req.release_id)?;
+    let run = load_run(ports.store, &rid, &req.pipeline).await?;
+    let reason = format!(
+        "release {rid}: pipeline {} ran longer than its timeout of {} minutes",
+        req.pipeline, run.spec.timeout_minutes
+    );
+    Ok(response(&stop_run(run, &reason, false, ports).await?))
+}
+
+async fn stop_run(
+    run: RunRecord,
+    reason: &str,
+    abandon: bool,
+    ports: &RunPorts<'_>,
+) -> Result<RunRecord, TaskError> {
+    let (Some(execution_id), true) = (run.execution_id.as_deref(), run.status.is_running()) else {
+        return Ok(run);
+    };
+    ports
+        .pipelines
+        .stop(&run.spec.name, execution_id, reason, abandon)
+        .await?;
+    let k = key(&run.release_id, &run.spec.name);
+    Ok(ports
+        .store
+        .record_status(&k, RunStatus::Stopping, ports.clock.now())
+        .await?
+        .unwrap_or(run))
+}
+
+/// StopRunning: marks the release as stopping, stops every run still in progress (with
+/// `abandon` once the wait has been long), then reports how many are not terminal yet.
+/// After [`MAX_STOP_ATTEMPTS`] it reports none remaining, so the wait is bounded.
+pub async fn stop_running(
+    release: &str,
+    owner: &str,
+    attempt: u32,
+    ports: &RunPorts<'_>,
+) -> Result<StopRunningResponse, TaskError> {
+    let rid = release_id(release)?;
+    ports.store.request_stop(&rid, owner).await?;
+    let stored = ports
+        .store
+        .get(&rid)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(format!("release {rid} is not recorded")))?;
+    let failed: Vec<&str> = stored
+        .runs
+        .iter()
+        .filter(|r| r.status.is_terminal() && r.status != RunStatus::Succeeded)
+        .map(|r| r.spec.name.as_str())
+        .collect();
+    let reason = if failed.is_empty() {
+        format!("release {rid} failed")
+    } else {
+        format!(
+            "release {rid} failed: {} did not succeed",
+            failed.join(", ")
+        )
+    };
+    let abandon = attempt >= STOP_ABANDON_AFTER;
+    let mut remaining = 0;
+    for run in stored.runs {
+        if !run.status.is_running() {
+            continue;
+        }
+        let run = if run.status == RunStatus::InProgress || abandon {
+            stop_run(run, &reason, abandon, ports).await?
+        } else {
+            run
+        };
+        let run = refresh(run, ports).await?;
+        if !run.status.is_terminal() {
+            remaining += 1;
+        }
+        complete_if_terminal(&run, ports).await?;
+    }
+    let attempt = attempt + 1;
+    if attempt >= MAX_STOP_ATTEMPTS && remaining > 0 {
+        tracing::warn!(release = %rid, remaining, "runs still not terminal after the bounded stop wait");
+        remaining = 0;
+    }
+    Ok(StopRunningResponse { remaining, attempt })
+}
+
+/// Lets other modules look a run up by execution id and refresh it.
+pub(super) async fn record_and_complete(
+    k: &RunKey,
+    status: RunStatus,
+    at: time::OffsetDateTime,
+    ports: &RunPorts<'_>,
+) -> Result<Option<RunRecord>, TaskError> {
+    let run: PortResult<Option<RunRecord>> = ports.store.record_status(k, status, at).await;
+    let Some(run) = run? else { return Ok(None) };
+    complete_if_terminal(&run, ports).await?;
+    Ok(Some(run))
+}

@@ -1,0 +1,75 @@
+//! The one release JSON: the API's GET, the CLI's `--json` and `status` print this shape.
+
+use crate::manifest::OnFailure;
+use crate::release::{HistoryEntry, ReleaseStatus, RunStatus, StoredRelease};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseView {
+    pub release_id: String,
+    pub status: ReleaseStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    /// `s3://bucket/key`, `api`, `inline`, or the local file.
+    pub source: String,
+    pub on_failure: OnFailure,
+    pub max_concurrency: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub cause: Option<String>,
+    pub pipelines: Vec<RunView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    pub name: String,
+    pub wave: u32,
+    pub status: RunStatus,
+    pub execution_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl From<&StoredRelease> for ReleaseView {
+    fn from(s: &StoredRelease) -> Self {
+        let r = &s.release;
+        let mut pipelines: Vec<RunView> = s
+            .runs
+            .iter()
+            .map(|run| RunView {
+                name: run.spec.name.clone(),
+                wave: run.spec.wave,
+                status: run.status,
+                execution_id: run.execution_id.clone(),
+                started_at: run.started_at,
+                ended_at: run.ended_at,
+                history: run.history.clone(),
+            })
+            .collect();
+        pipelines.sort_by(|a, b| a.wave.cmp(&b.wave).then_with(|| a.name.cmp(&b.name)));
+        ReleaseView {
+            release_id: r.release_id.to_string(),
+            status: r.status,
+            requested_at: r.requested_at,
+            ended_at: r.ended_at,
+            source: r
+                .source
+                .location
+                .clone()
+                .unwrap_or_else(|| r.source.kind.clone()),
+            on_failure: r.on_failure,
+            max_concurrency: r.max_concurrency,
+            description: r.description.clone(),
+            cause: r.cause.clone(),
+            pipelines,
+        }
+    }
+}
