@@ -1,0 +1,741 @@
+//! Running an execution: states, input/output processing, Retry/Catch, Map and Parallel,
+//! tasks and task tokens, all on `tokio::time` so that a paused runtime runs it in virtual time.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+
+use crate::definition::{
+    Catcher, Integration, Kind, Machine, MapSpec, Num, PathSel, ResultPath, Retrier, State, TaskSpec, WaitFor,
+};
+use crate::error::{names, StatesError};
+use crate::history::{rfc3339_millis, HistoryEvent};
+use crate::paths::{apply_result_path, ContextSource};
+use crate::tokens::{TaskTokens, TokenMsg};
+use crate::{TaskFailure, TaskHandler};
+
+/// Step Functions' default task timeout (99999999 seconds).
+const DEFAULT_TASK_TIMEOUT: u64 = 99_999_999;
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+
+/// Everything one execution shares between its states, iterations and branches.
+pub(crate) struct Run<'h> {
+    pub handler: &'h dyn TaskHandler,
+    pub tokens: TaskTokens,
+    pub t0: Instant,
+    pub start_time: OffsetDateTime,
+    /// `$$.Execution`.
+    pub execution: Value,
+    /// `$$.StateMachine`.
+    pub state_machine: Value,
+    pub history: RefCell<Vec<HistoryEvent>>,
+    pub progress: Option<UnboundedSender<HistoryEvent>>,
+    pub transitions: Cell<u64>,
+}
+
+pub(crate) fn execution_arn(state_machine: &str, name: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{state_machine}:{name}")
+}
+
+pub(crate) fn state_machine_arn(state_machine: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine}")
+}
+
+/// The context object as one state sees it.
+struct StateCtx<'a> {
+    run: &'a Run<'a>,
+    name: &'a str,
+    entered: &'a str,
+    retry_count: u32,
+    token: Option<&'a str>,
+    item: Option<(usize, &'a Value)>,
+}
+
+impl ContextSource for StateCtx<'_> {
+    fn field(&self, name: &str) -> Option<Cow<'_, Value>> {
+        match name {
+            "Execution" => Some(Cow::Borrowed(&self.run.execution)),
+            "StateMachine" => Some(Cow::Borrowed(&self.run.state_machine)),
+            "State" => Some(Cow::Owned(json!({
+                "EnteredTime": self.entered,
+                "Name": self.name,
+                "RetryCount": self.retry_count,
+            }))),
+            "Task" => self.token.map(|t| Cow::Owned(json!({ "Token": t }))),
+            "Map" => self
+                .item
+                .map(|(i, v)| Cow::Owned(json!({ "Item": { "Index": i, "Value": v } }))),
+            _ => None,
+        }
+    }
+
+    fn whole(&self) -> Value {
+        let mut m = Map::new();
+        for k in ["Execution", "StateMachine", "State", "Task", "Map"] {
+            if let Some(v) = self.field(k) {
+                m.insert(k.to_owned(), v.into_owned());
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// The wait before retry number `attempt` (0-based) of retrier `r`, `unit` in [0, 1] being
+/// the random draw for FULL jitter.
+pub(crate) fn retry_delay(r: &Retrier, attempt: u32, unit: f64) -> Duration {
+    let exp = i32::try_from(attempt).unwrap_or(i32::MAX);
+    let mut secs = r.interval_seconds * r.backoff_rate.powi(exp);
+    if let Some(max) = r.max_delay_seconds {
+        secs = secs.min(max);
+    }
+    if !secs.is_finite() {
+        secs = r.max_delay_seconds.unwrap_or(DEFAULT_TASK_TIMEOUT as f64);
+    }
+    if r.jitter_full {
+        secs *= unit.clamp(0.0, 1.0);
+    }
+    Duration::from_secs_f64(secs.clamp(0.0, DEFAULT_TASK_TIMEOUT as f64))
+}
+
+/// Whether an `ErrorEquals` list matches an error name, with AWS's wildcards.
+pub(crate) fn error_matches(list: &[String], error: &str) -> bool {
+    list.iter().any(|e| {
+        e == error
+            || e == names::ALL
+            || (e == names::TASK_FAILED && error != names::TIMEOUT)
+            || (e == names::TIMEOUT && error == names::HEARTBEAT_TIMEOUT)
+    })
+}
+
+fn select_path<'v>(sel: &PathSel, data: &'v Value, ctx: &'v dyn ContextSource) -> Result<Cow<'v, Value>, StatesError> {
+    match sel {
+        PathSel::Whole => Ok(Cow::Borrowed(data)),
+        PathSel::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
+        PathSel::Path(p) => p.resolve(data, ctx),
+    }
+}
+
+fn output_path(sel: &PathSel, data: Value, ctx: &dyn ContextSource) -> Result<Value, StatesError> {
+    match sel {
+        PathSel::Whole => Ok(data),
+        PathSel::Null => Ok(Value::Object(Map::new())),
+        PathSel::Path(p) => Ok(p.resolve(&data, ctx)?.into_owned()),
+    }
+}
+
+fn result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value, StatesError> {
+    match rp {
+        ResultPath::Whole => Ok(result),
+        ResultPath::Discard => Ok(raw),
+        ResultPath::At(segs, text) => apply_result_path(raw, segs, result, text),
+    }
+}
+
+fn resolve_num(num: &Option<Num>, data: &Value, ctx: &dyn ContextSource, field: &str) -> Result<Option<u64>, StatesError> {
+    match num {
+        None => Ok(None),
+        Some(Num::Fixed(n)) => Ok(Some(*n)),
+        Some(Num::Path(p)) => {
+            let v = p.resolve(data, ctx)?;
+            v.as_u64().map(Some).ok_or_else(|| {
+                StatesError::runtime(format!("The {field} path '{}' must point to a non-negative integer, got {v}", p.text()))
+            })
+        }
+    }
+}
+
+fn failure_error(f: TaskFailure) -> StatesError {
+    let error = if f.error.is_empty() { names::TASK_FAILED.to_owned() } else { f.error };
+    StatesError::new(error, f.cause)
+}
+
+fn lambda_wrapper(payload: Value) -> Value {
+    let request_id = uuid_like();
+    json!({
+        "ExecutedVersion": "$LATEST",
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {
+                "X-Amz-Executed-Version": ["$LATEST"],
+                "x-amzn-RequestId": [request_id],
+                "Content-Type": ["application/json"],
+            },
+            "HttpHeaders": {
+                "X-Amz-Executed-Version": "$LATEST",
+                "x-amzn-RequestId": request_id,
+                "Content-Type": "application/json",
+            },
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": { "RequestId": request_id },
+        "StatusCode": 200,
+    })
+}
+
+fn uuid_like() -> String {
+    let h = hex::encode(rand::random::<[u8; 16]>());
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// How a task attempt ended when it did not succeed.
+enum TaskEnd {
+    Failed(StatesError),
+    TimedOut(StatesError),
+}
+
+impl<'h> Run<'h> {
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        let elapsed = Instant::now().saturating_duration_since(self.t0);
+        self.start_time + elapsed
+    }
+
+    /// Appends an event after `*cursor` and moves the cursor to it.
+    pub(crate) fn record(&self, cursor: &mut u64, ty: &str, details: Value) -> u64 {
+        let mut h = self.history.borrow_mut();
+        let id = h.len() as u64 + 1;
+        let ev = HistoryEvent {
+            id,
+            previous_event_id: *cursor,
+            timestamp: self.now(),
+            r#type: ty.to_owned(),
+            details,
+        };
+        if let Some(tx) = &self.progress {
+            // A host that stopped listening does not stop the execution.
+            let _ = tx.send(ev.clone());
+        }
+        h.push(ev);
+        *cursor = id;
+        id
+    }
+
+    /// Runs a machine from its StartAt to a terminal state.
+    pub(crate) fn run_machine<'a>(
+        &'a self,
+        m: &'a Machine,
+        input: Value,
+        cursor: &'a mut u64,
+    ) -> LocalBoxFuture<'a, Result<Value, StatesError>> {
+        Box::pin(async move {
+            let mut name: &str = &m.start_at;
+            let mut input = input;
+            loop {
+                let state = m
+                    .states
+                    .get(name)
+                    .ok_or_else(|| StatesError::runtime(format!("state '{name}' does not exist")))?;
+                self.transitions.set(self.transitions.get() + 1);
+                let entered = rfc3339_millis(self.now());
+                let ty = state.type_name();
+                self.record(
+                    cursor,
+                    &format!("{ty}StateEntered"),
+                    json!({ "name": state.name, "input": input }),
+                );
+                let (output, next) = self.run_state(state, input, &entered, cursor).await?;
+                self.record(
+                    cursor,
+                    &format!("{ty}StateExited"),
+                    json!({ "name": state.name, "output": output }),
+                );
+                match next {
+                    Some(n) => {
+                        name = n;
+                        input = output;
+                    }
+                    None => return Ok(output),
+                }
+            }
+        })
+    }
+
+    async fn run_state<'a>(
+        &'a self,
+        s: &'a State,
+        raw: Value,
+        entered: &str,
+        cursor: &mut u64,
+    ) -> Result<(Value, Option<&'a str>), StatesError> {
+        let ctx = StateCtx { run: self, name: &s.name, entered, retry_count: 0, token: None, item: None };
+        let next = s.next.as_deref();
+        match &s.kind {
+            Kind::Pass { result } => {
+                let eff = select_path(&s.input_path, &raw, &ctx)?;
+                let res = match (result, &s.parameters) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(t)) => t.eval(&eff, &ctx)?,
+                    (None, None) => eff.into_owned(),
+                };
+                let out = result_path(&s.result_path, raw, res)?;
+                Ok((output_path(&s.output_path, out, &ctx)?, next))
+            }
+            Kind::Choice { choices, default } => {
+                let eff = select_path(&s.input_path, &raw, &ctx)?;
+                let mut target = None;
+                for (rule, n) in choices {
+                    if rule.eval(&eff, &ctx)? {
+                        target = Some(n.as_str());
+                        break;
+                    }
+                }
+                let target = target.or(default.as_deref()).ok_or_else(|| {
+                    StatesError::new(names::NO_CHOICE_MATCHED, format!("No Choice Rule matched and no Default in state '{}'", s.name))
+                })?;
+                let eff = eff.into_owned();
+                Ok((output_path(&s.output_path, eff, &ctx)?, Some(target)))
+            }
+            Kind::Wait(w) => {
+                let eff = select_path(&s.input_path, &raw, &ctx)?;
+                let dur = match w {
+                    WaitFor::Seconds(n) => Duration::from_secs(*n),
+                    WaitFor::SecondsPath(p) => {
+                        let v = p.resolve(&eff, &ctx)?;
+                        Duration::from_secs(v.as_u64().ok_or_else(|| {
+                            StatesError::runtime(format!("The SecondsPath '{}' must point to a non-negative integer, got {v}", p.text()))
+                        })?)
+                    }
+                    WaitFor::Timestamp(t) => self.until(*t),
+                    WaitFor::TimestampPath(p) => {
+                        let v = p.resolve(&eff, &ctx)?;
+                        let t = v.as_str().and_then(crate::choice::parse_timestamp).ok_or_else(|| {
+                            StatesError::runtime(format!("The TimestampPath '{}' must point to an RFC 3339 timestamp, got {v}", p.text()))
+                        })?;
+                        self.until(t)
+                    }
+                };
+                let eff = eff.into_owned();
+                tokio::time::sleep(dur).await;
+                Ok((output_path(&s.output_path, eff, &ctx)?, next))
+            }
+            Kind::Succeed => {
+                let eff = select_path(&s.input_path, &raw, &ctx)?.into_owned();
+                Ok((output_path(&s.output_path, eff, &ctx)?, None))
+            }
+            Kind::Fail { error, cause } => {
+                let error = match error {
+                    Some(e) => e.eval(&raw, &ctx)?,
+                    None => String::new(),
+                };
+                let cause = match cause {
+                    Some(c) => c.eval(&raw, &ctx)?,
+                    None => String::new(),
+                };
+                Err(StatesError::new(error, cause))
+            }
+            Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_) => self.run_with_retry(s, raw, entered, cursor).await,
+        }
+    }
+
+    fn until(&self, t: OffsetDateTime) -> Duration {
+        let d = t - self.now();
+        if d.is_positive() {
+            Duration::try_from(d).unwrap_or(Duration::ZERO)
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Task, Parallel and Map: attempts under Retry, then Catch.
+    async fn run_with_retry<'a>(
+        &'a self,
+        s: &'a State,
+        raw: Value,
+        entered: &str,
+        cursor: &mut u64,
+    ) -> Result<(Value, Option<&'a str>), StatesError> {
+        let mut counts = vec![0u32; s.retry.len()];
+        let mut retry_count = 0u32;
+        let outcome = loop {
+            let ctx = StateCtx { run: self, name: &s.name, entered, retry_count, token: None, item: None };
+            let eff = select_path(&s.input_path, &raw, &ctx)?;
+            let attempt = match &s.kind {
+                Kind::Task(spec) => self.run_task(s, spec, &eff, &ctx, cursor).await,
+                Kind::Parallel { branches } => self.run_parallel(s, branches, &eff, &ctx, cursor).await,
+                Kind::Map(spec) => self.run_map(s, spec, &eff, &ctx, cursor).await,
+                _ => Err(StatesError::runtime("internal: not a retriable state")),
+            };
+            let err = match attempt {
+                Ok(result) => {
+                    let result = match &s.result_selector {
+                        Some(t) => t.eval(&result, &ctx)?,
+                        None => result,
+                    };
+                    break Ok(result);
+                }
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => e,
+            };
+            if let Some(i) = s.retry.iter().position(|r| error_matches(&r.errors, &err.error)) {
+                let r = &s.retry[i];
+                if counts[i] < r.max_attempts {
+                    let delay = retry_delay(r, counts[i], rand::random::<f64>());
+                    counts[i] += 1;
+                    retry_count += 1;
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+            break Err(err);
+        };
+        let ctx = StateCtx { run: self, name: &s.name, entered, retry_count, token: None, item: None };
+        match outcome {
+            Ok(result) => {
+                let out = result_path(&s.result_path, raw, result)?;
+                Ok((output_path(&s.output_path, out, &ctx)?, s.next.as_deref()))
+            }
+            Err(err) => match s.catch.iter().find(|c: &&Catcher| error_matches(&c.errors, &err.error)) {
+                Some(c) => {
+                    let out = result_path(&c.result_path, raw, json!({ "Error": err.error, "Cause": err.cause }))?;
+                    Ok((out, Some(c.next.as_str())))
+                }
+                None => Err(err),
+            },
+        }
+    }
+
+    async fn run_task(
+        &self,
+        s: &State,
+        spec: &TaskSpec,
+        eff: &Value,
+        ctx: &StateCtx<'_>,
+        cursor: &mut u64,
+    ) -> Result<Value, StatesError> {
+        let timeout = resolve_num(&spec.timeout, eff, ctx, "TimeoutSecondsPath")?.unwrap_or(DEFAULT_TASK_TIMEOUT);
+        let heartbeat = resolve_num(&spec.heartbeat, eff, ctx, "HeartbeatSecondsPath")?;
+        let wait = spec.wait_for_token.then(|| self.tokens.issue());
+        let ctx = StateCtx {
+            run: ctx.run,
+            name: ctx.name,
+            entered: ctx.entered,
+            retry_count: ctx.retry_count,
+            token: wait.as_ref().map(|w| w.token.as_str()),
+            item: None,
+        };
+        let params = match &s.parameters {
+            Some(t) => Cow::Owned(t.eval(eff, &ctx)?),
+            None => Cow::Borrowed(eff),
+        };
+        let lambda_arn = spec.integration == Integration::LambdaArn;
+        let (resource_type, resource) = match spec.resource.strip_prefix("arn:aws:states:::") {
+            Some(rest) => rest.split_once(':').unwrap_or((rest, "")),
+            None => ("lambda", spec.resource.as_str()),
+        };
+        let (function_name, payload) = match spec.integration {
+            Integration::LambdaInvoke => {
+                let f = params.get("FunctionName").and_then(Value::as_str).ok_or_else(|| {
+                    StatesError::runtime(format!("The FunctionName parameter of state '{}' must be a string", s.name))
+                })?;
+                (f.to_owned(), params.get("Payload").cloned().unwrap_or_else(|| json!({})))
+            }
+            Integration::LambdaArn | Integration::Service => (spec.resource.clone(), params.clone().into_owned()),
+        };
+        let mut timeout_details = Map::new();
+        timeout_details.insert("timeoutInSeconds".into(), json!(timeout));
+        if let Some(h) = heartbeat {
+            timeout_details.insert("heartbeatInSeconds".into(), json!(h));
+        }
+        if lambda_arn {
+            let mut d = json!({ "resource": spec.resource, "input": payload });
+            if let Some(o) = d.as_object_mut() {
+                o.extend(timeout_details);
+            }
+            self.record(cursor, "LambdaFunctionScheduled", d);
+            self.record(cursor, "LambdaFunctionStarted", Value::Null);
+        } else {
+            let mut d = json!({ "resourceType": resource_type, "resource": resource, "region": REGION, "parameters": params });
+            if let Some(o) = d.as_object_mut() {
+                o.extend(timeout_details);
+            }
+            self.record(cursor, "TaskScheduled", d);
+            self.record(cursor, "TaskStarted", json!({ "resourceType": resource_type, "resource": resource }));
+        }
+        drop(params);
+
+        let handler = self.handler;
+        let work = async {
+            let result = handler.invoke(&function_name, payload).await.map_err(|f| TaskEnd::Failed(failure_error(f)))?;
+            let Some(mut wait) = wait else {
+                return Ok((result, false));
+            };
+            let started = Instant::now();
+            let mut hb_deadline = heartbeat.map(|h| started + Duration::from_secs(h));
+            let submitted = (result, true);
+            loop {
+                let msg = match hb_deadline {
+                    Some(d) => match tokio::time::timeout_at(d, wait.rx.recv()).await {
+                        Ok(m) => m,
+                        Err(_) => {
+                            return Err(TaskEnd::TimedOut(StatesError::new(names::HEARTBEAT_TIMEOUT, "")));
+                        }
+                    },
+                    None => wait.rx.recv().await,
+                };
+                match msg {
+                    Some(TokenMsg::Success(v)) => return Ok((v, submitted.1)),
+                    Some(TokenMsg::Failure { error, cause }) => {
+                        return Err(TaskEnd::Failed(failure_error(TaskFailure { error, cause })))
+                    }
+                    Some(TokenMsg::Heartbeat) => {
+                        hb_deadline = heartbeat.map(|h| Instant::now() + Duration::from_secs(h));
+                    }
+                    None => return Err(TaskEnd::Failed(StatesError::new(names::TASK_FAILED, "the task token was closed"))),
+                }
+            }
+        };
+        let ended = match tokio::time::timeout(Duration::from_secs(timeout), work).await {
+            Ok(r) => r,
+            Err(_) => Err(TaskEnd::TimedOut(StatesError::new(names::TIMEOUT, ""))),
+        };
+        match ended {
+            Ok((result, _waited)) => {
+                let output = if spec.integration == Integration::LambdaInvoke && !spec.wait_for_token {
+                    lambda_wrapper(result)
+                } else {
+                    result
+                };
+                if lambda_arn {
+                    self.record(cursor, "LambdaFunctionSucceeded", json!({ "output": output }));
+                } else {
+                    self.record(
+                        cursor,
+                        "TaskSucceeded",
+                        json!({ "resourceType": resource_type, "resource": resource, "output": output }),
+                    );
+                }
+                Ok(output)
+            }
+            Err(TaskEnd::Failed(e)) => {
+                if lambda_arn {
+                    self.record(cursor, "LambdaFunctionFailed", json!({ "error": e.error, "cause": e.cause }));
+                } else {
+                    self.record(
+                        cursor,
+                        "TaskFailed",
+                        json!({ "resourceType": resource_type, "resource": resource, "error": e.error, "cause": e.cause }),
+                    );
+                }
+                Err(e)
+            }
+            Err(TaskEnd::TimedOut(e)) => {
+                if lambda_arn {
+                    self.record(cursor, "LambdaFunctionTimedOut", json!({ "error": e.error, "cause": e.cause }));
+                } else {
+                    self.record(
+                        cursor,
+                        "TaskTimedOut",
+                        json!({ "resourceType": resource_type, "resource": resource, "error": e.error, "cause": e.cause }),
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn run_parallel(
+        &self,
+        s: &State,
+        branches: &[Machine],
+        eff: &Value,
+        ctx: &StateCtx<'_>,
+        cursor: &mut u64,
+    ) -> Result<Value, StatesError> {
+        let input = match &s.parameters {
+            Some(t) => t.eval(eff, ctx)?,
+            None => eff.clone(),
+        };
+        let started = self.record(cursor, "ParallelStateStarted", Value::Null);
+        let mut pending: FuturesUnordered<LocalBoxFuture<'_, (usize, Result<Value, StatesError>)>> =
+            FuturesUnordered::new();
+        for (i, b) in branches.iter().enumerate() {
+            let input = input.clone();
+            pending.push(Box::pin(async move {
+                let mut c = started;
+                (i, self.run_machine(b, input, &mut c).await)
+            }));
+        }
+        let mut results: Vec<Value> = vec![Value::Null; branches.len()];
+        while let Some((i, r)) = pending.next().await {
+            match r {
+                Ok(v) => {
+                    if let Some(slot) = results.get_mut(i) {
+                        *slot = v;
+                    }
+                }
+                Err(e) => {
+                    // Step Functions stops the other branches when one fails.
+                    drop(pending);
+                    self.record(cursor, "ParallelStateFailed", json!({ "error": e.error, "cause": e.cause }));
+                    return Err(e);
+                }
+            }
+        }
+        self.record(cursor, "ParallelStateSucceeded", Value::Null);
+        Ok(Value::Array(results))
+    }
+
+    async fn run_map(
+        &self,
+        s: &State,
+        spec: &MapSpec,
+        eff: &Value,
+        ctx: &StateCtx<'_>,
+        cursor: &mut u64,
+    ) -> Result<Value, StatesError> {
+        let items = match &spec.items_path {
+            Some(p) => p.resolve(eff, ctx)?,
+            None => Cow::Borrowed(eff),
+        };
+        let items = items.as_array().ok_or_else(|| {
+            StatesError::runtime(format!("Map state '{}': the ItemsPath must point to a JSON array, got {items}", s.name))
+        })?;
+        let max = match &spec.max_concurrency {
+            Num::Fixed(n) => *n,
+            Num::Path(p) => {
+                let v = p.resolve(eff, ctx)?;
+                v.as_u64().ok_or_else(|| {
+                    StatesError::runtime(format!("The MaxConcurrencyPath '{}' must point to a non-negative integer, got {v}", p.text()))
+                })?
+            }
+        };
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let n = items.len();
+        let map_started = self.record(cursor, "MapStateStarted", json!({ "length": n }));
+        let mut results: Vec<Value> = vec![Value::Null; n];
+        let mut running: BTreeSet<usize> = BTreeSet::new();
+        let mut pending: FuturesUnordered<LocalBoxFuture<'_, (usize, u64, Result<Value, StatesError>)>> =
+            FuturesUnordered::new();
+        let mut next_index = 0usize;
+        let mut last = map_started;
+        loop {
+            while next_index < n && (max == 0 || pending.len() < max) {
+                let index = next_index;
+                next_index += 1;
+                let item = &items[index];
+                let input = match &spec.item_selector {
+                    Some(t) => {
+                        let ictx = StateCtx {
+                            run: self,
+                            name: ctx.name,
+                            entered: ctx.entered,
+                            retry_count: ctx.retry_count,
+                            token: None,
+                            item: Some((index, item)),
+                        };
+                        match t.eval(eff, &ictx) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                drop(pending);
+                                self.abort_iterations(s, &running, &mut last);
+                                self.record(&mut last, "MapStateFailed", Value::Null);
+                                *cursor = last;
+                                return Err(e);
+                            }
+                        }
+                    }
+                    None => item.clone(),
+                };
+                let mut c = map_started;
+                let started_id = self.record(&mut c, "MapIterationStarted", json!({ "name": s.name, "index": index }));
+                running.insert(index);
+                let machine = &spec.processor;
+                pending.push(Box::pin(async move {
+                    let mut c = started_id;
+                    let r = self.run_machine(machine, input, &mut c).await;
+                    (index, c, r)
+                }));
+            }
+            let Some((index, c, r)) = pending.next().await else { break };
+            running.remove(&index);
+            let mut c = c;
+            match r {
+                Ok(v) => {
+                    last = self.record(&mut c, "MapIterationSucceeded", json!({ "name": s.name, "index": index }));
+                    if let Some(slot) = results.get_mut(index) {
+                        *slot = v;
+                    }
+                }
+                Err(e) => {
+                    last = self.record(&mut c, "MapIterationFailed", json!({ "name": s.name, "index": index }));
+                    // Step Functions aborts the iterations still running when one fails.
+                    drop(pending);
+                    self.abort_iterations(s, &running, &mut last);
+                    self.record(&mut last, "MapStateFailed", Value::Null);
+                    *cursor = last;
+                    return Err(e);
+                }
+            }
+        }
+        self.record(&mut last, "MapStateSucceeded", Value::Null);
+        *cursor = last;
+        Ok(Value::Array(results))
+    }
+
+    fn abort_iterations(&self, s: &State, running: &BTreeSet<usize>, last: &mut u64) {
+        for index in running {
+            self.record(last, "MapIterationAborted", json!({ "name": s.name, "index": index }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retrier(interval: f64, rate: f64, max_delay: Option<f64>, jitter: bool) -> Retrier {
+        Retrier {
+            errors: vec![names::ALL.to_owned()],
+            interval_seconds: interval,
+            max_attempts: 10,
+            backoff_rate: rate,
+            max_delay_seconds: max_delay,
+            jitter_full: jitter,
+        }
+    }
+
+    #[test]
+    fn backoff_math() {
+        let r = retrier(2.0, 3.0, None, false);
+        assert_eq!(retry_delay(&r, 0, 0.5), Duration::from_secs(2));
+        assert_eq!(retry_delay(&r, 1, 0.5), Duration::from_secs(6));
+        assert_eq!(retry_delay(&r, 2, 0.5), Duration::from_secs(18));
+        let r = retrier(2.0, 3.0, Some(10.0), false);
+        assert_eq!(retry_delay(&r, 5, 0.5), Duration::from_secs(10));
+        let r = retrier(1.0, 2.0, None, false);
+        assert_eq!(retry_delay(&r, 1000, 0.5), Duration::from_secs(DEFAULT_TASK_TIMEOUT));
+    }
+
+    #[test]
+    fn jitter_bounds() {
+        let r = retrier(4.0, 2.0, Some(20.0), true);
+        for attempt in 0..8 {
+            let full = retry_delay(&retrier(4.0, 2.0, Some(20.0), false), attempt, 1.0);
+            for _ in 0..200 {
+                let d = retry_delay(&r, attempt, rand::random::<f64>());
+                assert!(d <= full, "{d:?} > {full:?}");
+            }
+            assert_eq!(retry_delay(&r, attempt, 0.0), Duration::ZERO);
+            assert_eq!(retry_delay(&r, attempt, 1.0), full);
+        }
+    }
+
+    #[test]
+    fn error_matching() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(error_matches(&l(&["States.ALL"]), "Anything"));
+        assert!(error_matches(&l(&["States.TaskFailed"]), "Lambda.Unknown"));
+        assert!(!error_matches(&l(&["States.TaskFailed"]), "States.Timeout"));
+        assert!(error_matches(&l(&["States.Timeout"]), "States.HeartbeatTimeout"));
+        assert!(error_matches(&l(&["A", "B"]), "B"));
+        assert!(!error_matches(&l(&["A"]), "B"));
+    }
+}

@@ -1,0 +1,301 @@
+//! `rm-states`: a local Amazon States Language engine (JSONPath query language) that runs a
+//! Step Functions definition unchanged, in virtual time.
+//!
+//! # Why our own engine
+//!
+//! The `asl` crate (0.2.0, last released June 2024) parses and runs ASL, but synchronously
+//! (an `Iterator` of steps): no async tasks, no task tokens (`.waitForTaskToken`), no
+//! virtual clock for Wait/Retry/timeouts, no concurrent Map/Parallel with sibling abort and
+//! no execution history. Those are the point of this crate, so it is written here, on
+//! `serde_json_path` (RFC 9535) for general JSONPath with Step Functions' rules on top.
+//!
+//! # Virtual time
+//!
+//! Every wait (Wait states, retry intervals, task timeouts, heartbeats) is a `tokio::time`
+//! timer, and every timestamp is `start_time + (tokio::time::Instant::now() - t0)`. Run an
+//! execution in a current-thread runtime built with `.start_paused(true)` and a two-hour
+//! execution finishes as soon as the CPU work is done:
+//!
+//! ```no_run
+//! # use rm_states::*;
+//! # use std::collections::HashMap;
+//! # struct Lambdas;
+//! # #[async_trait::async_trait(?Send)]
+//! # impl TaskHandler for Lambdas {
+//! #     async fn invoke(&self, _f: &str, p: serde_json::Value) -> Result<serde_json::Value, TaskFailure> { Ok(p) }
+//! # }
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+//! let machine = StateMachine::from_json(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":7200,"End":true}}}"#, &HashMap::new()).unwrap();
+//! let config = ExecutionConfig::new("run-1", "release", time::OffsetDateTime::now_utc(), serde_json::json!({}));
+//! let (execution, _tokens) = machine.start(config);
+//! let outcome = rt.block_on(execution.run(&Lambdas));
+//! assert_eq!(outcome.status, ExecutionStatus::Succeeded);
+//! ```
+//!
+//! # Public API
+//!
+//! * [`StateMachine::from_json`]`(definition, substitutions) -> Result<StateMachine, LoadError>`:
+//!   replaces `${Name}` DefinitionSubstitutions, parses and validates. Anything the engine does
+//!   not implement is refused here with the state and the field.
+//! * [`StateMachine::start`]`(&self, ExecutionConfig) -> (Execution, TaskTokens)`.
+//! * [`Execution::run`]`(self, &dyn TaskHandler) -> ExecutionOutcome` (async).
+//! * [`TaskHandler::invoke`]`(&self, function_name, payload) -> Result<Value, TaskFailure>`:
+//!   called for `arn:aws:states:::lambda:invoke` (function name = `FunctionName` as given; the
+//!   engine wraps the result in Lambda's `{"ExecutedVersion", "Payload", ...}` wrapper), for
+//!   its `.waitForTaskToken` form (the result is ignored; the task waits for
+//!   [`TaskTokens::send_success`] / [`TaskTokens::send_failure`]), for a Lambda function ARN
+//!   as Resource (no wrapper), and for any other `arn:aws:states:::service:action`
+//!   integration (function name = the Resource ARN, payload = the resolved Parameters).
+//! * [`TaskTokens`]: `send_success`, `send_failure`, `send_heartbeat` with AWS semantics
+//!   (unknown token: [`TokenError::InvalidToken`]; task no longer waiting:
+//!   [`TokenError::TaskTimedOut`]).
+//! * [`ExecutionConfig::progress`]: an optional channel that receives every
+//!   [`HistoryEvent`] as it is recorded, for live progress.
+//!
+//! # Refused at load
+//!
+//! QueryLanguage JSONata, variables (`Assign`), `Arguments`/`Output`, Task `Credentials`,
+//! activities and `.sync` integrations, distributed Map (`ItemReader`, `ResultWriter`,
+//! `ItemBatcher`, `Label`, `ProcessorConfig.Mode` DISTRIBUTED), `ToleratedFailure*`, unknown
+//! fields, unknown Resources, and invalid definitions (missing StartAt/Next targets,
+//! unreachable states, Next and End together, `States.ALL` not alone and last, ...).
+
+mod choice;
+mod definition;
+mod error;
+mod executor;
+mod history;
+mod intrinsics;
+mod paths;
+mod tokens;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use error::{names as error_names, LoadError, StatesError};
+pub use history::HistoryEvent;
+pub use tokens::{TaskTokens, TokenError};
+
+use definition::Machine;
+use executor::Run;
+
+/// A loaded, validated state machine definition.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    machine: Arc<Machine>,
+}
+
+/// Replaces `${Name}` with its substitution, as CloudFormation's DefinitionSubstitutions do.
+/// A `${...}` with no substitution is left as it is.
+fn substitute(definition: &str, substitutions: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(definition.len());
+    let mut rest = definition;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) if substitutions.contains_key(&after[..end]) => {
+                out.push_str(&substitutions[&after[..end]]);
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+impl StateMachine {
+    /// Loads a definition after replacing `${Name}` DefinitionSubstitutions.
+    pub fn from_json(definition: &str, substitutions: &HashMap<String, String>) -> Result<StateMachine, LoadError> {
+        let text = substitute(definition, substitutions);
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| LoadError::new("", "", format!("the definition is not valid JSON: {e}")))?;
+        let machine = definition::load_machine("", &value, false)?;
+        Ok(StateMachine { machine: Arc::new(machine) })
+    }
+
+    /// Prepares an execution. The [`TaskTokens`] handle completes its `.waitForTaskToken` tasks.
+    pub fn start(&self, config: ExecutionConfig) -> (Execution, TaskTokens) {
+        let tokens = TaskTokens::new(&config.name);
+        (
+            Execution { machine: Arc::clone(&self.machine), config, tokens: tokens.clone() },
+            tokens,
+        )
+    }
+}
+
+/// A task's failure: `error` is the Lambda `errorType` (an empty error becomes
+/// `States.TaskFailed`), `cause` its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub error: String,
+    pub cause: String,
+}
+
+impl TaskFailure {
+    pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
+        TaskFailure { error: error.into(), cause: cause.into() }
+    }
+}
+
+/// What runs Task states.
+#[async_trait::async_trait(?Send)]
+pub trait TaskHandler {
+    /// Called for `lambda:invoke` (`function_name` = the `FunctionName` parameter as given),
+    /// for `.waitForTaskToken` (the payload carries the token wherever the definition put
+    /// it), for a Lambda function ARN Resource, and for other service integrations
+    /// (`function_name` = the Resource ARN). `Ok(value)` is the function's result.
+    async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, TaskFailure>;
+}
+
+/// How to start an execution.
+#[derive(Debug, Clone)]
+pub struct ExecutionConfig {
+    /// The execution's name (`$$.Execution.Name`).
+    pub name: String,
+    /// The state machine's name (`$$.StateMachine.Name`, part of the ARNs).
+    pub state_machine_name: String,
+    /// The simulated wall-clock time at which the execution starts.
+    pub start_time: OffsetDateTime,
+    pub input: Value,
+    /// Receives every history event as it is recorded.
+    pub progress: Option<UnboundedSender<HistoryEvent>>,
+}
+
+impl ExecutionConfig {
+    pub fn new(name: impl Into<String>, state_machine_name: impl Into<String>, start_time: OffsetDateTime, input: Value) -> Self {
+        ExecutionConfig {
+            name: name.into(),
+            state_machine_name: state_machine_name.into(),
+            start_time,
+            input,
+            progress: None,
+        }
+    }
+
+    /// Streams history events to `tx` while the execution runs.
+    pub fn with_progress(mut self, tx: UnboundedSender<HistoryEvent>) -> Self {
+        self.progress = Some(tx);
+        self
+    }
+}
+
+/// An execution ready to run.
+#[derive(Debug)]
+pub struct Execution {
+    machine: Arc<Machine>,
+    config: ExecutionConfig,
+    tokens: TaskTokens,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+/// How an execution ended, with its history.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionOutcome {
+    pub status: ExecutionStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub history: Vec<HistoryEvent>,
+    /// States entered, as AWS bills state transitions.
+    pub state_transitions: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ended_at: OffsetDateTime,
+}
+
+impl Execution {
+    /// The execution's ARN (`$$.Execution.Id`).
+    pub fn id(&self) -> String {
+        executor::execution_arn(&self.config.state_machine_name, &self.config.name)
+    }
+
+    /// Runs the execution to its end. All waits are `tokio::time` timers.
+    pub async fn run(self, handler: &dyn TaskHandler) -> ExecutionOutcome {
+        let cfg = self.config;
+        let started = history::rfc3339_millis(cfg.start_time);
+        let run = Run {
+            handler,
+            tokens: self.tokens,
+            t0: tokio::time::Instant::now(),
+            start_time: cfg.start_time,
+            execution: json!({
+                "Id": executor::execution_arn(&cfg.state_machine_name, &cfg.name),
+                "Input": cfg.input,
+                "Name": cfg.name,
+                "RoleArn": format!("arn:aws:iam::123456789012:role/{}-role", cfg.state_machine_name),
+                "StartTime": started,
+                "RedriveCount": 0,
+            }),
+            state_machine: json!({
+                "Id": executor::state_machine_arn(&cfg.state_machine_name),
+                "Name": cfg.state_machine_name,
+            }),
+            history: RefCell::new(Vec::new()),
+            progress: cfg.progress,
+            transitions: Cell::new(0),
+        };
+        let mut cursor = 0u64;
+        run.record(
+            &mut cursor,
+            "ExecutionStarted",
+            json!({ "input": cfg.input, "roleArn": run.execution["RoleArn"] }),
+        );
+        let machine = &self.machine;
+        let result = {
+            let mut c = cursor;
+            let fut = run.run_machine(machine, cfg.input, &mut c);
+            let r = match machine.timeout_seconds {
+                Some(t) => tokio::time::timeout(std::time::Duration::from_secs(t), fut).await.ok(),
+                None => Some(fut.await),
+            };
+            cursor = run.history.borrow().len() as u64;
+            r
+        };
+        let (status, output, error, cause) = match result {
+            Some(Ok(output)) => {
+                run.record(&mut cursor, "ExecutionSucceeded", json!({ "output": output }));
+                (ExecutionStatus::Succeeded, Some(output), None, None)
+            }
+            Some(Err(e)) => {
+                run.record(&mut cursor, "ExecutionFailed", json!({ "error": e.error, "cause": e.cause }));
+                (ExecutionStatus::Failed, None, Some(e.error), Some(e.cause))
+            }
+            None => {
+                let cause = "The execution ran longer than the state machine's TimeoutSeconds";
+                run.record(&mut cursor, "ExecutionTimedOut", json!({ "error": error::names::TIMEOUT, "cause": cause }));
+                (ExecutionStatus::TimedOut, None, Some(error::names::TIMEOUT.to_owned()), Some(cause.to_owned()))
+            }
+        };
+        let ended_at = run.now();
+        ExecutionOutcome {
+            status,
+            output,
+            error,
+            cause,
+            state_transitions: run.transitions.get(),
+            history: run.history.into_inner(),
+            started_at: cfg.start_time,
+            ended_at,
+        }
+    }
+}
