@@ -5,8 +5,10 @@
 
 pub mod error;
 pub mod manifest;
+pub mod memory;
 pub mod ports;
 pub mod release;
+pub mod store_contract;
 pub mod tasks;
 pub mod usecases;
 pub mod view;

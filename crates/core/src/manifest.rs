@@ -203,10 +203,10 @@ fn check_aws_name(name: &str, max: usize, what: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
     }
-    if name.len() > max {
+    let len = name.chars().count();
+    if len > max {
         return Err(format!(
-            "is {} characters long; {what} has at most {max}",
-            name.len()
+            "is {len} characters long; {what} has at most {max}"
         ));
     }
     if let Some(bad) = name
@@ -233,7 +233,7 @@ impl Validator {
     fn unknown_fields(&mut self, obj: &Map<String, Value>, path: &str, allowed: &[&str]) {
         for key in obj.keys().filter(|k| !allowed.contains(&k.as_str())) {
             self.err(
-                format!("{path}.{key}"),
+                member(path, key),
                 format!("unknown field; allowed fields are {}", allowed.join(", ")),
             );
         }
@@ -508,7 +508,7 @@ impl Validator {
             );
         }
         for (name, v) in obj {
-            let vpath = format!("{path}.{name}");
+            let vpath = member(path, name);
             let name_ok = !name.is_empty()
                 && name.len() <= 128
                 && name
@@ -644,6 +644,32 @@ impl Validator {
             }
         }
     }
+}
+
+/// The path of an object member: `$.name` when the name is an identifier, else `$['the name']`
+/// (RFC 9535), so a path stays readable and unambiguous whatever the key.
+fn member(path: &str, key: &str) -> String {
+    let mut chars = key.chars();
+    let shorthand = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if shorthand {
+        return format!("{path}.{key}");
+    }
+    let mut out = format!("{path}['");
+    for c in key.chars() {
+        match c {
+            '\\' | '\'' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push_str("']");
+    out
 }
 
 fn compact(v: &Value) -> String {

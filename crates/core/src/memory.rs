@@ -1,0 +1,591 @@
+//! In-memory ports: the reference semantics of every port, used by unit tests of the use
+//! cases and the handlers. Adapters (DynamoDB, SQLite) are checked against the same
+//! contract ([`crate::store_contract`]).
+
+use crate::error::PortError;
+use crate::manifest::PipelineSpec;
+use crate::ports::*;
+use crate::release::*;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use time::OffsetDateTime;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Default)]
+struct StoreState {
+    releases: BTreeMap<ReleaseId, ReleaseRecord>,
+    runs: BTreeMap<(ReleaseId, String), RunRecord>,
+    executions: HashMap<String, RunKey>,
+}
+
+/// A [`ReleaseStore`] in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<StoreState>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn owned_by(state: &StoreState, id: &ReleaseId, owner: &str) -> PortResult<()> {
+    match state.releases.get(id) {
+        Some(r) if r.owner == owner => Ok(()),
+        Some(r) => Err(PortError::ConditionFailed(format!(
+            "release {id} is owned by {}, not {owner}",
+            r.owner
+        ))),
+        None => Err(PortError::NotFound(format!("release {id}"))),
+    }
+}
+
+/// The shared rule of every store: a status only moves forward, and a terminal status sets
+/// endedAt. Returns whether the run changed.
+pub fn apply_status(run: &mut RunRecord, status: RunStatus, at: OffsetDateTime) -> bool {
+    if run.status == status || run.status.is_terminal() || status.rank() < run.status.rank() {
+        return false;
+    }
+    run.status = status;
+    run.history.push(HistoryEntry { status, at });
+    if status == RunStatus::InProgress && run.started_at.is_none() {
+        run.started_at = Some(at);
+    }
+    if status.is_terminal() {
+        run.ended_at = Some(at);
+    }
+    true
+}
+
+#[async_trait]
+impl ReleaseStore for MemoryStore {
+    async fn claim(&self, release: &NewRelease) -> PortResult<Claim> {
+        let mut s = lock(&self.state);
+        let id = &release.record.release_id;
+        if let Some(existing) = s.releases.get(id) {
+            if existing.owner != release.record.owner {
+                return Ok(Claim::Duplicate {
+                    owner: existing.owner.clone(),
+                });
+            }
+            return Ok(Claim::Claimed);
+        }
+        s.releases.insert(id.clone(), release.record.clone());
+        for spec in &release.manifest.pipelines {
+            s.runs.insert(
+                (id.clone(), spec.name.clone()),
+                RunRecord {
+                    release_id: id.clone(),
+                    spec: spec.clone(),
+                    status: RunStatus::NotStarted,
+                    execution_id: None,
+                    started_at: None,
+                    ended_at: None,
+                    task_token: None,
+                    history: Vec::new(),
+                },
+            );
+        }
+        Ok(Claim::Claimed)
+    }
+
+    async fn release_claim(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
+        let mut s = lock(&self.state);
+        owned_by(&s, release_id, owner)?;
+        let started = s
+            .runs
+            .values()
+            .any(|r| &r.release_id == release_id && r.status != RunStatus::NotStarted);
+        if started {
+            return Err(PortError::ConditionFailed(format!(
+                "release {release_id} has started runs"
+            )));
+        }
+        s.releases.remove(release_id);
+        s.runs.retain(|(id, _), _| id != release_id);
+        Ok(())
+    }
+
+    async fn get(&self, release_id: &ReleaseId) -> PortResult<Option<StoredRelease>> {
+        let s = lock(&self.state);
+        Ok(s.releases.get(release_id).map(|r| StoredRelease {
+            release: r.clone(),
+            runs: s
+                .runs
+                .values()
+                .filter(|run| &run.release_id == release_id)
+                .cloned()
+                .collect(),
+        }))
+    }
+
+    async fn get_run(
+        &self,
+        release_id: &ReleaseId,
+        pipeline: &str,
+    ) -> PortResult<Option<RunRecord>> {
+        let s = lock(&self.state);
+        Ok(s.runs
+            .get(&(release_id.clone(), pipeline.to_owned()))
+            .cloned())
+    }
+
+    async fn record_start(
+        &self,
+        release_id: &ReleaseId,
+        owner: &str,
+        pipeline: &str,
+        execution_id: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<RunRecord> {
+        let mut s = lock(&self.state);
+        owned_by(&s, release_id, owner)?;
+        let k = (release_id.clone(), pipeline.to_owned());
+        let run = s
+            .runs
+            .get_mut(&k)
+            .ok_or_else(|| PortError::NotFound(format!("run {pipeline} of {release_id}")))?;
+        match run.execution_id.as_deref() {
+            Some(existing) if existing != execution_id => {
+                return Err(PortError::ConditionFailed(format!(
+                    "run {pipeline} of {release_id} already has execution {existing}"
+                )))
+            }
+            Some(_) => return Ok(run.clone()),
+            None => {}
+        }
+        run.execution_id = Some(execution_id.to_owned());
+        apply_status(run, RunStatus::InProgress, at);
+        run.started_at = Some(at);
+        let run = run.clone();
+        s.executions.insert(
+            execution_id.to_owned(),
+            RunKey {
+                release_id: release_id.clone(),
+                pipeline: pipeline.to_owned(),
+            },
+        );
+        Ok(run)
+    }
+
+    async fn record_status(
+        &self,
+        key: &RunKey,
+        status: RunStatus,
+        at: OffsetDateTime,
+    ) -> PortResult<Option<RunRecord>> {
+        let mut s = lock(&self.state);
+        Ok(s.runs
+            .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
+            .map(|run| {
+                apply_status(run, status, at);
+                run.clone()
+            }))
+    }
+
+    async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
+        Ok(lock(&self.state).executions.get(execution_id).cloned())
+    }
+
+    async fn set_token(&self, key: &RunKey, token: &str) -> PortResult<RunRecord> {
+        let mut s = lock(&self.state);
+        let run = s
+            .runs
+            .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
+            .ok_or_else(|| {
+                PortError::NotFound(format!("run {} of {}", key.pipeline, key.release_id))
+            })?;
+        run.task_token = Some(token.to_owned());
+        Ok(run.clone())
+    }
+
+    async fn clear_token(&self, key: &RunKey, token: &str) -> PortResult<bool> {
+        let mut s = lock(&self.state);
+        let Some(run) = s
+            .runs
+            .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
+        else {
+            return Ok(false);
+        };
+        if run.task_token.as_deref() == Some(token) {
+            run.task_token = None;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>> {
+        Ok(lock(&self.state)
+            .runs
+            .values()
+            .filter(|r| r.task_token.is_some())
+            .cloned()
+            .collect())
+    }
+
+    async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
+        let mut s = lock(&self.state);
+        owned_by(&s, release_id, owner)?;
+        if let Some(r) = s.releases.get_mut(release_id) {
+            r.stop_requested = true;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        release_id: &ReleaseId,
+        owner: &str,
+        status: ReleaseStatus,
+        cause: Option<&str>,
+        at: OffsetDateTime,
+    ) -> PortResult<ReleaseRecord> {
+        let mut s = lock(&self.state);
+        owned_by(&s, release_id, owner)?;
+        let r = s
+            .releases
+            .get_mut(release_id)
+            .ok_or_else(|| PortError::NotFound(format!("release {release_id}")))?;
+        if r.status == ReleaseStatus::Running {
+            r.status = status;
+            r.cause = cause.map(str::to_owned);
+            r.ended_at = Some(at);
+        }
+        Ok(r.clone())
+    }
+}
+
+/// Scripted CodePipeline: which pipelines exist, what starts and polls answer; records every
+/// call so tests can count them.
+#[derive(Default)]
+pub struct FakePipelines {
+    state: Mutex<FakePipelinesState>,
+}
+
+#[derive(Default)]
+struct FakePipelinesState {
+    existing: Vec<String>,
+    /// Execution status by execution id.
+    statuses: HashMap<String, RunStatus>,
+    /// Execution id by client request token.
+    by_token: HashMap<String, String>,
+    /// Errors to return from the next starts, in order.
+    start_errors: Vec<StartError>,
+    calls: Vec<String>,
+    stops: Vec<(String, String, String, bool)>,
+}
+
+impl FakePipelines {
+    pub fn with(names: &[&str]) -> Self {
+        let f = Self::default();
+        lock(&f.state).existing = names.iter().map(|n| n.to_string()).collect();
+        f
+    }
+
+    /// Sets what GetPipelineExecution answers for an execution.
+    pub fn set_status(&self, execution_id: &str, status: RunStatus) {
+        lock(&self.state)
+            .statuses
+            .insert(execution_id.to_owned(), status);
+    }
+
+    /// The next starts fail with these errors, in order.
+    pub fn fail_next_starts(&self, errors: Vec<StartError>) {
+        lock(&self.state).start_errors = errors;
+    }
+
+    /// Every call, as `Operation:pipeline`.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.state).calls.clone()
+    }
+
+    /// Every stop: (pipeline, execution id, reason, abandon).
+    pub fn stops(&self) -> Vec<(String, String, String, bool)> {
+        lock(&self.state).stops.clone()
+    }
+}
+
+#[async_trait]
+impl Pipelines for FakePipelines {
+    async fn exists(&self, name: &str) -> PortResult<bool> {
+        let mut s = lock(&self.state);
+        s.calls.push(format!("GetPipeline:{name}"));
+        Ok(s.existing.iter().any(|n| n == name))
+    }
+
+    async fn start(&self, spec: &PipelineSpec, token: &str) -> Result<String, StartError> {
+        let mut s = lock(&self.state);
+        s.calls
+            .push(format!("StartPipelineExecution:{}", spec.name));
+        if !s.start_errors.is_empty() {
+            return Err(s.start_errors.remove(0));
+        }
+        if !s.existing.contains(&spec.name) {
+            return Err(StartError::NotFound(spec.name.clone()));
+        }
+        if let Some(id) = s.by_token.get(token) {
+            return Ok(id.clone());
+        }
+        let id = format!("exec-{}-{}", spec.name, s.by_token.len() + 1);
+        s.by_token.insert(token.to_owned(), id.clone());
+        s.statuses.insert(id.clone(), RunStatus::InProgress);
+        Ok(id)
+    }
+
+    async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus> {
+        let mut s = lock(&self.state);
+        s.calls.push(format!("GetPipelineExecution:{pipeline}"));
+        let status = s
+            .statuses
+            .get(execution_id)
+            .copied()
+            .ok_or_else(|| PortError::NotFound(format!("execution {execution_id}")))?;
+        Ok(ExecutionStatus {
+            status,
+            summary: None,
+        })
+    }
+
+    async fn stop(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        reason: &str,
+        abandon: bool,
+    ) -> PortResult<()> {
+        let mut s = lock(&self.state);
+        s.calls.push(format!("StopPipelineExecution:{pipeline}"));
+        s.stops.push((
+            pipeline.to_owned(),
+            execution_id.to_owned(),
+            reason.to_owned(),
+            abandon,
+        ));
+        if let Some(st) = s.statuses.get_mut(execution_id) {
+            if !st.is_terminal() {
+                *st = RunStatus::Stopping;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records every token sent; answers AlreadyDone for tokens in `done`.
+#[derive(Default)]
+pub struct RecordingTokens {
+    sent: Mutex<Vec<(String, Result<Value, (String, String)>)>>,
+}
+
+impl RecordingTokens {
+    /// Every (token, Ok(output) | Err((error, cause))) sent.
+    pub fn sent(&self) -> Vec<(String, Result<Value, (String, String)>)> {
+        lock(&self.sent).clone()
+    }
+}
+
+#[async_trait]
+impl TaskTokens for RecordingTokens {
+    async fn succeed(&self, token: &str, output: &Value) -> PortResult<TokenDelivery> {
+        let mut sent = lock(&self.sent);
+        let again = sent.iter().any(|(t, _)| t == token);
+        sent.push((token.to_owned(), Ok(output.clone())));
+        Ok(if again {
+            TokenDelivery::AlreadyDone
+        } else {
+            TokenDelivery::Delivered
+        })
+    }
+
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> PortResult<TokenDelivery> {
+        let mut sent = lock(&self.sent);
+        let again = sent.iter().any(|(t, _)| t == token);
+        sent.push((token.to_owned(), Err((error.to_owned(), cause.to_owned()))));
+        Ok(if again {
+            TokenDelivery::AlreadyDone
+        } else {
+            TokenDelivery::Delivered
+        })
+    }
+}
+
+/// A clock that moves only when told.
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self(Mutex::new(start))
+    }
+
+    /// 2026-01-01T00:00:00Z.
+    pub fn fixed() -> Self {
+        Self::new(time::macros::datetime!(2026-01-01 00:00:00 UTC))
+    }
+
+    pub fn advance(&self, by: time::Duration) {
+        *lock(&self.0) += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *lock(&self.0)
+    }
+}
+
+/// S3 objects by (bucket, key).
+#[derive(Default)]
+pub struct FakeSource {
+    objects: Mutex<HashMap<(String, String), Vec<u8>>>,
+}
+
+impl FakeSource {
+    pub fn put(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+        lock(&self.objects).insert((bucket.to_owned(), key.to_owned()), body.into());
+    }
+}
+
+#[async_trait]
+impl ManifestSource for FakeSource {
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, SourceError> {
+        let objects = lock(&self.objects);
+        let body = objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .ok_or_else(|| SourceError::NotFound {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            })?;
+        if body.len() > max_bytes {
+            return Err(SourceError::TooLarge {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                size: body.len() as u64,
+                max: max_bytes,
+            });
+        }
+        Ok(body.clone())
+    }
+}
+
+/// Records StartExecution calls; fails them when told.
+#[derive(Default)]
+pub struct FakeExecutions {
+    started: Mutex<Vec<(String, Value)>>,
+    fail_with: Mutex<Option<PortError>>,
+}
+
+impl FakeExecutions {
+    pub fn started(&self) -> Vec<(String, Value)> {
+        lock(&self.started).clone()
+    }
+
+    pub fn fail_with(&self, e: PortError) {
+        *lock(&self.fail_with) = Some(e);
+    }
+}
+
+#[async_trait]
+impl Executions for FakeExecutions {
+    async fn start(&self, name: &str, input: &Value) -> PortResult<String> {
+        if let Some(e) = lock(&self.fail_with).clone() {
+            return Err(e);
+        }
+        lock(&self.started).push((name.to_owned(), input.clone()));
+        Ok(format!(
+            "arn:aws:states:us-east-1:123456789012:execution:release-machine:{name}"
+        ))
+    }
+}
+
+/// CloudWatch alarms as given; or an error.
+#[derive(Default)]
+pub struct FakeAlarms {
+    pub alarms: Mutex<Vec<AlarmState>>,
+    pub error: Mutex<Option<PortError>>,
+}
+
+impl FakeAlarms {
+    pub fn with(alarms: Vec<AlarmState>) -> Self {
+        Self {
+            alarms: Mutex::new(alarms),
+            error: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait]
+impl Alarms for FakeAlarms {
+    async fn describe(&self, names: &[String], prefixes: &[String]) -> PortResult<Vec<AlarmState>> {
+        if let Some(e) = lock(&self.error).clone() {
+            return Err(e);
+        }
+        Ok(lock(&self.alarms)
+            .iter()
+            .filter(|a| names.contains(&a.name) || prefixes.iter().any(|p| a.name.starts_with(p)))
+            .cloned()
+            .collect())
+    }
+}
+
+/// AWS Health issues as given; or an error.
+#[derive(Default)]
+pub struct FakeHealth {
+    pub issues: Mutex<Vec<HealthIssue>>,
+    pub error: Mutex<Option<PortError>>,
+}
+
+#[async_trait]
+impl HealthEvents for FakeHealth {
+    async fn open_issues(
+        &self,
+        regions: &[String],
+        services: &[String],
+    ) -> PortResult<Vec<HealthIssue>> {
+        if let Some(e) = lock(&self.error).clone() {
+            return Err(e);
+        }
+        Ok(lock(&self.issues)
+            .iter()
+            .filter(|i| regions.is_empty() || regions.contains(&i.region))
+            .filter(|i| services.is_empty() || services.contains(&i.service))
+            .cloned()
+            .collect())
+    }
+}
+
+/// Records job results: (job id, passed, message).
+#[derive(Default)]
+pub struct RecordingJobs {
+    results: Mutex<Vec<(String, bool, String)>>,
+}
+
+impl RecordingJobs {
+    pub fn results(&self) -> Vec<(String, bool, String)> {
+        lock(&self.results).clone()
+    }
+}
+
+#[async_trait]
+impl JobResults for RecordingJobs {
+    async fn succeed(&self, job_id: &str, message: &str) -> PortResult<()> {
+        lock(&self.results).push((job_id.to_owned(), true, message.to_owned()));
+        Ok(())
+    }
+
+    async fn fail(&self, job_id: &str, message: &str) -> PortResult<()> {
+        lock(&self.results).push((job_id.to_owned(), false, message.to_owned()));
+        Ok(())
+    }
+}
