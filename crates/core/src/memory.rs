@@ -377,15 +377,18 @@ impl Pipelines for FakePipelines {
     }
 }
 
-/// Records every token sent; answers AlreadyDone for tokens in `done`.
+/// What was sent for a token: the output, or (error, cause).
+pub type SentToken = (String, Result<Value, (String, String)>);
+
+/// Records every token sent; a token sent a second time answers AlreadyDone.
 #[derive(Default)]
 pub struct RecordingTokens {
-    sent: Mutex<Vec<(String, Result<Value, (String, String)>)>>,
+    sent: Mutex<Vec<SentToken>>,
 }
 
 impl RecordingTokens {
     /// Every (token, Ok(output) | Err((error, cause))) sent.
-    pub fn sent(&self) -> Vec<(String, Result<Value, (String, String)>)> {
+    pub fn sent(&self) -> Vec<SentToken> {
         lock(&self.sent).clone()
     }
 }
