@@ -1,0 +1,80 @@
+//! Budget (issue 2): validating and normalizing a 500-pipeline manifest in-process <= 1 ms.
+//!
+//! `cargo bench -p rm-core --bench manifest -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rm_core::manifest::{Manifest, MAX_PIPELINES};
+use serde_json::{json, Value};
+use std::hint::black_box;
+
+/// The largest manifest a user may send: 500 pipelines in 5 waves, each with a few variables and
+/// a source revision, written in both the object and the string form.
+fn big_manifest() -> Vec<u8> {
+    let pipelines: Vec<Value> = (0..MAX_PIPELINES)
+        .map(|i| {
+            if i % 10 == 9 {
+                // The seed's short form.
+                return json!(format!("service-{i:03}-pipeline"));
+            }
+            let mut variables = serde_json::Map::new();
+            for v in 0..4 {
+                variables.insert(format!("VAR_{v}"), json!(format!("value-{i}-{v}")));
+            }
+            json!({
+                "name": format!("service-{i:03}-pipeline"),
+                "wave": 1 + (i % 5),
+                "timeoutMinutes": 60 + i % 120,
+                "variables": variables,
+                "sourceRevisions": [{
+                    "actionName": "Source",
+                    "revisionType": "COMMIT_ID",
+                    "revisionValue": format!("{:040x}", i * 7919),
+                }],
+            })
+        })
+        .collect();
+    let manifest = json!({
+        "releaseId": 2024.10,
+        "description": "The quarterly release of every service",
+        "maxConcurrency": 20,
+        "onFailure": "continue",
+        "pipelines": pipelines,
+    });
+    // `2024.10` must keep its trailing zero, so write the id's text ourselves.
+    let text = serde_json::to_string(&manifest)
+        .unwrap()
+        .replacen("2024.1", "2024.10", 1);
+    text.into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let bytes = big_manifest();
+    let manifest = Manifest::parse(&bytes).expect("the bench manifest is valid");
+    assert_eq!(manifest.pipelines.len(), MAX_PIPELINES);
+    assert_eq!(manifest.release_id.as_str(), "2024.10");
+    assert_eq!(manifest.waves().len(), 5);
+    eprintln!(
+        "bench manifest: {} pipelines, {} bytes",
+        manifest.pipelines.len(),
+        bytes.len()
+    );
+
+    let mut group = c.benchmark_group("manifest");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("parse_500_pipelines", |b| {
+        b.iter(|| Manifest::parse(black_box(&bytes)).unwrap())
+    });
+    group.bench_function("parse_500_pipelines_and_waves", |b| {
+        b.iter(|| {
+            let m = Manifest::parse(black_box(&bytes)).unwrap();
+            black_box(m.waves().len())
+        })
+    });
+    group.bench_function("waves_500_pipelines", |b| {
+        b.iter(|| black_box(&manifest).waves().len())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
