@@ -9,7 +9,7 @@ use crate::release::ReleaseId;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
 pub const MAX_PIPELINES: usize = 500;
@@ -173,14 +173,10 @@ impl Manifest {
 }
 
 /// The release id's JSON text, read without converting numbers (so `5.10` is not `5.1`).
+/// Of repeated keys the last counts, as in [`Value`].
 fn raw_release_id(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Probe<'a> {
-        #[serde(rename = "releaseId", borrow)]
-        release_id: Option<&'a RawValue>,
-    }
-    let probe: Probe<'_> = serde_json::from_str(text).ok()?;
-    probe.release_id.map(|r| r.get().to_owned())
+    let fields: HashMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+    fields.get("releaseId").map(|r| r.get().to_owned())
 }
 
 fn json_type(v: &Value) -> &'static str {

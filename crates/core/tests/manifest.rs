@@ -180,6 +180,16 @@ fn a_numeric_release_id_whose_text_breaks_the_id_rule_is_rejected() {
 }
 
 #[test]
+fn a_repeated_release_id_key_keeps_the_text_of_the_one_used() {
+    // Of repeated keys the last counts (as everywhere in the manifest); its text must be the
+    // one kept, not the number re-rendered (5.1).
+    let m = parse(r#"{"releaseId": "first", "pipelines": ["a"], "releaseId": 5.10}"#);
+    assert_eq!(m.release_id.as_str(), "5.10");
+    let m = parse(r#"{"releaseId": 5.10, "releaseId": 5.20, "pipelines": ["a"]}"#);
+    assert_eq!(m.release_id.as_str(), "5.20");
+}
+
+#[test]
 fn a_number_too_large_for_json_is_reported_as_not_json() {
     let e = errors(r#"{"releaseId": 1e400, "pipelines": ["a"]}"#);
     assert_one(
