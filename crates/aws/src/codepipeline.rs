@@ -1,0 +1,236 @@
+//! CodePipeline: [`CodePipelineClient`] (the [`Pipelines`] port) and [`CodePipelineJobs`]
+//! (the health gate's [`JobResults`]).
+
+use crate::error::{error_code, error_message, port_error, truncate};
+use async_trait::async_trait;
+use aws_sdk_codepipeline::types::{
+    ExecutionDetails, FailureDetails, FailureType, PipelineVariable, SourceRevisionOverride,
+    SourceRevisionType,
+};
+use aws_sdk_codepipeline::Client;
+use rm_core::error::PortError;
+use rm_core::manifest::PipelineSpec;
+use rm_core::ports::{ExecutionStatus, JobResults, Pipelines, PortResult, StartError};
+use rm_core::release::RunStatus;
+
+/// StopPipelineExecution's `reason` limit.
+const MAX_STOP_REASON: usize = 200;
+/// PutJobSuccessResult's execution summary limit.
+const MAX_SUMMARY: usize = 2048;
+/// PutJobFailureResult's message limit.
+const MAX_FAILURE_MESSAGE: usize = 5000;
+
+/// Why a pipeline cannot be started now: the caller fails the run with the message.
+const NOT_STARTABLE_CODES: &[&str] = &[
+    "ConflictException",
+    "PipelineVersionNotFoundException",
+    "ValidationException",
+    "ConcurrentPipelineExecutionsLimitExceededException",
+];
+
+const NOT_FOUND: &str = "PipelineNotFoundException";
+
+fn build_error(e: impl std::fmt::Display) -> PortError {
+    PortError::Other(format!("cannot build a CodePipeline request: {e}"))
+}
+
+/// The [`Pipelines`] port on CodePipeline.
+#[derive(Debug, Clone)]
+pub struct CodePipelineClient {
+    client: Client,
+}
+
+impl CodePipelineClient {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl Pipelines for CodePipelineClient {
+    async fn exists(&self, name: &str) -> PortResult<bool> {
+        match self.client.get_pipeline().name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if error_code(&e) == Some(NOT_FOUND) => Ok(false),
+            Err(e) => Err(port_error(&format!("CodePipeline GetPipeline {name}"), &e)),
+        }
+    }
+
+    async fn start(
+        &self,
+        spec: &PipelineSpec,
+        client_request_token: &str,
+    ) -> Result<String, StartError> {
+        let variables = spec
+            .variables
+            .iter()
+            .map(|(name, value)| {
+                PipelineVariable::builder()
+                    .name(name)
+                    .value(value)
+                    .build()
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let revisions = spec
+            .source_revisions
+            .iter()
+            .map(|r| {
+                SourceRevisionOverride::builder()
+                    .action_name(&r.action_name)
+                    .revision_type(SourceRevisionType::from(r.revision_type.as_str()))
+                    .revision_value(&r.revision_value)
+                    .build()
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .start_pipeline_execution()
+            .name(&spec.name)
+            .client_request_token(client_request_token)
+            .set_variables((!variables.is_empty()).then_some(variables))
+            .set_source_revisions((!revisions.is_empty()).then_some(revisions))
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.pipeline_execution_id.ok_or_else(|| {
+                StartError::Port(PortError::Other(format!(
+                    "CodePipeline StartPipelineExecution {} returned no execution id",
+                    spec.name
+                )))
+            }),
+            Err(e) => match error_code(&e) {
+                Some(NOT_FOUND) => Err(StartError::NotFound(spec.name.clone())),
+                Some(code) if NOT_STARTABLE_CODES.contains(&code) => {
+                    Err(StartError::NotStartable(error_message(&e)))
+                }
+                _ => Err(StartError::Port(port_error(
+                    &format!("CodePipeline StartPipelineExecution {}", spec.name),
+                    &e,
+                ))),
+            },
+        }
+    }
+
+    async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus> {
+        let out = self
+            .client
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .send()
+            .await
+            .map_err(|e| match error_code(&e) {
+                Some(NOT_FOUND) | Some("PipelineExecutionNotFoundException") => {
+                    PortError::NotFound(format!(
+                        "CodePipeline execution {execution_id} of pipeline {pipeline}: {}",
+                        error_message(&e)
+                    ))
+                }
+                _ => port_error(
+                    &format!("CodePipeline GetPipelineExecution {pipeline} {execution_id}"),
+                    &e,
+                ),
+            })?;
+        let execution = out.pipeline_execution.ok_or_else(|| {
+            PortError::Other(format!(
+                "CodePipeline GetPipelineExecution {pipeline} {execution_id} returned no execution"
+            ))
+        })?;
+        let raw = execution
+            .status
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let status = RunStatus::parse(&raw).ok_or_else(|| {
+            PortError::Other(format!(
+                "CodePipeline reported an unknown status {raw:?} for execution {execution_id} of {pipeline}"
+            ))
+        })?;
+        Ok(ExecutionStatus {
+            status,
+            summary: execution.status_summary,
+        })
+    }
+
+    async fn stop(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        reason: &str,
+        abandon: bool,
+    ) -> PortResult<()> {
+        let result = self
+            .client
+            .stop_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .reason(truncate(reason, MAX_STOP_REASON))
+            .abandon(abandon)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    error_code(&e),
+                    Some("DuplicatedStopRequestException")
+                        | Some("PipelineExecutionNotStoppableException")
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(port_error(
+                &format!("CodePipeline StopPipelineExecution {pipeline} {execution_id}"),
+                &e,
+            )),
+        }
+    }
+}
+
+/// The health gate's job results on CodePipeline.
+#[derive(Debug, Clone)]
+pub struct CodePipelineJobs {
+    client: Client,
+}
+
+impl CodePipelineJobs {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl JobResults for CodePipelineJobs {
+    async fn succeed(&self, job_id: &str, message: &str) -> PortResult<()> {
+        self.client
+            .put_job_success_result()
+            .job_id(job_id)
+            .execution_details(
+                ExecutionDetails::builder()
+                    .summary(truncate(message, MAX_SUMMARY))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error(&format!("CodePipeline PutJobSuccessResult {job_id}"), &e))
+    }
+
+    async fn fail(&self, job_id: &str, message: &str) -> PortResult<()> {
+        let details = FailureDetails::builder()
+            .r#type(FailureType::JobFailed)
+            .message(truncate(message, MAX_FAILURE_MESSAGE))
+            .build()
+            .map_err(build_error)?;
+        self.client
+            .put_job_failure_result()
+            .job_id(job_id)
+            .failure_details(details)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error(&format!("CodePipeline PutJobFailureResult {job_id}"), &e))
+    }
+}

@@ -1,0 +1,36 @@
+//! Adapters of core's ports on the AWS SDK. Each is a small struct built once, in a Lambda's
+//! main, from an SDK client:
+//!
+//! | port | adapter |
+//! |---|---|
+//! | `ReleaseStore` | [`DynamoStore`] (one table: see [`dynamo::schema`] and `TABLE.md`) |
+//! | `Pipelines` | [`CodePipelineClient`] |
+//! | `JobResults` | [`CodePipelineJobs`] |
+//! | `ManifestSource` | [`S3ManifestSource`] |
+//! | `TaskTokens` | [`SfnTaskTokens`] |
+//! | `Executions` | [`SfnExecutions`] |
+//! | `Alarms` | [`CloudWatchAlarms`] |
+//! | `HealthEvents` | [`AwsHealth`] |
+//!
+//! SDK errors become core's `PortError`: throttling → `Throttled`; 5xx, timeouts and
+//! connection failures → `Transient`; a failed condition → `ConditionFailed`.
+
+pub mod cloudwatch;
+pub mod codepipeline;
+pub mod config;
+pub mod dynamo;
+mod error;
+pub mod health;
+pub mod lambda;
+pub mod s3;
+pub mod sfn;
+
+pub use cloudwatch::CloudWatchAlarms;
+pub use codepipeline::{CodePipelineClient, CodePipelineJobs};
+pub use config::{load_config, required_env, MissingEnv};
+pub use dynamo::schema::create_table;
+pub use dynamo::DynamoStore;
+pub use health::AwsHealth;
+pub use lambda::LambdaError;
+pub use s3::S3ManifestSource;
+pub use sfn::{SfnExecutions, SfnTaskTokens};

@@ -1,0 +1,145 @@
+//! Step Functions: [`SfnTaskTokens`] (SendTaskSuccess / SendTaskFailure) and [`SfnExecutions`]
+//! (StartExecution, for the API).
+
+use crate::error::{error_code, port_error, truncate};
+use async_trait::async_trait;
+use aws_sdk_sfn::Client;
+use rm_core::error::PortError;
+use rm_core::ports::{Executions, PortResult, TaskTokens, TokenDelivery};
+use serde_json::Value;
+
+/// Codes meaning the waiting task already ended (completed, timed out, or its execution
+/// stopped): delivering the token again is pointless, not an error.
+const ALREADY_DONE_CODES: &[&str] = &["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"];
+/// SendTaskFailure's limits.
+const MAX_ERROR: usize = 256;
+const MAX_CAUSE: usize = 32_768;
+
+fn to_json(value: &Value) -> PortResult<String> {
+    serde_json::to_string(value).map_err(|e| PortError::Other(format!("cannot encode JSON: {e}")))
+}
+
+/// The [`TaskTokens`] port on Step Functions.
+#[derive(Debug, Clone)]
+pub struct SfnTaskTokens {
+    client: Client,
+}
+
+impl SfnTaskTokens {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl TaskTokens for SfnTaskTokens {
+    async fn succeed(&self, token: &str, output: &Value) -> PortResult<TokenDelivery> {
+        let result = self
+            .client
+            .send_task_success()
+            .task_token(token)
+            .output(to_json(output)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TokenDelivery::Delivered),
+            Err(e) if error_code(&e).is_some_and(|c| ALREADY_DONE_CODES.contains(&c)) => {
+                Ok(TokenDelivery::AlreadyDone)
+            }
+            Err(e) => Err(port_error("Step Functions SendTaskSuccess", &e)),
+        }
+    }
+
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> PortResult<TokenDelivery> {
+        let result = self
+            .client
+            .send_task_failure()
+            .task_token(token)
+            .error(truncate(error, MAX_ERROR))
+            .cause(truncate(cause, MAX_CAUSE))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TokenDelivery::Delivered),
+            Err(e) if error_code(&e).is_some_and(|c| ALREADY_DONE_CODES.contains(&c)) => {
+                Ok(TokenDelivery::AlreadyDone)
+            }
+            Err(e) => Err(port_error("Step Functions SendTaskFailure", &e)),
+        }
+    }
+}
+
+/// The [`Executions`] port: StartExecution on the release state machine.
+#[derive(Debug, Clone)]
+pub struct SfnExecutions {
+    client: Client,
+    state_machine_arn: String,
+}
+
+impl SfnExecutions {
+    /// Starts executions of `state_machine_arn` (the template's `STATE_MACHINE_ARN`).
+    pub fn new(client: Client, state_machine_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            state_machine_arn: state_machine_arn.into(),
+        }
+    }
+
+    /// The ARN of this state machine's execution `name`:
+    /// `arn:aws:states:<region>:<account>:execution:<stateMachine>:<name>`.
+    pub fn execution_arn(&self, name: &str) -> String {
+        format!(
+            "{}:{name}",
+            self.state_machine_arn
+                .replacen(":stateMachine:", ":execution:", 1)
+        )
+    }
+
+    /// After ExecutionAlreadyExists: the existing execution is ours when its input is the
+    /// same (a retried API call); otherwise the name is taken.
+    async fn existing_with_same_input(&self, name: &str, input: &Value) -> PortResult<String> {
+        let arn = self.execution_arn(name);
+        let out = self
+            .client
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("Step Functions DescribeExecution {arn}"), &e))?;
+        let existing: Option<Value> = out
+            .input
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
+        if existing.as_ref() == Some(input) {
+            Ok(out.execution_arn)
+        } else {
+            Err(PortError::ConditionFailed(format!(
+                "an execution named {name} already exists with a different input"
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl Executions for SfnExecutions {
+    async fn start(&self, name: &str, input: &Value) -> PortResult<String> {
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(to_json(input)?)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.execution_arn),
+            Err(e) if error_code(&e) == Some("ExecutionAlreadyExists") => {
+                self.existing_with_same_input(name, input).await
+            }
+            Err(e) => Err(port_error(
+                &format!("Step Functions StartExecution {name}"),
+                &e,
+            )),
+        }
+    }
+}
