@@ -450,15 +450,15 @@ impl Call {
             "MathRandom" => {
                 arity(name, a, 2..=3)?;
                 let (start, end) = (num_i64(name, &a[0])?, num_i64(name, &a[1])?);
-                if end <= start {
-                    return Err(bad(name, "end must be greater than start"));
+                if end < start {
+                    return Err(bad(name, "end must not be smaller than start"));
                 }
                 let n = if let Some(seed) = a.get(2) {
                     use rand::{Rng, SeedableRng};
                     let seed = num_i64(name, seed)?;
-                    rand::rngs::StdRng::seed_from_u64(seed as u64).random_range(start..end)
+                    rand::rngs::StdRng::seed_from_u64(seed as u64).random_range(start..=end)
                 } else {
-                    rand::random_range(start..end)
+                    rand::random_range(start..=end)
                 };
                 Ok(Value::from(n))
             }
@@ -573,7 +573,7 @@ mod tests {
             json!("5d41402abc4b2a76b9719d911017c592")
         );
         let r = ev("States.MathRandom(1, 10)", d.clone()).unwrap().as_i64().unwrap();
-        assert!((1..10).contains(&r));
+        assert!((1..=10).contains(&r));
         assert_eq!(ev("States.UUID()", d.clone()).unwrap().as_str().unwrap().len(), 36);
         assert!(ev("States.JsonMerge($.o, $.o, true)", d).is_err());
     }

@@ -249,11 +249,7 @@ pub(crate) fn apply_result_path(
         cur = match seg {
             Seg::Key(k) => {
                 let m = cur.as_object_mut().ok_or_else(fail)?;
-                let entry = m.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
-                if !entry.is_object() && !entry.is_array() {
-                    *entry = Value::Object(Map::new());
-                }
-                entry
+                m.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()))
             }
             Seg::Index(i) => {
                 let a = cur.as_array_mut().ok_or_else(fail)?;
