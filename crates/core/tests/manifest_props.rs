@@ -12,6 +12,11 @@ use rm_core::manifest::{
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
+/// A regex strategy compiled once (a `&str` strategy compiles its regex for every value).
+fn re(pattern: &str) -> BoxedStrategy<String> {
+    proptest::string::string_regex(pattern).unwrap().boxed()
+}
+
 #[track_caller]
 fn assert_errors_well_formed(result: &Result<Manifest, Rejection>) {
     if let Err(Rejection(errors)) = result {
@@ -32,12 +37,13 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<f64>()
             .prop_filter("finite", |f| f.is_finite())
             .prop_map(|f| json!(f)),
-        ".{0,20}".prop_map(Value::String),
+        re(".{0,20}").prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..8).prop_map(Value::Array),
-            btree_map(".{0,10}", inner, 0..8).prop_map(|m| Value::Object(m.into_iter().collect())),
+            btree_map(re(".{0,10}"), inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -47,7 +53,7 @@ fn any_json() -> impl Strategy<Value = Value> {
 fn manifest_like() -> impl Strategy<Value = Value> {
     let field_value = prop_oneof![
         any_json(),
-        "[A-Za-z0-9.@_ /-]{0,12}".prop_map(Value::String),
+        re("[A-Za-z0-9.@_ /-]{0,12}").prop_map(Value::String),
         (-3i64..600).prop_map(|n| json!(n)),
     ];
     let revision = btree_map(
@@ -71,13 +77,13 @@ fn manifest_like() -> impl Strategy<Value = Value> {
         prop_oneof![
             field_value.clone(),
             vec(revision, 0..3).prop_map(Value::Array),
-            btree_map(".{0,6}", field_value.clone(), 0..4).prop_map(|m| json!(m)),
+            btree_map(re(".{0,6}"), field_value.clone(), 0..4).prop_map(|m| json!(m)),
         ],
         0..6,
     )
     .prop_map(|m| json!(m));
     let pipeline = prop_oneof![
-        "[A-Za-z0-9.@_ /-]{0,8}".prop_map(Value::String),
+        re("[A-Za-z0-9.@_ /-]{0,8}").prop_map(Value::String),
         pipeline_obj,
         any_json(),
     ];
@@ -110,19 +116,22 @@ struct Generated {
 fn release_id() -> impl Strategy<Value = (String, String)> {
     prop_oneof![
         // A string id: (JSON text, id).
-        "[A-Za-z0-9._-]{1,80}".prop_map(|id| (json!(id).to_string(), id)),
+        prop_oneof![4 => re("[A-Za-z0-9._-]{1,12}"), 1 => re("[A-Za-z0-9._-]{75,80}")]
+            .prop_map(|id: String| (json!(id).to_string(), id)),
         // A number, kept as written: trailing zeros, exponents, negatives.
-        "-?(0|[1-9][0-9]{0,10})(\\.[0-9]{1,8})?([eE]-?[0-9]{1,2})?".prop_map(|n| (n.clone(), n)),
+        re("-?(0|[1-9][0-9]{0,10})(\\.[0-9]{1,8})?([eE]-?[0-9]{1,2})?")
+            .prop_map(|n| (n.clone(), n)),
     ]
 }
 
 fn revisions() -> impl Strategy<Value = Vec<SourceRevision>> {
-    btree_set("[A-Za-z0-9.@_-]{1,20}", 0..3).prop_flat_map(|actions| {
+    let value = re("\\PC{1,40}");
+    btree_set(re("[A-Za-z0-9.@_-]{1,20}"), 0..3).prop_flat_map(move |actions| {
         let n = actions.len();
         (
             Just(actions),
             vec(select(REVISION_TYPES.to_vec()), n),
-            vec("\\PC{1,40}", n),
+            vec(value.clone(), n),
         )
             .prop_map(|(actions, types, values)| {
                 actions
@@ -151,26 +160,30 @@ fn pipeline_details() -> impl Strategy<
     (
         prop_oneof![3 => 1u32..5, 1 => 1u32..=500],
         proptest::option::of(1u32..=10080),
-        btree_map("[A-Za-z0-9@_-]{1,30}", "\\PC{1,30}", 0..5),
+        btree_map(re("[A-Za-z0-9@_-]{1,30}"), re("\\PC{1,30}"), 0..5),
         revisions(),
         any::<bool>(),
     )
 }
 
 fn valid_manifest() -> impl Strategy<Value = Generated> {
+    let details = pipeline_details().boxed();
     (
         release_id(),
-        proptest::option::of("\\PC{0,60}"),
+        proptest::option::of(re("\\PC{0,60}")),
         proptest::option::of(1u32..=40),
         proptest::option::of(any::<bool>()),
-        btree_set("[A-Za-z0-9.@_-]{1,100}", 1..12),
+        btree_set(
+            prop_oneof![9 => re("[A-Za-z0-9.@_-]{1,12}"), 1 => re("[A-Za-z0-9.@_-]{95,100}")],
+            1..12,
+        ),
     )
-        .prop_flat_map(|(id, description, max_conc, on_failure, names)| {
+        .prop_flat_map(move |(id, description, max_conc, on_failure, names)| {
             let n = names.len();
             (
                 Just((id, description, max_conc, on_failure)),
                 Just(names.into_iter().collect::<Vec<_>>()).prop_shuffle(),
-                vec(pipeline_details(), n),
+                vec(details.clone(), n),
             )
         })
         .prop_map(
@@ -281,6 +294,12 @@ proptest! {
             prop_assert_eq!(again, m);
         }
     }
+
+}
+
+proptest! {
+    // Generating whole manifests costs more: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn a_generated_valid_manifest_parses_to_what_it_says(g in valid_manifest()) {
