@@ -120,10 +120,7 @@ pub async fn enable_moto_stepfunctions_execution(endpoint: &str) {
         .unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    assert!(
-        status.is_success(),
-        "POST {url} answered {status}: {body}"
-    );
+    assert!(status.is_success(), "POST {url} answered {status}: {body}");
 }
 
 #[cfg(test)]

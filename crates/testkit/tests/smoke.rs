@@ -50,7 +50,10 @@ async fn create_put_get(endpoint: &str) {
         if status == Some(TableStatus::Active) {
             break;
         }
-        assert!(Instant::now() < deadline, "table {table} not ACTIVE: {status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "table {table} not ACTIVE: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -91,7 +94,12 @@ async fn create_put_get(endpoint: &str) {
         .expect("item not found");
     assert_eq!(item.get("n"), Some(&AttributeValue::N("42".into())));
 
-    client.delete_table().table_name(&table).send().await.unwrap();
+    client
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
