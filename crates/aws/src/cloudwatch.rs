@@ -44,7 +44,10 @@ impl CloudWatchAlarms {
                         name.clone(),
                         AlarmState {
                             name,
-                            state: a.state_value.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                            state: a
+                                .state_value
+                                .map(|s| s.as_str().to_owned())
+                                .unwrap_or_default(),
                             actions_enabled: a.actions_enabled.unwrap_or(true),
                             reason: a.state_reason,
                         },
@@ -57,7 +60,10 @@ impl CloudWatchAlarms {
                         name.clone(),
                         AlarmState {
                             name,
-                            state: a.state_value.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                            state: a
+                                .state_value
+                                .map(|s| s.as_str().to_owned())
+                                .unwrap_or_default(),
                             actions_enabled: a.actions_enabled.unwrap_or(true),
                             reason: a.state_reason,
                         },

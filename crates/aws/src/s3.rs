@@ -52,7 +52,9 @@ impl ManifestSource for S3ManifestSource {
                 Some(code) if NOT_FOUND_CODES.contains(&code) => not_found(),
                 // S3 answers an invalid version id with 400 InvalidArgument.
                 Some("InvalidArgument") if version_id.is_some() => not_found(),
-                _ => SourceError::Port(port_error(&format!("S3 GetObject s3://{bucket}/{key}"), &e)),
+                _ => {
+                    SourceError::Port(port_error(&format!("S3 GetObject s3://{bucket}/{key}"), &e))
+                }
             })?;
         if let Some(length) = out.content_length.and_then(|l| u64::try_from(l).ok()) {
             if length > max_bytes as u64 {

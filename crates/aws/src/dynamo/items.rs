@@ -50,7 +50,8 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
 
 pub(crate) fn format_time(t: OffsetDateTime) -> String {
     // Rfc3339 formatting fails only for years outside 0..=9999.
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 pub(crate) fn ts(t: OffsetDateTime) -> AttributeValue {
@@ -132,7 +133,10 @@ pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
         (SOURCE_KIND.to_owned(), s(&r.source.kind)),
         (ON_FAILURE.to_owned(), s(r.on_failure.as_str())),
         (MAX_CONCURRENCY.to_owned(), n(r.max_concurrency)),
-        (STOP_REQUESTED.to_owned(), AttributeValue::Bool(r.stop_requested)),
+        (
+            STOP_REQUESTED.to_owned(),
+            AttributeValue::Bool(r.stop_requested),
+        ),
         (PIPELINE_COUNT.to_owned(), n(pipeline_count)),
     ]);
     let optional = [

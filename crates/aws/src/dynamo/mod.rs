@@ -12,7 +12,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use items::*;
 use rm_core::error::PortError;
 use rm_core::ports::{Claim, NewRelease, PortResult, ReleaseStore, RunKey};
-use rm_core::release::{ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStatus, StoredRelease};
+use rm_core::release::{
+    ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStatus, StoredRelease,
+};
 use schema::*;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -279,7 +281,10 @@ impl ReleaseStore for DynamoStore {
             return Ok(());
         };
         if stored.release.owner != owner {
-            return Ok(());
+            return Err(PortError::ConditionFailed(format!(
+                "release {release_id} is held by {}, not {owner}",
+                stored.release.owner
+            )));
         }
         if let Some(started) = stored
             .runs
@@ -480,7 +485,11 @@ impl ReleaseStore for DynamoStore {
     ) -> PortResult<Option<RunRecord>> {
         if status.rank() == 0 {
             // Nothing ranks below NotStarted: never applied.
-            return self.get_run_item(key).await?.map(|i| decode_run(&i)).transpose();
+            return self
+                .get_run_item(key)
+                .await?
+                .map(|i| decode_run(&i))
+                .transpose();
         }
         let mut set = vec![
             "#status = :status",
@@ -533,8 +542,7 @@ impl ReleaseStore for DynamoStore {
         let Some(item) = self.get_item(key).await? else {
             return Ok(None);
         };
-        let (Some(rid), Some(pipeline)) = (get_s(&item, RELEASE_ID), get_s(&item, PIPELINE))
-        else {
+        let (Some(rid), Some(pipeline)) = (get_s(&item, RELEASE_ID), get_s(&item, PIPELINE)) else {
             return Err(PortError::Other(format!(
                 "the item of execution {execution_id} lacks releaseId or pipeline"
             )));

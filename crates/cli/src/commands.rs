@@ -1,0 +1,325 @@
+//! The commands. Each returns its exit code.
+
+use crate::progress::Display;
+use crate::RunArgs;
+use rm_core::manifest::Manifest;
+use rm_core::release::{ReleaseId, RunStatus};
+use rm_core::view::ReleaseView;
+use rm_local::runner::{load_release, RunOptions, RunOutcome, RunReport};
+use rm_local::sim::SimFile;
+use rm_local::RunError;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const DEFAULT_STATE_DIR: &str = ".release-machine";
+
+pub const OK: u8 = 0;
+pub const INVALID: u8 = 2;
+pub const INTERNAL: u8 = 4;
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, u8> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!("error: cannot read the {what} {}: {e}", path.display());
+        INVALID
+    })
+}
+
+/// Prints JSON on stdout; a closed pipe is not an error worth a trace.
+fn print_json(v: &serde_json::Value) {
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+pub fn run(args: &RunArgs) -> u8 {
+    let manifest_name = args.manifest.display().to_string();
+    let bytes = match read(&args.manifest, "manifest") {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    // Validate first: every problem at once, nothing recorded.
+    let manifest = match Manifest::parse(&bytes) {
+        Ok(m) => m,
+        Err(rejection) => {
+            eprintln!("error: {manifest_name} is not a valid release manifest:");
+            for e in &rejection.0 {
+                eprintln!("  {manifest_name}: {e}");
+            }
+            return INVALID;
+        }
+    };
+    let sim = match &args.sim {
+        None => SimFile::default(),
+        Some(path) => {
+            let name = path.display().to_string();
+            let sim_bytes = match read(path, "sim file") {
+                Ok(b) => b,
+                Err(code) => return code,
+            };
+            match SimFile::parse(&sim_bytes) {
+                Ok(sim) => {
+                    for unknown in sim.unknown_pipelines(manifest.pipelines.iter().map(|p| p.name.as_str())) {
+                        eprintln!(
+                            "warning: {name}: pipeline {unknown:?} is not in {manifest_name}; its behaviour is ignored"
+                        );
+                    }
+                    sim
+                }
+                Err(e) => {
+                    eprintln!("error: {name} is not a valid sim file:");
+                    for problem in &e.0 {
+                        eprintln!("  {name}: {problem}");
+                    }
+                    return INVALID;
+                }
+            }
+        }
+    };
+
+    let display = Arc::new(Display::new(&manifest));
+    let observer = Arc::clone(&display);
+    let mut options = RunOptions::new(bytes, &args.state_dir);
+    options.sim = sim;
+    options.fresh = args.fresh;
+    options.progress = Some(Arc::new(move |p| observer.on(p)));
+
+    let wall = Instant::now();
+    let report = match rm_local::run_release(options) {
+        Ok(r) => r,
+        Err(RunError::InvalidManifest(errors)) => {
+            display.finish();
+            eprintln!("error: {manifest_name} is not a valid release manifest:");
+            for e in &errors {
+                eprintln!("  {manifest_name}: {e}");
+            }
+            return INVALID;
+        }
+        Err(RunError::Internal(message)) => {
+            display.finish();
+            eprintln!("error: {message}");
+            return INTERNAL;
+        }
+    };
+    let wall = wall.elapsed();
+    display.finish();
+    if report.forgot_earlier_run {
+        eprintln!(
+            "note: --fresh: forgot the earlier local run of release {} in {}",
+            report.release_id,
+            args.state_dir.display()
+        );
+    }
+    let code = report.outcome.exit_code() as u8;
+    let summary = summary(&report, args, &manifest_name, wall);
+    if args.json {
+        eprint!("{summary}");
+        print_json(&report.to_json());
+    } else {
+        print!("{summary}");
+    }
+    code
+}
+
+fn clock(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn summary(report: &RunReport, args: &RunArgs, manifest_name: &str, wall: std::time::Duration) -> String {
+    let mut out = String::new();
+    let id = &report.release_id;
+    let state_dir = args.state_dir.display();
+    match &report.outcome {
+        RunOutcome::Duplicate { owner } => {
+            let earlier = report
+                .release
+                .as_ref()
+                .map(|v| format!(" ({}, requested {})", v.status, rfc3339(v.requested_at)))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "release {id} was already claimed by execution {owner}{earlier} in {state_dir}; nothing was run.\n\
+                 To run it again: release-machine run {manifest_name} --fresh   (forgets the earlier local run)\n\
+                 \x20           or: release-machine run {manifest_name} --state-dir \"$(mktemp -d)\"\n\
+                 To see it:       release-machine status {id} --state-dir {state_dir}\n"
+            ));
+            return out;
+        }
+        RunOutcome::Rejected(errors) => {
+            out.push_str(&format!(
+                "release {id} was rejected; nothing was recorded and the release id is not used up:\n"
+            ));
+            for e in errors {
+                out.push_str(&format!("  {manifest_name}: {e}\n"));
+            }
+            return out;
+        }
+        RunOutcome::Error { error, cause } => {
+            out.push_str(&format!(
+                "release {id}: the execution failed with {error}: {cause}\n"
+            ));
+        }
+        RunOutcome::Succeeded | RunOutcome::Failed => {}
+    }
+    if let Some(view) = &report.release {
+        let waves: std::collections::BTreeSet<u32> = view.pipelines.iter().map(|p| p.wave).collect();
+        out.push_str(&format!(
+            "release {id} {} after {} simulated ({} pipelines in {} waves; {} ms)\n",
+            view.status,
+            clock(report.simulated),
+            view.pipelines.len(),
+            waves.len(),
+            wall.as_millis()
+        ));
+        if let Some(cause) = &view.cause {
+            out.push_str(&format!("  cause: {cause}\n"));
+        }
+        out.push_str(&pipeline_table(view));
+    }
+    out.push_str(&format!(
+        "execution {}: {} state transitions, {} history events\n",
+        report.execution_name,
+        report.state_transitions,
+        report.history.len()
+    ));
+    out.push_str(&format!(
+        "recorded in {state_dir}: release-machine status {id} --state-dir {state_dir}\n"
+    ));
+    out
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn hms(t: Option<time::OffsetDateTime>) -> String {
+    t.map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One line per pipeline for small releases; counts per wave and the pipelines that did not
+/// succeed for large ones.
+fn pipeline_table(view: &ReleaseView) -> String {
+    let mut out = String::new();
+    if view.pipelines.len() <= 40 {
+        let width = view.pipelines.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in &view.pipelines {
+            out.push_str(&format!(
+                "  wave {:<3} {:<width$}  {:<11} {} -> {}\n",
+                p.wave,
+                p.name,
+                p.status.as_str(),
+                hms(p.started_at),
+                hms(p.ended_at),
+            ));
+        }
+        return out;
+    }
+    let mut per_wave: BTreeMap<u32, BTreeMap<&str, usize>> = BTreeMap::new();
+    for p in &view.pipelines {
+        *per_wave.entry(p.wave).or_default().entry(p.status.as_str()).or_default() += 1;
+    }
+    for (wave, counts) in per_wave {
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        out.push_str(&format!("  wave {wave:<3} {}\n", counts.join(", ")));
+    }
+    for p in view
+        .pipelines
+        .iter()
+        .filter(|p| p.status != RunStatus::Succeeded && p.status != RunStatus::NotStarted)
+    {
+        out.push_str(&format!("  wave {:<3} {}  {}\n", p.wave, p.name, p.status));
+    }
+    out
+}
+
+pub fn validate(paths: &[std::path::PathBuf]) -> u8 {
+    let mut code = OK;
+    for path in paths {
+        let name = path.display();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{name}: cannot read: {e}");
+                code = INVALID;
+                continue;
+            }
+        };
+        match Manifest::parse(&bytes) {
+            Ok(m) => {
+                let waves = m.waves().len();
+                println!(
+                    "{name}: valid (release {}, {} pipeline{} in {waves} wave{})",
+                    m.release_id,
+                    m.pipelines.len(),
+                    if m.pipelines.len() == 1 { "" } else { "s" },
+                    if waves == 1 { "" } else { "s" }
+                );
+            }
+            Err(rejection) => {
+                code = INVALID;
+                for e in &rejection.0 {
+                    eprintln!("{name}: {e}");
+                }
+            }
+        }
+    }
+    code
+}
+
+pub fn status(raw_id: &str, state_dir: &Path, json: bool) -> u8 {
+    let release_id = match ReleaseId::parse(raw_id) {
+        Ok(id) => id,
+        Err(m) => {
+            eprintln!("error: release id {raw_id:?} {m}");
+            return INVALID;
+        }
+    };
+    let view = match load_release(state_dir, &release_id) {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            eprintln!(
+                "error: no release {release_id} in {}; a local run records its releases there (--state-dir to look elsewhere)",
+                state_dir.display()
+            );
+            return INVALID;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INTERNAL;
+        }
+    };
+    if json {
+        print_json(&serde_json::to_value(&view).unwrap_or_default());
+        return OK;
+    }
+    let mut out = format!(
+        "release {} {}\n  requested {}\n  ended     {}\n  source    {}\n  onFailure {}, maxConcurrency {}\n",
+        view.release_id,
+        view.status,
+        rfc3339(view.requested_at),
+        view.ended_at.map(rfc3339).unwrap_or_else(|| "-".into()),
+        view.source,
+        view.on_failure.as_str(),
+        view.max_concurrency,
+    );
+    if let Some(cause) = &view.cause {
+        out.push_str(&format!("  cause     {cause}\n"));
+    }
+    out.push_str(&pipeline_table(&view));
+    print!("{out}");
+    OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock;
+    use std::time::Duration;
+
+    #[test]
+    fn clock_formats_hours() {
+        assert_eq!(clock(Duration::from_secs(2 * 3600 + 61)), "2:01:01");
+    }
+}

@@ -1,0 +1,106 @@
+//! `release-machine`: run, validate and inspect releases on this machine.
+
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes: 0 the release SUCCEEDED (or the command succeeded), 1 it FAILED, 2 invalid input
+/// (manifest, sim file, unknown release id, a missing pipeline), 3 the release id was already
+/// claimed, 4 an internal error.
+#[derive(Parser)]
+#[command(name = "release-machine", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a release locally: the real state machine and handlers, simulated pipelines,
+    /// virtual time.
+    #[command(long_about = RUN_ABOUT)]
+    Run(RunArgs),
+    /// Validates manifests; every problem is reported with its file and JSONPath.
+    Validate {
+        /// Manifest files.
+        #[arg(required = true, value_name = "MANIFEST")]
+        manifests: Vec<PathBuf>,
+    },
+    /// Shows a release recorded by a local run.
+    Status {
+        /// The release id.
+        release_id: String,
+        /// Where local runs keep their store.
+        #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Print the release JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const RUN_ABOUT: &str = "\
+Runs a release on this machine, with no AWS account: statemachine/release.asl.json runs in the \
+local States Language engine, its tasks call the same code as the Lambda functions, against \
+simulated CodePipeline pipelines and a SQLite store in the state directory, in virtual time (a \
+two-hour release takes milliseconds).
+
+Without --sim every pipeline exists and succeeds after 3 simulated minutes. A sim file scripts \
+them: {\"defaults\": {...}, \"pipelines\": {\"NAME\": {...}}}, each object with any of exists, \
+outcome (Succeeded|Failed|Stopped|Superseded), durationSeconds, failedStage, stopSeconds, events \
+(deliver|drop|duplicate), throttleStarts.
+
+Running again: a release id is claimed once per state directory, as in DynamoDB. Running the \
+same manifest again in the same state directory runs nothing and exits 3 (already claimed), \
+naming the earlier run. To run it again, add --fresh (forgets the earlier local run of this \
+release id) or use another state directory (--state-dir \"$(mktemp -d)\").
+
+Exit codes: 0 SUCCEEDED, 1 FAILED, 2 invalid input (manifest, sim file, a pipeline that does \
+not exist: nothing recorded), 3 release id already claimed, 4 internal error.";
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The release manifest (JSON).
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// A simulation file scripting the pipelines.
+    #[arg(long, value_name = "FILE")]
+    pub sim: Option<PathBuf>,
+    /// Where the store is kept (created if missing).
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Forget an earlier local run of this release id in the state directory, then run.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print the release JSON (with stateTransitions and historyEvents) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn main() -> ExitCode {
+    // An internal error is a message and exit code 4, never a panic trace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        eprintln!("release-machine: internal error: {message}");
+        std::process::exit(4);
+    }));
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => commands::run(&args),
+        Command::Validate { manifests } => commands::validate(&manifests),
+        Command::Status {
+            release_id,
+            state_dir,
+            json,
+        } => commands::status(&release_id, &state_dir, json),
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,144 @@
+//! Live progress on stderr: a progress bar on a terminal, plain lines otherwise.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rm_core::manifest::Manifest;
+use rm_core::release::RunStatus;
+use rm_local::Progress;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+struct State {
+    total: usize,
+    done: usize,
+    running: usize,
+    waves: Vec<u32>,
+    current_wave: Option<u32>,
+}
+
+pub struct Display {
+    state: Mutex<State>,
+    /// None: plain lines.
+    bar: Option<ProgressBar>,
+}
+
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("+{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+impl Display {
+    pub fn new(manifest: &Manifest) -> Self {
+        let total = manifest.pipelines.len();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix} [{bar:30.cyan/blue}] {pos}/{len} pipelines ended  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("release {}", manifest.release_id));
+            bar
+        });
+        Display {
+            state: Mutex::new(State {
+                total,
+                done: 0,
+                running: 0,
+                waves: manifest.waves().iter().map(|w| w.number).collect(),
+                current_wave: None,
+            }),
+            bar,
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    pub fn on(&self, p: &Progress) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match p {
+            Progress::Started {
+                release_id,
+                execution_name,
+                waves,
+                max_concurrency,
+            } => {
+                self.line(format!(
+                    "[+0:00:00] release {release_id}: execution {execution_name} claimed it; {} pipelines in {} waves, at most {max_concurrency} at once",
+                    s.total,
+                    waves.len()
+                ));
+            }
+            Progress::Run { change, elapsed } => {
+                if s.current_wave != Some(change.wave) && change.status == RunStatus::InProgress {
+                    s.current_wave = Some(change.wave);
+                    let n = s.waves.iter().position(|w| *w == change.wave).map_or(0, |i| i + 1);
+                    self.line(format!(
+                        "[{}] wave {} ({n}/{}) started",
+                        clock(*elapsed),
+                        change.wave,
+                        s.waves.len()
+                    ));
+                }
+                match change.status {
+                    RunStatus::InProgress => s.running += 1,
+                    RunStatus::Stopping => {}
+                    st if st.is_terminal() => {
+                        s.done += 1;
+                        s.running = s.running.saturating_sub(1);
+                    }
+                    _ => {}
+                }
+                let notable = !matches!(change.status, RunStatus::InProgress | RunStatus::Succeeded);
+                if self.bar.is_none() || notable {
+                    self.line(format!(
+                        "[{}] wave {} {} {}",
+                        clock(*elapsed),
+                        change.wave,
+                        change.pipeline,
+                        change.status
+                    ));
+                }
+                if let Some(bar) = &self.bar {
+                    bar.set_position(s.done as u64);
+                    bar.set_message(format!(
+                        "wave {} · {} running · {} simulated",
+                        change.wave,
+                        s.running,
+                        clock(*elapsed)
+                    ));
+                }
+            }
+            Progress::Stopping { elapsed } => self.line(format!(
+                "[{}] a pipeline did not succeed: stopping the running pipelines",
+                clock(*elapsed)
+            )),
+            Progress::Sweep {
+                elapsed,
+                polled,
+                completed,
+            } => {
+                if *completed > 0 || self.bar.is_none() && *polled > 0 {
+                    self.line(format!(
+                        "[{}] sweep: polled {polled} waiting pipelines, completed {completed}",
+                        clock(*elapsed)
+                    ));
+                }
+            }
+            Progress::EventError { message } => self.line(format!("warning: {message}")),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! `rm-local`: the embedded adapters of the local run — a SQLite [`store::SqliteStore`],
+//! simulated CodePipeline ([`sim::SimPipelines`], scripted by a `--sim` file), a
+//! [`clock::VirtualClock`] and task tokens on the engine's ([`tokens::EngineTokens`]) — and the
+//! [`runner`] that executes `statemachine/release.asl.json` with them in virtual time.
+
+pub mod clock;
+pub mod runner;
+pub mod sim;
+pub mod store;
+pub mod tokens;
+
+pub use runner::{run_release, Progress, RunError, RunOptions, RunOutcome, RunReport};
+pub use sim::{SimFile, SimFileError};
+pub use store::SqliteStore;

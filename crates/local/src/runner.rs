@@ -1,0 +1,609 @@
+//! The local run: `statemachine/release.asl.json` in the `rm-states` engine, its Task states
+//! dispatched to the same core use cases the Lambdas call, against the SQLite store, the
+//! simulated pipelines and the virtual clock, in a paused tokio runtime (virtual time).
+//!
+//! Alongside the execution, as on AWS: the simulated pipelines' state-change events are fed to
+//! record-state (EventBridge's rule), and the sweep runs every five simulated minutes
+//! (EventBridge's schedule).
+
+use crate::clock::VirtualClock;
+use crate::sim::{ApiCalls, SimExecution, SimFile, SimPipelines};
+use crate::store::{RunChange, SqliteStore};
+use crate::tokens::EngineTokens;
+use rm_core::error::{Rejection, TaskError, ValidationError};
+use rm_core::manifest::Manifest;
+use rm_core::ports::{Clock, ManifestSource, ReleaseStore, SourceError};
+use rm_core::release::{ReleaseId, ReleaseStatus};
+use rm_core::tasks::{
+    CheckManifestRequest, CheckManifestResponse, Outcome, PollRequest, RecordRequest,
+    StartPipelinesRequest,
+};
+use rm_core::usecases::{self, ChangeOutcome, RunPorts};
+use rm_core::view::ReleaseView;
+use rm_states::{
+    ExecutionConfig, ExecutionStatus, HistoryEvent, StateMachine, TaskFailure, TaskHandler,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The one definition, deployed by SAM and run here unchanged.
+pub const DEFINITION: &str = include_str!("../../../statemachine/release.asl.json");
+/// The state machine's name (part of execution ARNs), as the SAM template names it.
+pub const STATE_MACHINE_NAME: &str = "release-machine";
+/// The sweep's schedule.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// The local functions, named as the definition's substitutions resolve them.
+pub const CHECK_MANIFEST: &str = "check-manifest";
+pub const START_PIPELINES: &str = "start-pipelines";
+pub const POLL_EXECUTION: &str = "poll-execution";
+pub const RECORD_STATE: &str = "record-state";
+
+/// DefinitionSubstitutions: each `${...FunctionArn}` becomes a local function name.
+pub fn substitutions() -> HashMap<String, String> {
+    [
+        ("CheckManifestFunctionArn", CHECK_MANIFEST),
+        ("StartPipelinesFunctionArn", START_PIPELINES),
+        ("PollExecutionFunctionArn", POLL_EXECUTION),
+        ("RecordStateFunctionArn", RECORD_STATE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// What the run reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// CheckManifest claimed the release: its waves, in order.
+    Started {
+        release_id: String,
+        execution_name: String,
+        waves: Vec<(u32, Vec<String>)>,
+        max_concurrency: u32,
+    },
+    /// A run's status changed in the store.
+    Run { change: RunChange, elapsed: Duration },
+    /// StopRunning began stopping the release's running pipelines.
+    Stopping { elapsed: Duration },
+    /// The scheduled sweep ran.
+    Sweep {
+        elapsed: Duration,
+        polled: u32,
+        completed: u32,
+    },
+    /// record-state could not handle an event (the sweep will catch up).
+    EventError { message: String },
+}
+
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// What to run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The manifest file's bytes.
+    pub manifest: Vec<u8>,
+    pub sim: SimFile,
+    pub state_dir: PathBuf,
+    /// Forget an earlier local run of this release id before running.
+    pub fresh: bool,
+    /// The simulated start time; default: now, to the second.
+    pub start_time: Option<OffsetDateTime>,
+    /// The Step Functions execution name; default: `local-<time>-<random>`.
+    pub execution_name: Option<String>,
+    pub progress: Option<ProgressFn>,
+}
+
+impl RunOptions {
+    pub fn new(manifest: Vec<u8>, state_dir: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            manifest,
+            sim: SimFile::default(),
+            state_dir: state_dir.into(),
+            fresh: false,
+            start_time: None,
+            execution_name: None,
+            progress: None,
+        }
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The manifest failed validation: every problem, nothing recorded.
+    #[error("{}", Rejection(.0.clone()))]
+    InvalidManifest(Vec<ValidationError>),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// How the release ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+    /// The release id was already claimed by another execution; nothing touched.
+    Duplicate { owner: String },
+    /// CheckManifest rejected the manifest (e.g. a pipeline that does not exist); nothing
+    /// recorded.
+    Rejected(Vec<ValidationError>),
+    /// The execution failed for another reason.
+    Error { error: String, cause: String },
+}
+
+impl RunOutcome {
+    /// The CLI's exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunOutcome::Succeeded => 0,
+            RunOutcome::Failed => 1,
+            RunOutcome::Rejected(_) => 2,
+            RunOutcome::Duplicate { .. } => 3,
+            RunOutcome::Error { .. } => 4,
+        }
+    }
+}
+
+/// What the simulated CodePipeline saw.
+#[derive(Debug, Clone, Default)]
+pub struct SimReport {
+    pub calls: BTreeMap<String, ApiCalls>,
+    pub executions: Vec<SimExecution>,
+    pub peak_running: usize,
+    pub events_emitted: u64,
+}
+
+/// Everything about a finished local run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub outcome: RunOutcome,
+    pub release_id: String,
+    pub execution_name: String,
+    /// The release as stored (the winner's for a duplicate; none when rejected).
+    pub release: Option<ReleaseView>,
+    pub execution_status: ExecutionStatus,
+    pub state_transitions: u64,
+    pub history: Vec<HistoryEvent>,
+    pub sim: SimReport,
+    /// Simulated time from start to end.
+    pub simulated: Duration,
+    /// `fresh` removed an earlier record of this release id.
+    pub forgot_earlier_run: bool,
+}
+
+impl RunReport {
+    /// The release JSON with the execution's `stateTransitions` and `historyEvents`.
+    pub fn to_json(&self) -> Value {
+        let mut v = match &self.release {
+            Some(view) => serde_json::to_value(view).unwrap_or(Value::Null),
+            None => json!({ "releaseId": self.release_id }),
+        };
+        if let Value::Object(map) = &mut v {
+            match &self.outcome {
+                RunOutcome::Duplicate { owner } => {
+                    map.insert("outcome".into(), json!("Duplicate"));
+                    map.insert("claimedBy".into(), json!(owner));
+                }
+                RunOutcome::Rejected(errors) => {
+                    map.insert("outcome".into(), json!("Rejected"));
+                    map.insert("errors".into(), json!(errors));
+                }
+                RunOutcome::Error { error, cause } => {
+                    map.insert("outcome".into(), json!("Error"));
+                    map.insert("error".into(), json!({ "Error": error, "Cause": cause }));
+                }
+                RunOutcome::Succeeded | RunOutcome::Failed => {}
+            }
+            map.insert("executionName".into(), json!(self.execution_name));
+            map.insert("stateTransitions".into(), json!(self.state_transitions));
+            map.insert("historyEvents".into(), json!(self.history.len()));
+        }
+        v
+    }
+}
+
+/// The manifest's bytes without a UTF-8 byte-order mark.
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+fn default_execution_name(start: OffsetDateTime) -> String {
+    format!(
+        "local-{:04}{:02}{:02}T{:02}{:02}{:02}-{:04x}",
+        start.year(),
+        u8::from(start.month()),
+        start.day(),
+        start.hour(),
+        start.minute(),
+        start.second(),
+        rand::random::<u16>()
+    )
+}
+
+/// Runs a release locally, to its end, in virtual time.
+pub fn run_release(opts: RunOptions) -> Result<RunReport, RunError> {
+    let manifest =
+        Manifest::parse(&opts.manifest).map_err(|rejection| RunError::InvalidManifest(rejection.0))?;
+    let mut input: Value = serde_json::from_slice(strip_bom(&opts.manifest))
+        .map_err(|e| RunError::Internal(format!("the manifest stopped parsing: {e}")))?;
+    // The id exactly as validated (a number keeps its digits: 5.10 stays "5.10").
+    input["releaseId"] = Value::String(manifest.release_id.to_string());
+    let machine = StateMachine::from_json(DEFINITION, &substitutions()).map_err(|e| {
+        RunError::Internal(format!("the state machine definition does not load: {e}"))
+    })?;
+    let start_time = opts.start_time.unwrap_or_else(|| {
+        let now = OffsetDateTime::now_utc();
+        now.replace_nanosecond(0).unwrap_or(now)
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(|e| RunError::Internal(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(run_in_virtual_time(opts, manifest, input, machine, start_time))
+}
+
+async fn run_in_virtual_time(
+    opts: RunOptions,
+    manifest: Manifest,
+    input: Value,
+    machine: StateMachine,
+    start_time: OffsetDateTime,
+) -> Result<RunReport, RunError> {
+    let clock = VirtualClock::new(start_time);
+    let progress = opts.progress.clone();
+    let mut store = SqliteStore::open_dir(&opts.state_dir)
+        .map_err(|e| RunError::Internal(e.to_string()))?;
+    if let Some(p) = progress.clone() {
+        store = store.with_observer(move |change| {
+            let elapsed = (change.at - start_time).try_into().unwrap_or_default();
+            p(&Progress::Run {
+                change: change.clone(),
+                elapsed,
+            })
+        });
+    }
+    let forgot_earlier_run = opts.fresh
+        && store
+            .forget(&manifest.release_id)
+            .map_err(|e| RunError::Internal(e.to_string()))?;
+    let (bus, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let sim = SimPipelines::new(opts.sim, clock, bus);
+    let execution_name = opts
+        .execution_name
+        .unwrap_or_else(|| default_execution_name(start_time));
+    let (execution, engine_tokens) = machine.start(ExecutionConfig::new(
+        execution_name.clone(),
+        STATE_MACHINE_NAME,
+        start_time,
+        input,
+    ));
+    let tokens = EngineTokens(engine_tokens);
+    let functions = LocalFunctions {
+        store: &store,
+        pipelines: &sim,
+        tokens: &tokens,
+        clock: &clock,
+        rejection: RefCell::new(None),
+        progress,
+    };
+
+    let outcome = {
+        let execution = execution.run(&functions);
+        let event_rule = async {
+            while let Some(event) = events.recv().await {
+                functions.deliver(event).await;
+            }
+            std::future::pending::<()>().await
+        };
+        let sweep_schedule = async {
+            loop {
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+                functions.sweep().await;
+            }
+        };
+        tokio::select! {
+            outcome = execution => outcome,
+            () = event_rule => unreachable!("the event rule never ends"),
+            () = sweep_schedule => unreachable!("the schedule never ends"),
+        }
+    };
+    // Events published before the end are still delivered, as EventBridge would.
+    while let Ok(event) = events.try_recv() {
+        functions.deliver(event).await;
+    }
+
+    let release_id = manifest.release_id.to_string();
+    let stored = store
+        .get(&manifest.release_id)
+        .await
+        .map_err(|e| RunError::Internal(e.to_string()))?;
+    let release = stored.as_ref().map(ReleaseView::from);
+    let error = outcome.error.clone().unwrap_or_default();
+    let cause = outcome.cause.clone().unwrap_or_default();
+    let run_outcome = match outcome.status {
+        ExecutionStatus::Succeeded
+            if outcome.output.as_ref().and_then(|o| o.get("outcome"))
+                == Some(&json!("Duplicate")) =>
+        {
+            RunOutcome::Duplicate {
+                owner: stored
+                    .as_ref()
+                    .map(|s| s.release.owner.clone())
+                    .unwrap_or_default(),
+            }
+        }
+        ExecutionStatus::Succeeded => match &release {
+            Some(v) if v.status == ReleaseStatus::Succeeded => RunOutcome::Succeeded,
+            _ => RunOutcome::Error {
+                error: "States.Runtime".into(),
+                cause: "the execution succeeded but the release is not recorded as SUCCEEDED"
+                    .into(),
+            },
+        },
+        ExecutionStatus::Failed if error == "ManifestInvalid" => RunOutcome::Rejected(
+            functions
+                .rejection
+                .borrow_mut()
+                .take()
+                .map(|r| r.0)
+                .unwrap_or_else(|| vec![ValidationError::new("$", cause.clone())]),
+        ),
+        ExecutionStatus::Failed
+            if error == "ReleaseFailed"
+                && release.as_ref().map(|v| v.status) == Some(ReleaseStatus::Failed) =>
+        {
+            RunOutcome::Failed
+        }
+        _ => RunOutcome::Error { error, cause },
+    };
+    Ok(RunReport {
+        outcome: run_outcome,
+        release_id,
+        execution_name,
+        release,
+        execution_status: outcome.status,
+        state_transitions: outcome.state_transitions,
+        history: outcome.history,
+        sim: SimReport {
+            calls: sim.calls(),
+            executions: sim.executions(),
+            peak_running: sim.peak_running(),
+            events_emitted: sim.events_emitted(),
+        },
+        simulated: clock.elapsed(),
+        forgot_earlier_run,
+    })
+}
+
+/// Reads a manifest from the local disk when the execution input is an S3-shaped event (the
+/// bucket is ignored; the key is a path).
+struct LocalFiles;
+
+#[async_trait::async_trait]
+impl ManifestSource for LocalFiles {
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, SourceError> {
+        let not_found = || SourceError::NotFound {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+        let meta = std::fs::metadata(key).map_err(|_| not_found())?;
+        if meta.len() > max_bytes as u64 {
+            return Err(SourceError::TooLarge {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                size: meta.len(),
+                max: max_bytes,
+            });
+        }
+        std::fs::read(key).map_err(|_| not_found())
+    }
+}
+
+/// The four functions of the release state machine, in-process.
+struct LocalFunctions<'a> {
+    store: &'a SqliteStore,
+    pipelines: &'a SimPipelines,
+    tokens: &'a EngineTokens,
+    clock: &'a VirtualClock,
+    /// The last rejection of CheckManifest, with its structured errors.
+    rejection: RefCell<Option<Rejection>>,
+    progress: Option<ProgressFn>,
+}
+
+fn decode<T: DeserializeOwned>(function: &str, payload: Value) -> Result<T, TaskError> {
+    serde_json::from_value(payload)
+        .map_err(|e| TaskError::BadInput(format!("{function} cannot read its payload: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Value, TaskError> {
+    serde_json::to_value(value)
+        .map_err(|e| TaskError::Internal(format!("cannot encode the result: {e}")))
+}
+
+impl LocalFunctions<'_> {
+    fn ports(&self) -> RunPorts<'_> {
+        RunPorts {
+            store: self.store,
+            pipelines: self.pipelines,
+            tokens: self.tokens,
+            clock: self.clock,
+        }
+    }
+
+    fn report(&self, p: Progress) {
+        if let Some(progress) = &self.progress {
+            progress(&p);
+        }
+    }
+
+    async fn check_manifest(&self, payload: Value) -> Result<Value, TaskError> {
+        let request: CheckManifestRequest = decode(CHECK_MANIFEST, payload)?;
+        let response: CheckManifestResponse = usecases::check_manifest(
+            &request,
+            self.store,
+            self.pipelines,
+            &LocalFiles,
+            self.clock,
+        )
+        .await?;
+        if response.outcome == Outcome::Started {
+            self.report(Progress::Started {
+                release_id: response.release_id.clone(),
+                execution_name: request.execution_name.clone(),
+                waves: response
+                    .waves
+                    .iter()
+                    .map(|w| (w.wave, w.pipelines.iter().map(|p| p.name.clone()).collect()))
+                    .collect(),
+                max_concurrency: response.max_concurrency.unwrap_or_default(),
+            });
+        }
+        encode(&response)
+    }
+
+    async fn start_pipelines(&self, payload: Value) -> Result<Value, TaskError> {
+        let ports = self.ports();
+        match decode(START_PIPELINES, payload)? {
+            StartPipelinesRequest::Start(r) => encode(&usecases::start_pipeline(&r, &ports).await?),
+            StartPipelinesRequest::StopTimedOut(r) => {
+                encode(&usecases::stop_timed_out(&r, &ports).await?)
+            }
+            StartPipelinesRequest::StopRunning {
+                release_id,
+                execution_name,
+                attempt,
+            } => {
+                if attempt == 0 {
+                    self.report(Progress::Stopping {
+                        elapsed: self.clock.elapsed(),
+                    });
+                }
+                encode(
+                    &usecases::stop_running(&release_id, &execution_name, attempt, &ports).await?,
+                )
+            }
+        }
+    }
+
+    async fn poll_execution(&self, payload: Value) -> Result<Value, TaskError> {
+        let ports = self.ports();
+        // An EventBridge "Scheduled Event" is the sweep too.
+        if payload.get("detail-type") == Some(&json!("Scheduled Event")) {
+            return encode(&usecases::sweep(&ports).await?);
+        }
+        match decode(POLL_EXECUTION, payload)? {
+            PollRequest::Await {
+                release_id,
+                pipeline,
+                task_token,
+                ..
+            } => encode(&usecases::await_pipeline(&release_id, &pipeline, &task_token, &ports).await?),
+            PollRequest::Sweep => encode(&usecases::sweep(&ports).await?),
+        }
+    }
+
+    async fn record_state(&self, payload: Value) -> Result<Value, TaskError> {
+        if payload.get("detail-type").is_some() {
+            let Some(change) =
+                usecases::decode_state_change(&payload).map_err(TaskError::BadInput)?
+            else {
+                return Ok(json!({ "ignored": true }));
+            };
+            let outcome = usecases::record_state_change(&change, &self.ports()).await?;
+            return Ok(match outcome {
+                ChangeOutcome::NotOurs => json!({ "ignored": true }),
+                ChangeOutcome::Recorded(status) => json!({ "recorded": status }),
+            });
+        }
+        match decode(RECORD_STATE, payload)? {
+            RecordRequest::RecordRelease(r) => {
+                encode(&usecases::record_release(&r, self.store, self.clock.now()).await?)
+            }
+        }
+    }
+
+    async fn call(&self, function: &str, payload: Value) -> Result<Value, TaskError> {
+        match function {
+            CHECK_MANIFEST => self.check_manifest(payload).await,
+            START_PIPELINES => self.start_pipelines(payload).await,
+            POLL_EXECUTION => self.poll_execution(payload).await,
+            RECORD_STATE => self.record_state(payload).await,
+            other => Err(TaskError::Internal(format!("no local function {other:?}"))),
+        }
+    }
+
+    /// EventBridge's rule: a CodePipeline state-change event goes to record-state.
+    async fn deliver(&self, event: Value) {
+        if let Err(e) = self.call(RECORD_STATE, event).await {
+            self.report(Progress::EventError {
+                message: format!("record-state failed on a state-change event: {e}"),
+            });
+        }
+    }
+
+    /// EventBridge's schedule: the sweep.
+    async fn sweep(&self) {
+        match self.call(POLL_EXECUTION, json!({ "action": "sweep" })).await {
+            Ok(v) => {
+                let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
+                self.report(Progress::Sweep {
+                    elapsed: self.clock.elapsed(),
+                    polled: n("polled"),
+                    completed: n("completed"),
+                });
+            }
+            Err(e) => self.report(Progress::EventError {
+                message: format!("the sweep failed: {e}"),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl TaskHandler for LocalFunctions<'_> {
+    async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, TaskFailure> {
+        if ![CHECK_MANIFEST, START_PIPELINES, POLL_EXECUTION, RECORD_STATE].contains(&function_name)
+        {
+            return Err(TaskFailure::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {function_name}"),
+            ));
+        }
+        self.call(function_name, payload).await.map_err(|e| {
+            if let TaskError::ManifestInvalid(rejection) = &e {
+                *self.rejection.borrow_mut() = Some(rejection.clone());
+            }
+            TaskFailure::new(e.error_type(), e.to_string())
+        })
+    }
+}
+
+/// The stored release, for `status`.
+pub fn load_release(
+    state_dir: &std::path::Path,
+    release_id: &ReleaseId,
+) -> Result<Option<ReleaseView>, String> {
+    let path = state_dir.join(crate::store::STORE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    futures::executor::block_on(store.get(release_id))
+        .map(|s| s.as_ref().map(ReleaseView::from))
+        .map_err(|e| e.to_string())
+}

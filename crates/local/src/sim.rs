@@ -1,0 +1,683 @@
+//! Simulated CodePipeline, scripted by the `--sim` file.
+//!
+//! ```json
+//! {"defaults": {"durationSeconds": 600},
+//!  "pipelines": {"payments-api": {"outcome": "Failed", "failedStage": "Deploy"},
+//!                "ledger-worker": {"events": "drop", "throttleStarts": 2}}}
+//! ```
+//!
+//! Each object may set `exists` (default true), `outcome` (Succeeded, Failed, Stopped,
+//! Superseded; default Succeeded), `durationSeconds` (default 180), `failedStage`, `stopSeconds`
+//! (Stopping to Stopped; default 30), `events` (`deliver`; `drop`: no state-change events;
+//! `duplicate`: each twice) and `throttleStarts` (how many first StartPipelineExecution calls are
+//! throttled). A pipeline's object overrides `defaults`, which override the built-in defaults.
+//!
+//! Executions run in tokio time (virtual in a paused runtime). Every change is published as the
+//! EventBridge "CodePipeline Pipeline Execution State Change" event CodePipeline emits, on the
+//! bus the local run feeds to record-state.
+
+use crate::clock::VirtualClock;
+use rm_core::error::{PortError, ValidationError};
+use rm_core::manifest::{check_pipeline_name, PipelineSpec};
+use rm_core::ports::{Clock, ExecutionStatus, Pipelines, PortResult, StartError};
+use rm_core::release::RunStatus;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub const DEFAULT_DURATION_SECONDS: u64 = 180;
+pub const DEFAULT_STOP_SECONDS: u64 = 30;
+/// Thirty days: longer is surely a typo.
+const MAX_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
+const MAX_THROTTLES: u64 = 1000;
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+/// How a simulated execution ends on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimOutcome {
+    Succeeded,
+    Failed,
+    /// Someone stops it from the console: Stopping, then Stopped after `stopSeconds`.
+    Stopped,
+    Superseded,
+}
+
+impl SimOutcome {
+    const NAMES: [(&'static str, SimOutcome); 4] = [
+        ("Succeeded", SimOutcome::Succeeded),
+        ("Failed", SimOutcome::Failed),
+        ("Stopped", SimOutcome::Stopped),
+        ("Superseded", SimOutcome::Superseded),
+    ];
+}
+
+/// What happens to an execution's state-change events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventDelivery {
+    Deliver,
+    /// Lost: only the sweep notices the end.
+    Drop,
+    /// Each event delivered twice (EventBridge is at-least-once).
+    Duplicate,
+}
+
+impl EventDelivery {
+    const NAMES: [(&'static str, EventDelivery); 3] = [
+        ("deliver", EventDelivery::Deliver),
+        ("drop", EventDelivery::Drop),
+        ("duplicate", EventDelivery::Duplicate),
+    ];
+}
+
+/// The resolved behaviour of one pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behaviour {
+    pub exists: bool,
+    pub outcome: SimOutcome,
+    pub duration: Duration,
+    pub failed_stage: Option<String>,
+    pub stop: Duration,
+    pub events: EventDelivery,
+    pub throttle_starts: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Overrides {
+    exists: Option<bool>,
+    outcome: Option<SimOutcome>,
+    duration: Option<Duration>,
+    failed_stage: Option<String>,
+    stop: Option<Duration>,
+    events: Option<EventDelivery>,
+    throttle_starts: Option<u32>,
+}
+
+impl Overrides {
+    fn over(&self, base: Behaviour) -> Behaviour {
+        Behaviour {
+            exists: self.exists.unwrap_or(base.exists),
+            outcome: self.outcome.unwrap_or(base.outcome),
+            duration: self.duration.unwrap_or(base.duration),
+            failed_stage: self.failed_stage.clone().or(base.failed_stage),
+            stop: self.stop.unwrap_or(base.stop),
+            events: self.events.unwrap_or(base.events),
+            throttle_starts: self.throttle_starts.unwrap_or(base.throttle_starts),
+        }
+    }
+}
+
+/// A validated `--sim` file. The default (no file): every pipeline exists and succeeds after
+/// three minutes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimFile {
+    defaults: Overrides,
+    pipelines: BTreeMap<String, Overrides>,
+}
+
+/// Every problem of a `--sim` file, each at its JSONPath.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimFileError(pub Vec<ValidationError>);
+
+impl fmt::Display for SimFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "the sim file is invalid ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SimFileError {}
+
+const FIELDS: &str =
+    "exists, outcome, durationSeconds, failedStage, stopSeconds, events, throttleStarts";
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn quote_path(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !key.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        format!("{parent}.{key}")
+    } else {
+        format!("{parent}[{}]", Value::String(key.to_owned()))
+    }
+}
+
+impl SimFile {
+    /// Parses and validates a sim file; reports every problem at once.
+    pub fn parse(bytes: &[u8]) -> Result<SimFile, SimFileError> {
+        let one = |m: String| SimFileError(vec![ValidationError::new("$", m)]);
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| one(format!("the sim file is not valid JSON: {e}")))?;
+        Self::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<SimFile, SimFileError> {
+        let mut errors = Vec::new();
+        let Some(top) = value.as_object() else {
+            return Err(SimFileError(vec![ValidationError::new(
+                "$",
+                format!(
+                    "expected an object {{\"defaults\": {{...}}, \"pipelines\": {{\"NAME\": {{...}}}}}}, got {}",
+                    json_type(value)
+                ),
+            )]));
+        };
+        let mut file = SimFile::default();
+        for (key, v) in top {
+            match key.as_str() {
+                "defaults" => file.defaults = overrides(v, "$.defaults", &mut errors),
+                "pipelines" => match v.as_object() {
+                    Some(map) => {
+                        for (name, o) in map {
+                            let path = quote_path("$.pipelines", name);
+                            if let Err(m) = check_pipeline_name(name) {
+                                errors.push(ValidationError::new(&path, m));
+                            }
+                            file.pipelines
+                                .insert(name.clone(), overrides(o, &path, &mut errors));
+                        }
+                    }
+                    None => errors.push(ValidationError::new(
+                        "$.pipelines",
+                        format!(
+                            "expected an object of pipeline names to behaviours, got {}",
+                            json_type(v)
+                        ),
+                    )),
+                },
+                other => errors.push(ValidationError::new(
+                    quote_path("$", other),
+                    format!("unknown field {other:?}; a sim file has \"defaults\" and \"pipelines\""),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(file)
+        } else {
+            Err(SimFileError(errors))
+        }
+    }
+
+    /// The behaviour of `pipeline`.
+    pub fn behaviour(&self, pipeline: &str) -> Behaviour {
+        let builtin = Behaviour {
+            exists: true,
+            outcome: SimOutcome::Succeeded,
+            duration: Duration::from_secs(DEFAULT_DURATION_SECONDS),
+            failed_stage: None,
+            stop: Duration::from_secs(DEFAULT_STOP_SECONDS),
+            events: EventDelivery::Deliver,
+            throttle_starts: 0,
+        };
+        let base = self.defaults.over(builtin);
+        match self.pipelines.get(pipeline) {
+            Some(o) => o.over(base),
+            None => base,
+        }
+    }
+
+    /// Pipelines the sim file scripts that are not in `names`: a warning, not an error, so one
+    /// sim file can serve several manifests.
+    pub fn unknown_pipelines<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let known: std::collections::HashSet<&str> = names.into_iter().collect();
+        self.pipelines
+            .keys()
+            .filter(|p| !known.contains(p.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+fn seconds(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Option<Duration> {
+    match v.as_f64() {
+        Some(s) if (0.0..=MAX_SECONDS).contains(&s) => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            errors.push(ValidationError::new(
+                path,
+                format!("{s} is out of range; expected 0 to {MAX_SECONDS} seconds"),
+            ));
+            None
+        }
+        None => {
+            errors.push(ValidationError::new(
+                path,
+                format!("expected a number of seconds, got {}", json_type(v)),
+            ));
+            None
+        }
+    }
+}
+
+fn named<T: Copy>(
+    v: &Value,
+    path: &str,
+    names: &[(&str, T)],
+    errors: &mut Vec<ValidationError>,
+) -> Option<T> {
+    let allowed: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+    let found = v
+        .as_str()
+        .and_then(|s| names.iter().find(|(n, _)| *n == s).map(|(_, t)| *t));
+    if found.is_none() {
+        errors.push(ValidationError::new(
+            path,
+            format!("expected one of {}, got {v}", allowed.join(", ")),
+        ));
+    }
+    found
+}
+
+fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overrides {
+    let mut o = Overrides::default();
+    let Some(map) = v.as_object() else {
+        errors.push(ValidationError::new(
+            path,
+            format!("expected an object with any of {FIELDS}, got {}", json_type(v)),
+        ));
+        return o;
+    };
+    let field_map: &Map<String, Value> = map;
+    for (key, v) in field_map {
+        let p = quote_path(path, key);
+        match key.as_str() {
+            "exists" => match v.as_bool() {
+                Some(b) => o.exists = Some(b),
+                None => errors.push(ValidationError::new(
+                    &p,
+                    format!("expected true or false, got {}", json_type(v)),
+                )),
+            },
+            "outcome" => o.outcome = named(v, &p, &SimOutcome::NAMES, errors),
+            "durationSeconds" => o.duration = seconds(v, &p, errors),
+            "stopSeconds" => o.stop = seconds(v, &p, errors),
+            "failedStage" => match v.as_str() {
+                Some(s) if !s.is_empty() => o.failed_stage = Some(s.to_owned()),
+                _ => errors.push(ValidationError::new(
+                    &p,
+                    format!("expected a stage name, got {v}"),
+                )),
+            },
+            "events" => o.events = named(v, &p, &EventDelivery::NAMES, errors),
+            "throttleStarts" => match v.as_u64() {
+                Some(n) if n <= MAX_THROTTLES => o.throttle_starts = Some(n as u32),
+                _ => errors.push(ValidationError::new(
+                    &p,
+                    format!("expected a whole number from 0 to {MAX_THROTTLES}, got {v}"),
+                )),
+            },
+            other => errors.push(ValidationError::new(
+                &p,
+                format!("unknown field {other:?}; expected one of {FIELDS}"),
+            )),
+        }
+    }
+    o
+}
+
+/// CodePipeline API calls made to one pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApiCalls {
+    pub get_pipeline: u32,
+    pub start: u32,
+    /// Start calls answered with a throttling error.
+    pub throttled: u32,
+    pub get_execution: u32,
+    pub stop: u32,
+}
+
+impl ApiCalls {
+    pub fn total(&self) -> u32 {
+        self.get_pipeline + self.start + self.get_execution + self.stop
+    }
+}
+
+/// One simulated execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimExecution {
+    pub pipeline: String,
+    pub execution_id: String,
+    pub client_request_token: String,
+    pub status: RunStatus,
+    pub started_at: OffsetDateTime,
+    /// When it became terminal.
+    pub ended_at: Option<OffsetDateTime>,
+    pub summary: Option<String>,
+    pub stop_reason: Option<String>,
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct State {
+    by_request_token: HashMap<String, String>,
+    executions: HashMap<String, SimExecution>,
+    order: Vec<String>,
+    calls: BTreeMap<String, ApiCalls>,
+    running: usize,
+    peak_running: usize,
+    events_emitted: u64,
+}
+
+struct Inner {
+    file: SimFile,
+    clock: VirtualClock,
+    bus: UnboundedSender<Value>,
+    state: Mutex<State>,
+}
+
+/// The simulated CodePipeline service. Cheap to clone.
+#[derive(Clone)]
+pub struct SimPipelines {
+    inner: Arc<Inner>,
+}
+
+fn rfc3339_millis(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+fn event_state(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::InProgress => "STARTED",
+        RunStatus::Stopping => "STOPPING",
+        RunStatus::Stopped => "STOPPED",
+        RunStatus::Succeeded => "SUCCEEDED",
+        RunStatus::Superseded => "SUPERSEDED",
+        RunStatus::Failed => "FAILED",
+        RunStatus::Cancelled => "CANCELED",
+        RunStatus::NotStarted | RunStatus::NotFound => "UNKNOWN",
+    }
+}
+
+impl SimPipelines {
+    /// State-change events are sent to `bus`. Make it inside the runtime the clock follows.
+    pub fn new(file: SimFile, clock: VirtualClock, bus: UnboundedSender<Value>) -> Self {
+        SimPipelines {
+            inner: Arc::new(Inner {
+                file,
+                clock,
+                bus,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// API calls per pipeline.
+    pub fn calls(&self) -> BTreeMap<String, ApiCalls> {
+        self.inner.lock().calls.clone()
+    }
+
+    /// Every execution started, in start order.
+    pub fn executions(&self) -> Vec<SimExecution> {
+        let s = self.inner.lock();
+        s.order.iter().map(|id| s.executions[id].clone()).collect()
+    }
+
+    /// The most executions in progress (or stopping) at once.
+    pub fn peak_running(&self) -> usize {
+        self.inner.lock().peak_running
+    }
+
+    /// State-change events published (before drop/duplicate).
+    pub fn events_emitted(&self) -> u64 {
+        self.inner.lock().events_emitted
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, state: &mut State, execution_id: &str) {
+        let e = &state.executions[execution_id];
+        let now = self.clock.now();
+        let event = json!({
+            "version": "0",
+            "id": format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                rand::random::<u32>(), rand::random::<u16>(), rand::random::<u16>() & 0xfff,
+                rand::random::<u16>() & 0xfff, rand::random::<u64>() & 0xffff_ffff_ffff),
+            "detail-type": "CodePipeline Pipeline Execution State Change",
+            "source": "aws.codepipeline",
+            "account": ACCOUNT,
+            "time": rfc3339_millis(now),
+            "region": REGION,
+            "resources": [format!("arn:aws:codepipeline:{REGION}:{ACCOUNT}:{}", e.pipeline)],
+            "detail": {
+                "pipeline": e.pipeline,
+                "execution-id": e.execution_id,
+                "start-time": rfc3339_millis(e.started_at),
+                "execution-trigger": {
+                    "trigger-type": "StartPipelineExecution",
+                    "trigger-detail": format!("arn:aws:sts::{ACCOUNT}:assumed-role/release-machine-StartPipelinesRole/release-machine-start-pipelines"),
+                },
+                "state": event_state(e.status),
+                "version": 1,
+                "pipeline-execution-attempt": 1,
+            }
+        });
+        state.events_emitted += 1;
+        let copies = match self.file.behaviour(&e.pipeline).events {
+            EventDelivery::Deliver => 1,
+            EventDelivery::Drop => 0,
+            EventDelivery::Duplicate => 2,
+        };
+        for _ in 0..copies {
+            // The bus is gone only when the run is over: nobody left to tell.
+            let _ = self.bus.send(event.clone());
+        }
+    }
+
+    /// Moves an execution from `from` to `status`; publishes the change. False (and nothing
+    /// happens) if the execution is no longer in `from`: a stopped execution never succeeds.
+    fn transition(
+        &self,
+        execution_id: &str,
+        from: RunStatus,
+        status: RunStatus,
+        summary: Option<String>,
+    ) -> bool {
+        let mut s = self.lock();
+        let Some(e) = s.executions.get_mut(execution_id) else {
+            return false;
+        };
+        if e.status != from {
+            return false;
+        }
+        e.status = status;
+        if summary.is_some() {
+            e.summary = summary;
+        }
+        if status.is_terminal() {
+            e.ended_at = Some(self.clock.now());
+            s.running -= 1;
+        }
+        self.publish(&mut s, execution_id);
+        true
+    }
+
+    async fn live(self: Arc<Self>, execution_id: String, b: Behaviour) {
+        tokio::time::sleep(b.duration).await;
+        let summary = match (&b.outcome, &b.failed_stage) {
+            (SimOutcome::Failed, Some(stage)) => Some(format!("stage {stage} failed")),
+            (SimOutcome::Failed, None) => Some("an action failed".to_owned()),
+            (SimOutcome::Superseded, _) => Some("superseded by a newer execution".to_owned()),
+            _ => None,
+        };
+        match b.outcome {
+            SimOutcome::Succeeded => self.transition(&execution_id, RunStatus::InProgress, RunStatus::Succeeded, None),
+            SimOutcome::Failed => self.transition(&execution_id, RunStatus::InProgress, RunStatus::Failed, summary),
+            SimOutcome::Superseded => {
+                self.transition(&execution_id, RunStatus::InProgress, RunStatus::Superseded, summary)
+            }
+            SimOutcome::Stopped => {
+                let reason = Some("stopped from the console".to_owned());
+                if self.transition(&execution_id, RunStatus::InProgress, RunStatus::Stopping, reason.clone()) {
+                    tokio::time::sleep(b.stop).await;
+                    self.transition(&execution_id, RunStatus::Stopping, RunStatus::Stopped, reason);
+                }
+                true
+            }
+        };
+    }
+
+    async fn stopping(self: Arc<Self>, execution_id: String, after: Duration) {
+        tokio::time::sleep(after).await;
+        self.transition(&execution_id, RunStatus::Stopping, RunStatus::Stopped, None);
+    }
+}
+
+fn execution_id() -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        rand::random::<u32>(),
+        rand::random::<u16>(),
+        rand::random::<u16>() & 0xfff,
+        (rand::random::<u16>() & 0x3fff) | 0x8000,
+        rand::random::<u64>() & 0xffff_ffff_ffff
+    )
+}
+
+#[async_trait::async_trait]
+impl Pipelines for SimPipelines {
+    async fn exists(&self, name: &str) -> PortResult<bool> {
+        let inner = &self.inner;
+        inner.lock().calls.entry(name.to_owned()).or_default().get_pipeline += 1;
+        Ok(inner.file.behaviour(name).exists)
+    }
+
+    async fn start(
+        &self,
+        spec: &PipelineSpec,
+        client_request_token: &str,
+    ) -> Result<String, StartError> {
+        let inner = &self.inner;
+        let b = inner.file.behaviour(&spec.name);
+        let mut s = inner.lock();
+        let calls = s.calls.entry(spec.name.clone()).or_default();
+        calls.start += 1;
+        if !b.exists {
+            return Err(StartError::NotFound(spec.name.clone()));
+        }
+        if calls.throttled < b.throttle_starts {
+            calls.throttled += 1;
+            return Err(StartError::Port(PortError::Throttled(format!(
+                "ThrottlingException: Rate exceeded (StartPipelineExecution on {})",
+                spec.name
+            ))));
+        }
+        // CodePipeline's idempotency: the same clientRequestToken answers the same execution.
+        if let Some(id) = s.by_request_token.get(client_request_token) {
+            return Ok(id.clone());
+        }
+        let id = execution_id();
+        s.by_request_token
+            .insert(client_request_token.to_owned(), id.clone());
+        s.executions.insert(
+            id.clone(),
+            SimExecution {
+                pipeline: spec.name.clone(),
+                execution_id: id.clone(),
+                client_request_token: client_request_token.to_owned(),
+                status: RunStatus::InProgress,
+                started_at: inner.clock.now(),
+                ended_at: None,
+                summary: None,
+                stop_reason: None,
+                variables: spec.variables.clone(),
+            },
+        );
+        s.order.push(id.clone());
+        s.running += 1;
+        s.peak_running = s.peak_running.max(s.running);
+        inner.publish(&mut s, &id);
+        drop(s);
+        tokio::spawn(Arc::clone(inner).live(id.clone(), b));
+        Ok(id)
+    }
+
+    async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus> {
+        let mut s = self.inner.lock();
+        s.calls.entry(pipeline.to_owned()).or_default().get_execution += 1;
+        match s.executions.get(execution_id) {
+            Some(e) if e.pipeline == pipeline => Ok(ExecutionStatus {
+                status: e.status,
+                summary: e.summary.clone(),
+            }),
+            _ => Err(PortError::NotFound(format!(
+                "PipelineExecutionNotFoundException: pipeline {pipeline} has no execution {execution_id}"
+            ))),
+        }
+    }
+
+    async fn stop(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        reason: &str,
+        abandon: bool,
+    ) -> PortResult<()> {
+        let inner = &self.inner;
+        let b = inner.file.behaviour(pipeline);
+        let status = {
+            let mut s = inner.lock();
+            s.calls.entry(pipeline.to_owned()).or_default().stop += 1;
+            match s.executions.get_mut(execution_id) {
+                Some(e) if e.pipeline == pipeline => {
+                    if e.stop_reason.is_none() && !e.status.is_terminal() {
+                        e.stop_reason = Some(reason.to_owned());
+                    }
+                    e.status
+                }
+                _ => {
+                    return Err(PortError::NotFound(format!(
+                        "PipelineExecutionNotFoundException: pipeline {pipeline} has no execution {execution_id}"
+                    )))
+                }
+            }
+        };
+        match status {
+            RunStatus::InProgress => {
+                inner.transition(execution_id, RunStatus::InProgress, RunStatus::Stopping, Some(reason.to_owned()));
+                let after = if abandon { Duration::ZERO } else { b.stop };
+                tokio::spawn(Arc::clone(inner).stopping(execution_id.to_owned(), after));
+            }
+            RunStatus::Stopping if abandon => {
+                inner.transition(execution_id, RunStatus::Stopping, RunStatus::Stopped, None);
+            }
+            // Already stopping or finished: not an error.
+            _ => {}
+        }
+        Ok(())
+    }
+}

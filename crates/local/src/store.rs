@@ -1,0 +1,707 @@
+//! The embedded [`ReleaseStore`]: one SQLite file under the state directory.
+//!
+//! It keeps DynamoDB's semantics, not just its data: the release id is claimed by one
+//! conditional write (`attribute_not_exists(pk) OR owner = :me`), every later write to a release
+//! is conditional on its owner, a run's status never moves backwards, a run is found by its
+//! CodePipeline execution id through a row keyed by that id, and the runs that carry a task token
+//! form the sweep's index. Each port call is one SQLite transaction (`BEGIN IMMEDIATE`), so two
+//! local processes sharing a state directory see the same conditions hold.
+
+use rm_core::error::PortError;
+use rm_core::manifest::{PipelineSpec, SourceRevision};
+use rm_core::ports::{Claim, NewRelease, PortResult, ReleaseStore, RunKey};
+use rm_core::release::{
+    HistoryEntry, ReleaseId, ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord, RunStatus,
+    StoredRelease,
+};
+use rm_core::OnFailure;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The file name of the store inside a state directory.
+pub const STORE_FILE: &str = "releases.sqlite3";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS releases (
+    release_id      TEXT PRIMARY KEY,
+    owner           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    requested_at    INTEGER NOT NULL,
+    ended_at        INTEGER,
+    source_kind     TEXT NOT NULL,
+    source_location TEXT,
+    on_failure      TEXT NOT NULL,
+    max_concurrency INTEGER NOT NULL,
+    description     TEXT,
+    cause           TEXT,
+    stop_requested  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    release_id       TEXT NOT NULL,
+    pipeline         TEXT NOT NULL,
+    position         INTEGER NOT NULL,
+    wave             INTEGER NOT NULL,
+    timeout_minutes  INTEGER NOT NULL,
+    variables        TEXT,
+    source_revisions TEXT,
+    status           TEXT NOT NULL,
+    execution_id     TEXT,
+    started_at       INTEGER,
+    ended_at         INTEGER,
+    task_token       TEXT,
+    PRIMARY KEY (release_id, pipeline)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_waiting ON runs (task_token) WHERE task_token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS run_history (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    release_id TEXT NOT NULL,
+    pipeline   TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    UNIQUE (release_id, pipeline, status)
+);
+CREATE TABLE IF NOT EXISTS executions (
+    execution_id TEXT PRIMARY KEY,
+    release_id   TEXT NOT NULL,
+    pipeline     TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
+const RUN_COLUMNS: &str = "pipeline, wave, timeout_minutes, variables, source_revisions, status, \
+                           execution_id, started_at, ended_at, task_token, release_id";
+
+/// A run's status change that was actually applied (for live progress).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunChange {
+    pub release_id: String,
+    pub pipeline: String,
+    pub wave: u32,
+    pub status: RunStatus,
+    pub at: OffsetDateTime,
+}
+
+type ChangeObserver = Arc<dyn Fn(&RunChange) + Send + Sync>;
+
+/// A summary of a stored release, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseSummary {
+    pub release_id: String,
+    pub status: ReleaseStatus,
+    pub requested_at: OffsetDateTime,
+}
+
+/// The SQLite release store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    observer: Option<ChangeObserver>,
+}
+
+fn sql_err(e: rusqlite::Error) -> PortError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            PortError::Transient(format!("the local store is busy: {e}"))
+        }
+        _ => PortError::Other(format!("local store: {e}")),
+    }
+}
+
+fn nanos(t: OffsetDateTime) -> i64 {
+    // SQLite integers are i64: nanoseconds since 1970 fit until the year 2262.
+    t.unix_timestamp_nanos() as i64
+}
+
+fn from_nanos(n: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
+}
+
+fn conversion(msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::<dyn std::error::Error + Send + Sync>::from(msg),
+    )
+}
+
+fn run_status(s: &str) -> rusqlite::Result<RunStatus> {
+    RunStatus::parse(s).ok_or_else(|| conversion(format!("unknown run status {s:?}")))
+}
+
+/// A run row without its history.
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
+    let variables: Option<String> = row.get(3)?;
+    let revisions: Option<String> = row.get(4)?;
+    let variables: BTreeMap<String, String> = match variables {
+        Some(v) => serde_json::from_str(&v).map_err(|e| conversion(e.to_string()))?,
+        None => BTreeMap::new(),
+    };
+    let source_revisions: Vec<SourceRevision> = match revisions {
+        Some(v) => serde_json::from_str(&v).map_err(|e| conversion(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let release_id: String = row.get(10)?;
+    Ok(RunRecord {
+        release_id: ReleaseId::parse(&release_id).map_err(conversion)?,
+        spec: PipelineSpec {
+            name: row.get(0)?,
+            wave: row.get(1)?,
+            variables,
+            source_revisions,
+            timeout_minutes: row.get(2)?,
+        },
+        status: run_status(&row.get::<_, String>(5)?)?,
+        execution_id: row.get(6)?,
+        started_at: row.get::<_, Option<i64>>(7)?.map(from_nanos).transpose()?,
+        ended_at: row.get::<_, Option<i64>>(8)?.map(from_nanos).transpose()?,
+        task_token: row.get(9)?,
+        history: Vec::new(),
+    })
+}
+
+fn release_from_row(row: &Row<'_>) -> rusqlite::Result<ReleaseRecord> {
+    let id: String = row.get(0)?;
+    let status: String = row.get(2)?;
+    let on_failure: String = row.get(7)?;
+    Ok(ReleaseRecord {
+        release_id: ReleaseId::parse(&id).map_err(conversion)?,
+        owner: row.get(1)?,
+        status: ReleaseStatus::parse(&status)
+            .ok_or_else(|| conversion(format!("unknown release status {status:?}")))?,
+        requested_at: from_nanos(row.get(3)?)?,
+        ended_at: row.get::<_, Option<i64>>(4)?.map(from_nanos).transpose()?,
+        source: ReleaseSource {
+            kind: row.get(5)?,
+            location: row.get(6)?,
+        },
+        on_failure: OnFailure::parse(&on_failure)
+            .ok_or_else(|| conversion(format!("unknown onFailure {on_failure:?}")))?,
+        max_concurrency: row.get(8)?,
+        description: row.get(9)?,
+        cause: row.get(10)?,
+        stop_requested: row.get::<_, i64>(11)? != 0,
+    })
+}
+
+const RELEASE_COLUMNS: &str = "release_id, owner, status, requested_at, ended_at, source_kind, \
+                               source_location, on_failure, max_concurrency, description, cause, \
+                               stop_requested";
+
+fn load_release(tx: &Connection, id: &str) -> rusqlite::Result<Option<ReleaseRecord>> {
+    tx.prepare_cached(&format!(
+        "SELECT {RELEASE_COLUMNS} FROM releases WHERE release_id = ?1"
+    ))?
+    .query_row([id], release_from_row)
+    .optional()
+}
+
+fn history_of(tx: &Connection, id: &str, pipeline: &str) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT status, at FROM run_history WHERE release_id = ?1 AND pipeline = ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([id, pipeline], |r| {
+        Ok(HistoryEntry {
+            status: run_status(&r.get::<_, String>(0)?)?,
+            at: from_nanos(r.get(1)?)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn load_run(tx: &Connection, id: &str, pipeline: &str) -> rusqlite::Result<Option<RunRecord>> {
+    let run = tx
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE release_id = ?1 AND pipeline = ?2"
+        ))?
+        .query_row([id, pipeline], run_from_row)
+        .optional()?;
+    let Some(mut run) = run else { return Ok(None) };
+    run.history = history_of(tx, id, pipeline)?;
+    Ok(Some(run))
+}
+
+fn load_runs(tx: &Connection, id: &str) -> rusqlite::Result<Vec<RunRecord>> {
+    let mut runs: Vec<RunRecord> = tx
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE release_id = ?1 ORDER BY position"
+        ))?
+        .query_map([id], run_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let index: HashMap<String, usize> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.spec.name.clone(), i))
+        .collect();
+    let mut stmt = tx.prepare_cached(
+        "SELECT pipeline, status, at FROM run_history WHERE release_id = ?1 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([id])?;
+    while let Some(r) = rows.next()? {
+        let pipeline: String = r.get(0)?;
+        if let Some(&i) = index.get(&pipeline) {
+            runs[i].history.push(HistoryEntry {
+                status: run_status(&r.get::<_, String>(1)?)?,
+                at: from_nanos(r.get(2)?)?,
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// Checks that `owner` holds the release: NotFound or ConditionFailed otherwise.
+fn require_owner(tx: &Connection, id: &str, owner: &str) -> PortResult<()> {
+    let held: Option<String> = tx
+        .prepare_cached("SELECT owner FROM releases WHERE release_id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(sql_err)?;
+    match held {
+        None => Err(PortError::NotFound(format!("release {id} is not recorded"))),
+        Some(o) if o == owner => Ok(()),
+        Some(o) => Err(PortError::ConditionFailed(format!(
+            "release {id} is owned by execution {o}, not {owner}"
+        ))),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the store in `state_dir`.
+    pub fn open_dir(state_dir: &Path) -> PortResult<SqliteStore> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            PortError::Other(format!(
+                "cannot create the state directory {}: {e}",
+                state_dir.display()
+            ))
+        })?;
+        Self::open(&state_dir.join(STORE_FILE))
+    }
+
+    /// Opens (creating it if needed) the store file at `path`.
+    pub fn open(path: &Path) -> PortResult<SqliteStore> {
+        let conn = Connection::open(path).map_err(|e| {
+            PortError::Other(format!("cannot open the local store {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql_err)?;
+        // WAL and synchronous=NORMAL: a commit is an append without fsync, so the thousands of
+        // small transactions of a 500-pipeline release stay fast; still durable across crashes
+        // of this process.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_err)?;
+        conn.execute_batch(SCHEMA).map_err(|e| {
+            PortError::Other(format!(
+                "the local store {} is not a release-machine store or is damaged: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+            observer: None,
+        })
+    }
+
+    /// Calls `observer` for every run status change applied (starts included).
+    pub fn with_observer(mut self, observer: impl Fn(&RunChange) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // The connection stays valid if a holder panicked; transactions roll back on drop.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> PortResult<T>) -> PortResult<T> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(out)
+    }
+
+    fn notify(&self, run: &RunRecord, status: RunStatus, at: OffsetDateTime) {
+        if let Some(observer) = &self.observer {
+            observer(&RunChange {
+                release_id: run.release_id.to_string(),
+                pipeline: run.spec.name.clone(),
+                wave: run.spec.wave,
+                status,
+                at,
+            });
+        }
+    }
+
+    /// Deletes everything recorded about a release (the CLI's `run --fresh`). True if it existed.
+    pub fn forget(&self, release_id: &ReleaseId) -> PortResult<bool> {
+        self.write(|tx| delete_release(tx, release_id.as_str()))
+    }
+
+    /// Every stored release, newest first.
+    pub fn list(&self) -> PortResult<Vec<ReleaseSummary>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT release_id, status, requested_at FROM releases ORDER BY requested_at DESC")
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let status: String = r.get(1)?;
+                Ok(ReleaseSummary {
+                    release_id: r.get(0)?,
+                    status: ReleaseStatus::parse(&status)
+                        .ok_or_else(|| conversion(format!("unknown release status {status:?}")))?,
+                    requested_at: from_nanos(r.get(2)?)?,
+                })
+            })
+            .map_err(sql_err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sql_err)
+    }
+}
+
+fn delete_release(tx: &Connection, id: &str) -> PortResult<bool> {
+    let run = |sql: &str| tx.execute(sql, [id]).map_err(sql_err);
+    run("DELETE FROM run_history WHERE release_id = ?1")?;
+    run("DELETE FROM executions WHERE release_id = ?1")?;
+    run("DELETE FROM runs WHERE release_id = ?1")?;
+    Ok(run("DELETE FROM releases WHERE release_id = ?1")? > 0)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> PortResult<String> {
+    serde_json::to_string(v).map_err(|e| PortError::Other(format!("cannot encode: {e}")))
+}
+
+#[async_trait::async_trait]
+impl ReleaseStore for SqliteStore {
+    async fn claim(&self, release: &NewRelease) -> PortResult<Claim> {
+        let r = &release.record;
+        let id = r.release_id.as_str();
+        self.write(|tx| {
+            let inserted = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO releases ({RELEASE_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                     ON CONFLICT (release_id) DO NOTHING"
+                ))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id,
+                        r.owner,
+                        r.status.as_str(),
+                        nanos(r.requested_at),
+                        r.ended_at.map(nanos),
+                        r.source.kind,
+                        r.source.location,
+                        r.on_failure.as_str(),
+                        r.max_concurrency,
+                        r.description,
+                        r.cause,
+                        i64::from(r.stop_requested),
+                    ])
+                })
+                .map_err(sql_err)?;
+            if inserted == 0 {
+                let owner: String = tx
+                    .query_row("SELECT owner FROM releases WHERE release_id = ?1", [id], |row| {
+                        row.get(0)
+                    })
+                    .map_err(sql_err)?;
+                if owner != r.owner {
+                    return Ok(Claim::Duplicate { owner });
+                }
+            }
+            // A retry by the owner passes; its run items are written once.
+            let mut insert_run = tx
+                .prepare_cached(
+                    "INSERT INTO runs (release_id, pipeline, position, wave, timeout_minutes, \
+                     variables, source_revisions, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'NotStarted') \
+                     ON CONFLICT (release_id, pipeline) DO NOTHING",
+                )
+                .map_err(sql_err)?;
+            for (position, spec) in release.manifest.pipelines.iter().enumerate() {
+                let variables = if spec.variables.is_empty() {
+                    None
+                } else {
+                    Some(to_json(&spec.variables)?)
+                };
+                let revisions = if spec.source_revisions.is_empty() {
+                    None
+                } else {
+                    Some(to_json(&spec.source_revisions)?)
+                };
+                insert_run
+                    .execute(params![
+                        id,
+                        spec.name,
+                        position as i64,
+                        spec.wave,
+                        spec.timeout_minutes,
+                        variables,
+                        revisions,
+                    ])
+                    .map_err(sql_err)?;
+            }
+            Ok(Claim::Claimed)
+        })
+    }
+
+    async fn release_claim(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
+        let id = release_id.as_str();
+        self.write(|tx| {
+            require_owner(tx, id, owner)?;
+            let started: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM runs WHERE release_id = ?1 AND status <> 'NotStarted'",
+                    [id],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)?;
+            if started > 0 {
+                return Err(PortError::ConditionFailed(format!(
+                    "release {id} has started pipelines; its claim cannot be given up"
+                )));
+            }
+            delete_release(tx, id)?;
+            Ok(())
+        })
+    }
+
+    async fn get(&self, release_id: &ReleaseId) -> PortResult<Option<StoredRelease>> {
+        let conn = self.lock();
+        let id = release_id.as_str();
+        let Some(release) = load_release(&conn, id).map_err(sql_err)? else {
+            return Ok(None);
+        };
+        let runs = load_runs(&conn, id).map_err(sql_err)?;
+        Ok(Some(StoredRelease { release, runs }))
+    }
+
+    async fn get_run(
+        &self,
+        release_id: &ReleaseId,
+        pipeline: &str,
+    ) -> PortResult<Option<RunRecord>> {
+        load_run(&self.lock(), release_id.as_str(), pipeline).map_err(sql_err)
+    }
+
+    async fn record_start(
+        &self,
+        release_id: &ReleaseId,
+        owner: &str,
+        pipeline: &str,
+        execution_id: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<RunRecord> {
+        let id = release_id.as_str();
+        let (run, changed) = self.write(|tx| {
+            require_owner(tx, id, owner)?;
+            let run = load_run(tx, id, pipeline).map_err(sql_err)?.ok_or_else(|| {
+                PortError::NotFound(format!("release {id} has no pipeline {pipeline:?}"))
+            })?;
+            match run.execution_id.as_deref() {
+                Some(e) if e == execution_id => return Ok((run, false)),
+                Some(other) => {
+                    return Err(PortError::ConditionFailed(format!(
+                        "pipeline {pipeline} of release {id} was already started as execution {other}"
+                    )))
+                }
+                None if run.status != RunStatus::NotStarted => {
+                    return Err(PortError::ConditionFailed(format!(
+                        "pipeline {pipeline} of release {id} is {}; it cannot be started",
+                        run.status
+                    )))
+                }
+                None => {}
+            }
+            tx.prepare_cached(
+                "UPDATE runs SET status = 'InProgress', execution_id = ?3, started_at = ?4 \
+                 WHERE release_id = ?1 AND pipeline = ?2 AND execution_id IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![id, pipeline, execution_id, nanos(at)]))
+            .map_err(sql_err)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO run_history (release_id, pipeline, status, at) \
+                 VALUES (?1, ?2, 'InProgress', ?3)",
+            )
+            .and_then(|mut s| s.execute(params![id, pipeline, nanos(at)]))
+            .map_err(sql_err)?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO executions (execution_id, release_id, pipeline) \
+                 VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![execution_id, id, pipeline]))
+            .map_err(sql_err)?;
+            let run = load_run(tx, id, pipeline)
+                .map_err(sql_err)?
+                .ok_or_else(|| PortError::Other(format!("run {pipeline} vanished")))?;
+            Ok((run, true))
+        })?;
+        if changed {
+            self.notify(&run, RunStatus::InProgress, at);
+        }
+        Ok(run)
+    }
+
+    async fn record_status(
+        &self,
+        key: &RunKey,
+        status: RunStatus,
+        at: OffsetDateTime,
+    ) -> PortResult<Option<RunRecord>> {
+        let id = key.release_id.as_str();
+        let pipeline = key.pipeline.as_str();
+        let result = self.write(|tx| {
+            let Some(run) = load_run(tx, id, pipeline).map_err(sql_err)? else {
+                return Ok(None);
+            };
+            if status.rank() <= run.status.rank() {
+                return Ok(Some((run, false)));
+            }
+            let ended = status.is_terminal().then_some(nanos(at));
+            tx.prepare_cached(
+                "UPDATE runs SET status = ?3, ended_at = COALESCE(?4, ended_at) \
+                 WHERE release_id = ?1 AND pipeline = ?2 AND status = ?5",
+            )
+            .and_then(|mut s| {
+                s.execute(params![id, pipeline, status.as_str(), ended, run.status.as_str()])
+            })
+            .map_err(sql_err)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO run_history (release_id, pipeline, status, at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![id, pipeline, status.as_str(), nanos(at)]))
+            .map_err(sql_err)?;
+            let run = load_run(tx, id, pipeline)
+                .map_err(sql_err)?
+                .ok_or_else(|| PortError::Other(format!("run {pipeline} vanished")))?;
+            Ok(Some((run, true)))
+        })?;
+        Ok(result.map(|(run, changed)| {
+            if changed {
+                self.notify(&run, status, at);
+            }
+            run
+        }))
+    }
+
+    async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
+        let conn = self.lock();
+        let found: Option<(String, String)> = conn
+            .prepare_cached("SELECT release_id, pipeline FROM executions WHERE execution_id = ?1")
+            .and_then(|mut s| {
+                s.query_row([execution_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(sql_err)?;
+        found
+            .map(|(id, pipeline)| {
+                Ok(RunKey {
+                    release_id: ReleaseId::parse(&id).map_err(PortError::Other)?,
+                    pipeline,
+                })
+            })
+            .transpose()
+    }
+
+    async fn set_token(&self, key: &RunKey, token: &str) -> PortResult<RunRecord> {
+        let id = key.release_id.as_str();
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE runs SET task_token = ?3 WHERE release_id = ?1 AND pipeline = ?2",
+                )
+                .and_then(|mut s| s.execute(params![id, key.pipeline, token]))
+                .map_err(sql_err)?;
+            if n == 0 {
+                return Err(PortError::NotFound(format!(
+                    "release {id} has no pipeline {:?}",
+                    key.pipeline
+                )));
+            }
+            load_run(tx, id, &key.pipeline)
+                .map_err(sql_err)?
+                .ok_or_else(|| PortError::Other(format!("run {} vanished", key.pipeline)))
+        })
+    }
+
+    async fn clear_token(&self, key: &RunKey, token: &str) -> PortResult<bool> {
+        let id = key.release_id.as_str();
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE runs SET task_token = NULL \
+                     WHERE release_id = ?1 AND pipeline = ?2 AND task_token = ?3",
+                )
+                .and_then(|mut s| s.execute(params![id, key.pipeline, token]))
+                .map_err(sql_err)?;
+            Ok(n == 1)
+        })
+    }
+
+    async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>> {
+        let conn = self.lock();
+        let mut runs: Vec<RunRecord> = conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE task_token IS NOT NULL \
+                 ORDER BY release_id, position"
+            ))
+            .and_then(|mut s| {
+                s.query_map([], run_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sql_err)?;
+        for run in &mut runs {
+            run.history =
+                history_of(&conn, run.release_id.as_str(), &run.spec.name).map_err(sql_err)?;
+        }
+        Ok(runs)
+    }
+
+    async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
+        let id = release_id.as_str();
+        self.write(|tx| {
+            require_owner(tx, id, owner)?;
+            tx.execute(
+                "UPDATE releases SET stop_requested = 1 WHERE release_id = ?1 AND owner = ?2",
+                params![id, owner],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+    }
+
+    async fn finish(
+        &self,
+        release_id: &ReleaseId,
+        owner: &str,
+        status: ReleaseStatus,
+        cause: Option<&str>,
+        at: OffsetDateTime,
+    ) -> PortResult<ReleaseRecord> {
+        let id = release_id.as_str();
+        self.write(|tx| {
+            require_owner(tx, id, owner)?;
+            // A release's end is written once: RUNNING -> SUCCEEDED | FAILED, never back.
+            tx.execute(
+                "UPDATE releases SET status = ?3, cause = ?4, ended_at = ?5 \
+                 WHERE release_id = ?1 AND owner = ?2 AND status = 'RUNNING'",
+                params![id, owner, status.as_str(), cause, nanos(at)],
+            )
+            .map_err(sql_err)?;
+            load_release(tx, id)
+                .map_err(sql_err)?
+                .ok_or_else(|| PortError::Other(format!("release {id} vanished")))
+        })
+    }
+}
