@@ -4,6 +4,7 @@
 //! [`runner`] that executes `statemachine/release.asl.json` with them in virtual time.
 
 pub mod clock;
+pub mod emulator;
 pub mod runner;
 pub mod sim;
 pub mod store;

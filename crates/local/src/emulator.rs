@@ -1,0 +1,674 @@
+//! A CodePipeline emulator: an HTTP server on 127.0.0.1 speaking the AWS JSON 1.1 protocol
+//! (`X-Amz-Target: CodePipeline_20150709.<Operation>`), backed by [`SimPipelines`] running in
+//! real tokio time, so the real `aws-sdk-codepipeline` client (and so the Lambda functions) can
+//! be tested against scripted pipelines.
+//!
+//! Operations: GetPipeline, StartPipelineExecution, GetPipelineExecution,
+//! StopPipelineExecution, PutJobSuccessResult and PutJobFailureResult (recorded for
+//! assertions). Errors are AWS's: HTTP 400 with `{"__type": "PipelineNotFoundException",
+//! "message": ...}`.
+//!
+//! Each "CodePipeline Pipeline Execution State Change" event the simulator emits is published
+//! the way EventBridge would deliver it to record-state: POSTed as the payload of a Lambda
+//! Invoke call to [`EmulatorOptions::event_target`] (e.g. `cargo lambda watch`'s
+//! `/2015-03-31/functions/record-state/invocations`). Delivery is sequential, in emission order.
+//!
+//! Admin endpoints (plain HTTP, for tests and scripts):
+//!
+//! | request | effect |
+//! |---|---|
+//! | `PUT /emulator/sim` (a sim file) | replaces the simulation: new behaviours, no executions, counts reset |
+//! | `GET /emulator/calls` | API calls per pipeline and operation |
+//! | `GET /emulator/jobs` | PutJobSuccessResult / PutJobFailureResult calls, in order |
+//! | `GET /emulator/executions` | every execution started |
+//! | `GET /emulator/events` | every state-change event published, with its delivery result |
+
+use crate::clock::VirtualClock;
+use crate::sim::{SimExecution, SimFile, SimPipelines};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use rm_core::error::PortError;
+use rm_core::manifest::PipelineSpec;
+use rm_core::ports::{Pipelines, StartError};
+use rm_core::release::RunStatus;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+const TARGET_PREFIX: &str = "CodePipeline_20150709.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// How to start an [`Emulator`].
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorOptions {
+    /// The simulation to run (default: every pipeline exists and succeeds after 180 s).
+    pub sim: SimFile,
+    /// Lambda Invoke URL that receives each state-change event as its payload; `None`: events
+    /// are only recorded (see [`Emulator::events`]).
+    pub event_target: Option<String>,
+}
+
+/// One PutJobSuccessResult or PutJobFailureResult call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResult {
+    pub job_id: String,
+    /// `true` for PutJobSuccessResult.
+    pub success: bool,
+    /// The success summary (`executionDetails.summary`) or the failure message
+    /// (`failureDetails.message`).
+    pub message: Option<String>,
+    /// The failure type (`failureDetails.type`), for a failure.
+    pub failure_type: Option<String>,
+    /// The request as sent.
+    pub request: Value,
+}
+
+/// A published state-change event and what became of its delivery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedEvent {
+    pub event: Value,
+    /// `None` without an event target; else the HTTP status, function error header and body of
+    /// the invocation, or the transport error.
+    pub delivery: Option<String>,
+}
+
+type Calls = BTreeMap<String, BTreeMap<String, u32>>;
+
+#[derive(Default)]
+struct Record {
+    calls: Calls,
+    jobs: Vec<JobResult>,
+    events: Vec<PublishedEvent>,
+}
+
+struct Shared {
+    /// The file the simulator runs, kept to answer "does it exist" without counting a call.
+    sim: Mutex<(SimFile, SimPipelines)>,
+    bus: mpsc::UnboundedSender<Value>,
+    record: Mutex<Record>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn sim(&self) -> SimPipelines {
+        locked(&self.sim).1.clone()
+    }
+
+    fn exists(&self, pipeline: &str) -> bool {
+        locked(&self.sim).0.behaviour(pipeline).exists
+    }
+
+    fn count(&self, pipeline: &str, operation: &str) {
+        *locked(&self.record)
+            .calls
+            .entry(pipeline.to_owned())
+            .or_default()
+            .entry(operation.to_owned())
+            .or_default() += 1;
+    }
+
+    fn replace(&self, file: SimFile) {
+        let sim = SimPipelines::new(
+            file.clone(),
+            VirtualClock::new(OffsetDateTime::now_utc()),
+            self.bus.clone(),
+        );
+        *locked(&self.sim) = (file, sim);
+        let mut record = locked(&self.record);
+        record.calls.clear();
+        record.jobs.clear();
+        record.events.clear();
+    }
+}
+
+/// A running emulator; stops when dropped.
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+    publisher: tokio::task::JoinHandle<()>,
+}
+
+/// The emulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the CodePipeline emulator on 127.0.0.1: {0}")]
+pub struct EmulatorError(#[from] std::io::Error);
+
+impl Emulator {
+    /// Binds a free port on 127.0.0.1 and serves on the current tokio runtime, in real time
+    /// (a paused runtime would make the simulated durations virtual).
+    pub async fn start(options: EmulatorOptions) -> Result<Emulator, EmulatorError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (bus, events) = mpsc::unbounded_channel();
+        let sim = SimPipelines::new(
+            options.sim.clone(),
+            VirtualClock::new(OffsetDateTime::now_utc()),
+            bus.clone(),
+        );
+        let shared = Arc::new(Shared {
+            sim: Mutex::new((options.sim, sim)),
+            bus,
+            record: Mutex::new(Record::default()),
+        });
+        let publisher = tokio::spawn(publish(Arc::clone(&shared), events, options.event_target));
+        let app = Router::new()
+            .route("/", post(aws_json))
+            .route("/emulator/sim", put(admin_sim))
+            .route("/emulator/calls", get(admin_calls))
+            .route("/emulator/jobs", get(admin_jobs))
+            .route("/emulator/executions", get(admin_executions))
+            .route("/emulator/events", get(admin_events))
+            .with_state(Arc::clone(&shared));
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("CodePipeline emulator stopped: {e}");
+            }
+        });
+        Ok(Emulator {
+            addr,
+            shared,
+            server,
+            publisher,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the endpoint for `AWS_ENDPOINT_URL_CODEPIPELINE`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces the simulation (behaviours, executions, counts, jobs, events).
+    pub fn load_sim(&self, file: SimFile) {
+        self.shared.replace(file);
+    }
+
+    /// API calls per pipeline and operation (`GetPipeline`, `StartPipelineExecution`, ...);
+    /// a throttled start also counts as `StartPipelineExecution.throttled`.
+    pub fn calls(&self) -> BTreeMap<String, BTreeMap<String, u32>> {
+        locked(&self.shared.record).calls.clone()
+    }
+
+    /// PutJobSuccessResult / PutJobFailureResult calls, in order.
+    pub fn job_results(&self) -> Vec<JobResult> {
+        locked(&self.shared.record).jobs.clone()
+    }
+
+    /// Every execution started, in start order.
+    pub fn executions(&self) -> Vec<SimExecution> {
+        self.shared.sim().executions()
+    }
+
+    /// Every state-change event published so far, with its delivery result.
+    pub fn events(&self) -> Vec<PublishedEvent> {
+        locked(&self.shared.record).events.clone()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.publisher.abort();
+    }
+}
+
+async fn publish(
+    shared: Arc<Shared>,
+    mut events: mpsc::UnboundedReceiver<Value>,
+    target: Option<String>,
+) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("an HTTP client without TLS builds");
+    while let Some(event) = events.recv().await {
+        let delivery = match &target {
+            None => None,
+            Some(url) => Some(deliver(&client, url, &event).await),
+        };
+        locked(&shared.record)
+            .events
+            .push(PublishedEvent { event, delivery });
+    }
+}
+
+/// One Lambda Invoke call with the event as payload; EventBridge retries a failed delivery, so
+/// do we (a few times, for transport errors and 5xx).
+async fn deliver(client: &reqwest::Client, url: &str, event: &Value) -> String {
+    let mut last = String::new();
+    for attempt in 0..3u64 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+        }
+        match client.post(url).json(event).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let function_error = response
+                    .headers()
+                    .get("x-amz-function-error")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = response.text().await.unwrap_or_default();
+                last = match &function_error {
+                    Some(fe) => format!("{status} {fe}: {body}"),
+                    None => format!("{status}: {body}"),
+                };
+                if status.is_success() && function_error.is_none() {
+                    return last;
+                }
+                if !status.is_server_error() && function_error.is_none() {
+                    return last;
+                }
+            }
+            Err(e) => last = format!("invoke {url} failed: {e}"),
+        }
+    }
+    last
+}
+
+/// An AWS JSON 1.1 error.
+struct AwsError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl AwsError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        AwsError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for AwsError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [
+                ("content-type", CONTENT_TYPE),
+                ("x-amzn-errortype", self.code),
+            ],
+            json!({"__type": self.code, "message": self.message}).to_string(),
+        )
+            .into_response()
+    }
+}
+
+fn ok(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", CONTENT_TYPE)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn field<'a>(request: &'a Value, name: &str) -> Result<&'a str, AwsError> {
+    request
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            AwsError::new(
+                "ValidationException",
+                format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null"),
+            )
+        })
+}
+
+async fn aws_json(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
+        return AwsError::new(
+            "UnknownOperationException",
+            format!("X-Amz-Target {target:?} is not a CodePipeline_20150709 operation"),
+        )
+        .into_response();
+    };
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return AwsError::new("SerializationException", format!("invalid JSON: {e}"))
+                    .into_response()
+            }
+        }
+    };
+    let result = match operation {
+        "GetPipeline" => get_pipeline(&shared, &request).await,
+        "StartPipelineExecution" => start_execution(&shared, &request).await,
+        "GetPipelineExecution" => get_execution(&shared, &request).await,
+        "StopPipelineExecution" => stop_execution(&shared, &request).await,
+        "PutJobSuccessResult" => put_job_result(&shared, &request, true),
+        "PutJobFailureResult" => put_job_result(&shared, &request, false),
+        other => Err(AwsError::new(
+            "UnknownOperationException",
+            format!("the CodePipeline emulator does not implement {other}"),
+        )),
+    };
+    match result {
+        Ok(body) => ok(body),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn epoch_seconds(t: OffsetDateTime) -> f64 {
+    t.unix_timestamp_nanos() as f64 / 1e9
+}
+
+fn port_error(e: PortError) -> AwsError {
+    match e {
+        PortError::Throttled(m) => AwsError::new("ThrottlingException", m),
+        PortError::NotFound(m) => AwsError::new("PipelineExecutionNotFoundException", m),
+        other => AwsError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "InternalFailure",
+            message: other.to_string(),
+        },
+    }
+}
+
+fn pipeline_not_found(name: &str) -> AwsError {
+    AwsError::new(
+        "PipelineNotFoundException",
+        format!(
+            "Account '{}' does not have a pipeline with name '{name}'",
+            crate::sim::ACCOUNT
+        ),
+    )
+}
+
+async fn get_pipeline(shared: &Shared, request: &Value) -> Result<Value, AwsError> {
+    let name = field(request, "name")?;
+    shared.count(name, "GetPipeline");
+    let exists = shared.sim().exists(name).await.map_err(port_error)?;
+    if !exists {
+        return Err(pipeline_not_found(name));
+    }
+    let arn = format!(
+        "arn:aws:codepipeline:{}:{}:{name}",
+        crate::sim::REGION,
+        crate::sim::ACCOUNT
+    );
+    let now = epoch_seconds(OffsetDateTime::now_utc());
+    Ok(json!({
+        "pipeline": {
+            "name": name,
+            "roleArn": format!("arn:aws:iam::{}:role/{name}-pipeline", crate::sim::ACCOUNT),
+            "artifactStore": {"type": "S3", "location": format!("{name}-artifacts")},
+            "stages": [
+                {"name": "Source", "actions": [{
+                    "name": "Source",
+                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                    "configuration": {"S3Bucket": format!("{name}-source"), "S3ObjectKey": "source.zip"},
+                    "outputArtifacts": [{"name": "SourceOutput"}],
+                    "runOrder": 1
+                }]},
+                {"name": "Deploy", "actions": [{
+                    "name": "Deploy",
+                    "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
+                    "configuration": {"ApplicationName": name, "DeploymentGroupName": name},
+                    "inputArtifacts": [{"name": "SourceOutput"}],
+                    "runOrder": 1
+                }]}
+            ],
+            "version": 1,
+            "executionMode": "SUPERSEDED",
+            "pipelineType": "V2"
+        },
+        "metadata": {"pipelineArn": arn, "created": now, "updated": now}
+    }))
+}
+
+fn spec_from_request(name: &str, request: &Value) -> PipelineSpec {
+    let mut spec = PipelineSpec::new(name, 1);
+    if let Some(vars) = request.get("variables").and_then(Value::as_array) {
+        spec.variables = vars
+            .iter()
+            .filter_map(|v| {
+                Some((
+                    v.get("name")?.as_str()?.to_owned(),
+                    v.get("value")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+    }
+    spec
+}
+
+async fn start_execution(shared: &Shared, request: &Value) -> Result<Value, AwsError> {
+    let name = field(request, "name")?;
+    shared.count(name, "StartPipelineExecution");
+    let spec = spec_from_request(name, request);
+    // Without a token CodePipeline starts a new execution each time.
+    let token = match request.get("clientRequestToken").and_then(Value::as_str) {
+        Some(t) if !t.is_empty() => t.to_owned(),
+        _ => format!("emulator-{}", rand::random::<u64>()),
+    };
+    match shared.sim().start(&spec, &token).await {
+        Ok(id) => Ok(json!({"pipelineExecutionId": id})),
+        Err(StartError::NotFound(_)) => Err(pipeline_not_found(name)),
+        Err(StartError::NotStartable(m)) => Err(AwsError::new("ConflictException", m)),
+        Err(StartError::Port(e)) => {
+            if matches!(e, PortError::Throttled(_)) {
+                shared.count(name, "StartPipelineExecution.throttled");
+            }
+            Err(port_error(e))
+        }
+    }
+}
+
+fn execution_of(shared: &Shared, pipeline: &str, id: &str) -> Option<SimExecution> {
+    shared
+        .sim()
+        .executions()
+        .into_iter()
+        .find(|e| e.execution_id == id && e.pipeline == pipeline)
+}
+
+async fn get_execution(shared: &Shared, request: &Value) -> Result<Value, AwsError> {
+    let pipeline = field(request, "pipelineName")?;
+    let id = field(request, "pipelineExecutionId")?;
+    shared.count(pipeline, "GetPipelineExecution");
+    let sim = shared.sim();
+    if !shared.exists(pipeline) {
+        return Err(pipeline_not_found(pipeline));
+    }
+    let status = sim.status(pipeline, id).await.map_err(port_error)?;
+    let execution = execution_of(shared, pipeline, id);
+    let mut body = json!({
+        "pipelineName": pipeline,
+        "pipelineVersion": 1,
+        "pipelineExecutionId": id,
+        "status": status.status.as_str(),
+        "artifactRevisions": [],
+        "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "release-machine"},
+        "executionMode": "SUPERSEDED",
+        "executionType": "STANDARD"
+    });
+    if let Some(summary) = status.summary {
+        body["statusSummary"] = Value::String(summary);
+    }
+    if let Some(e) = execution {
+        body["variables"] = Value::Array(
+            e.variables
+                .iter()
+                .map(|(k, v)| json!({"name": k, "resolvedValue": v}))
+                .collect(),
+        );
+    }
+    Ok(json!({"pipelineExecution": body}))
+}
+
+async fn stop_execution(shared: &Shared, request: &Value) -> Result<Value, AwsError> {
+    let pipeline = field(request, "pipelineName")?;
+    let id = field(request, "pipelineExecutionId")?;
+    shared.count(pipeline, "StopPipelineExecution");
+    let abandon = request
+        .get("abandon")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let reason = request
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let sim = shared.sim();
+    if !shared.exists(pipeline) {
+        return Err(pipeline_not_found(pipeline));
+    }
+    // CodePipeline's answers for an execution that cannot be stopped (again).
+    match execution_of(shared, pipeline, id).map(|e| e.status) {
+        None => {
+            return Err(AwsError::new(
+                "PipelineExecutionNotFoundException",
+                format!("Pipeline execution {id} of pipeline {pipeline} not found"),
+            ))
+        }
+        Some(s) if s.is_terminal() => {
+            return Err(AwsError::new(
+                "PipelineExecutionNotStoppableException",
+                format!("Pipeline execution {id} is {s:?} and cannot be stopped"),
+            ))
+        }
+        Some(RunStatus::Stopping) if !abandon => {
+            return Err(AwsError::new(
+                "DuplicatedStopRequestException",
+                format!("Pipeline execution {id} is already stopping"),
+            ))
+        }
+        Some(_) => {}
+    }
+    sim.stop(pipeline, id, reason, abandon)
+        .await
+        .map_err(port_error)?;
+    Ok(json!({"pipelineExecutionId": id}))
+}
+
+fn put_job_result(shared: &Shared, request: &Value, success: bool) -> Result<Value, AwsError> {
+    let job_id = field(request, "jobId")?.to_owned();
+    let (message, failure_type) = if success {
+        (
+            request
+                .pointer("/executionDetails/summary")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            None,
+        )
+    } else {
+        let details = request.get("failureDetails").ok_or_else(|| {
+            AwsError::new(
+                "ValidationException",
+                "1 validation error detected: Value null at 'failureDetails' failed to satisfy constraint: Member must not be null",
+            )
+        })?;
+        (
+            details
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            details
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        )
+    };
+    let operation = if success {
+        "PutJobSuccessResult"
+    } else {
+        "PutJobFailureResult"
+    };
+    let mut record = locked(&shared.record);
+    *record
+        .calls
+        .entry(String::new())
+        .or_default()
+        .entry(operation.to_owned())
+        .or_default() += 1;
+    record.jobs.push(JobResult {
+        job_id,
+        success,
+        message,
+        failure_type,
+        request: request.clone(),
+    });
+    Ok(json!({}))
+}
+
+async fn admin_sim(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match SimFile::parse(&body) {
+        Ok(file) => {
+            shared.replace(file);
+            (StatusCode::NO_CONTENT, "").into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+fn admin_json(value: impl Serialize) -> Response {
+    match serde_json::to_value(value) {
+        Ok(v) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn admin_calls(State(shared): State<Arc<Shared>>) -> Response {
+    admin_json(locked(&shared.record).calls.clone())
+}
+
+async fn admin_jobs(State(shared): State<Arc<Shared>>) -> Response {
+    admin_json(locked(&shared.record).jobs.clone())
+}
+
+async fn admin_events(State(shared): State<Arc<Shared>>) -> Response {
+    admin_json(locked(&shared.record).events.clone())
+}
+
+async fn admin_executions(State(shared): State<Arc<Shared>>) -> Response {
+    let executions: Vec<Value> = shared
+        .sim()
+        .executions()
+        .into_iter()
+        .map(|e| {
+            json!({
+                "pipeline": e.pipeline,
+                "executionId": e.execution_id,
+                "clientRequestToken": e.client_request_token,
+                "status": e.status.as_str(),
+                "summary": e.summary,
+                "stopReason": e.stop_reason,
+                "variables": e.variables,
+            })
+        })
+        .collect();
+    admin_json(executions)
+}

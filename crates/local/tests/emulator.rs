@@ -1,0 +1,372 @@
+//! The CodePipeline emulator against the real `aws-sdk-codepipeline` client: operations,
+//! AWS errors (`__type`), throttling, idempotent starts, stops, job results, admin endpoints,
+//! and state-change events delivered through the Lambda Invoke API.
+
+use aws_sdk_codepipeline::error::ProvideErrorMetadata;
+use aws_sdk_codepipeline::types::{
+    ExecutionDetails, FailureDetails, FailureType, PipelineExecutionStatus, PipelineVariable,
+};
+use aws_sdk_codepipeline::Client;
+use axum::routing::post;
+use axum::Router;
+use rm_local::emulator::{Emulator, EmulatorOptions};
+use rm_local::SimFile;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+async fn client(emulator: &Emulator) -> Client {
+    let config = rm_testkit::sdk_config(&emulator.url()).await;
+    Client::new(&config)
+}
+
+fn sim(v: Value) -> SimFile {
+    SimFile::from_value(&v).expect("valid sim file")
+}
+
+async fn start(sim_file: SimFile) -> Emulator {
+    Emulator::start(EmulatorOptions {
+        sim: sim_file,
+        event_target: None,
+    })
+    .await
+    .expect("emulator starts")
+}
+
+async fn wait_status(
+    cp: &Client,
+    pipeline: &str,
+    id: &str,
+    want: PipelineExecutionStatus,
+) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        let out = cp
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(id)
+            .send()
+            .await
+            .expect("GetPipelineExecution");
+        let status = out.pipeline_execution().unwrap().status().unwrap().clone();
+        if status == want {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{pipeline} {id} still {status:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pipeline_and_not_found_error() {
+    let emulator = start(sim(json!({"pipelines": {"ghost": {"exists": false}}}))).await;
+    let cp = client(&emulator).await;
+    let out = cp.get_pipeline().name("payments-api").send().await.unwrap();
+    assert_eq!(out.pipeline().unwrap().name(), "payments-api");
+    assert!(out
+        .metadata()
+        .unwrap()
+        .pipeline_arn()
+        .unwrap()
+        .ends_with(":payments-api"));
+
+    let err = cp.get_pipeline().name("ghost").send().await.unwrap_err();
+    let service = err.into_service_error();
+    assert!(service.is_pipeline_not_found_exception(), "{service:?}");
+    assert!(service.message().unwrap().contains("ghost"));
+
+    let calls = emulator.calls();
+    assert_eq!(calls["payments-api"]["GetPipeline"], 1);
+    assert_eq!(calls["ghost"]["GetPipeline"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_runs_in_real_seconds_and_starts_are_idempotent() {
+    let emulator = start(sim(json!({"defaults": {"durationSeconds": 1}}))).await;
+    let cp = client(&emulator).await;
+    let first = cp
+        .start_pipeline_execution()
+        .name("ledger")
+        .client_request_token("rel-1-ledger")
+        .variables(
+            PipelineVariable::builder()
+                .name("VERSION")
+                .value("1.2.3")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = first.pipeline_execution_id().unwrap().to_owned();
+    let again = cp
+        .start_pipeline_execution()
+        .name("ledger")
+        .client_request_token("rel-1-ledger")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.pipeline_execution_id(), Some(id.as_str()));
+
+    let out = cp
+        .get_pipeline_execution()
+        .pipeline_name("ledger")
+        .pipeline_execution_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let execution = out.pipeline_execution().unwrap();
+    assert_eq!(
+        execution.status(),
+        Some(&PipelineExecutionStatus::InProgress)
+    );
+    assert_eq!(execution.variables()[0].resolved_value(), Some("1.2.3"));
+
+    let took = wait_status(&cp, "ledger", &id, PipelineExecutionStatus::Succeeded).await;
+    assert!(
+        took >= Duration::from_millis(700),
+        "real time, not virtual: {took:?}"
+    );
+    assert_eq!(emulator.executions().len(), 1);
+    assert_eq!(emulator.calls()["ledger"]["StartPipelineExecution"], 2);
+
+    let err = cp
+        .get_pipeline_execution()
+        .pipeline_name("ledger")
+        .pipeline_execution_id("no-such-id")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_service_error().code(),
+        Some("PipelineExecutionNotFoundException")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_starts_answer_throttling_exception() {
+    let emulator = start(sim(json!({"pipelines": {"busy": {"throttleStarts": 5}}}))).await;
+    let config = rm_testkit::sdk_config(&emulator.url()).await;
+    // No SDK retries: see each throttled answer.
+    let conf = aws_sdk_codepipeline::config::Builder::from(&config)
+        .retry_config(aws_sdk_codepipeline::config::retry::RetryConfig::disabled())
+        .build();
+    let cp = Client::from_conf(conf);
+    let err = cp
+        .start_pipeline_execution()
+        .name("busy")
+        .client_request_token("t")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.into_service_error().code(), Some("ThrottlingException"));
+    assert_eq!(
+        emulator.calls()["busy"]["StartPipelineExecution.throttled"],
+        1
+    );
+    assert!(emulator.executions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_then_stop_again_and_job_results() {
+    let emulator = start(sim(
+        json!({"defaults": {"durationSeconds": 60, "stopSeconds": 0.5}}),
+    ))
+    .await;
+    let cp = client(&emulator).await;
+    let id = cp
+        .start_pipeline_execution()
+        .name("api")
+        .client_request_token("tok")
+        .send()
+        .await
+        .unwrap()
+        .pipeline_execution_id()
+        .unwrap()
+        .to_owned();
+    cp.stop_pipeline_execution()
+        .pipeline_name("api")
+        .pipeline_execution_id(&id)
+        .reason("sibling failed")
+        .send()
+        .await
+        .unwrap();
+    let err = cp
+        .stop_pipeline_execution()
+        .pipeline_name("api")
+        .pipeline_execution_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err
+        .into_service_error()
+        .is_duplicated_stop_request_exception());
+    wait_status(&cp, "api", &id, PipelineExecutionStatus::Stopped).await;
+    let err = cp
+        .stop_pipeline_execution()
+        .pipeline_name("api")
+        .pipeline_execution_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err
+        .into_service_error()
+        .is_pipeline_execution_not_stoppable_exception());
+    assert_eq!(
+        emulator.executions()[0].stop_reason.as_deref(),
+        Some("sibling failed")
+    );
+
+    cp.put_job_failure_result()
+        .job_id("job-1")
+        .failure_details(
+            FailureDetails::builder()
+                .r#type(FailureType::JobFailed)
+                .message("alarm payments-5xx is in ALARM")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    cp.put_job_success_result()
+        .job_id("job-2")
+        .execution_details(ExecutionDetails::builder().summary("all clear").build())
+        .send()
+        .await
+        .unwrap();
+    let jobs = emulator.job_results();
+    assert_eq!(jobs.len(), 2);
+    assert!(!jobs[0].success);
+    assert_eq!(
+        jobs[0].message.as_deref(),
+        Some("alarm payments-5xx is in ALARM")
+    );
+    assert_eq!(jobs[0].failure_type.as_deref(), Some("JobFailed"));
+    assert!(jobs[1].success);
+    assert_eq!(jobs[1].message.as_deref(), Some("all clear"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_invoked_on_the_target_and_admin_endpoints_answer() {
+    // A stand-in for the Lambda Invoke API of record-state.
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let app = Router::new().route(
+        "/2015-03-31/functions/record-state/invocations",
+        post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = Arc::clone(&sink);
+            async move {
+                sink.lock().unwrap().push(v);
+                "null"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lambda = format!(
+        "http://{}/2015-03-31/functions/record-state/invocations",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let emulator = Emulator::start(EmulatorOptions {
+        sim: SimFile::default(),
+        event_target: Some(lambda),
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let put = http
+        .put(format!("{}/emulator/sim", emulator.url()))
+        .body(
+            r#"{"defaults": {"durationSeconds": 0.3}, "pipelines": {"quiet": {"events": "drop"}}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let bad = http
+        .put(format!("{}/emulator/sim", emulator.url()))
+        .body(r#"{"pipelines": {"x": {"outcome": "Maybe"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("$.pipelines.x.outcome"));
+
+    let cp = client(&emulator).await;
+    for name in ["loud", "quiet"] {
+        cp.start_pipeline_execution()
+            .name(name)
+            .client_request_token(format!("t-{name}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let t0 = Instant::now();
+    while received.lock().unwrap().len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "events not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = received.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let states: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail"]["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["STARTED", "SUCCEEDED"]);
+    assert!(events.iter().all(|e| e["detail"]["pipeline"] == "loud"
+        && e["detail-type"] == "CodePipeline Pipeline Execution State Change"));
+
+    let calls: Value = http
+        .get(format!("{}/emulator/calls", emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["quiet"]["StartPipelineExecution"], 1);
+    let published: Value = http
+        .get(format!("{}/emulator/events", emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(published.as_array().unwrap().len(), 2);
+    assert!(published[0]["delivery"]
+        .as_str()
+        .unwrap()
+        .starts_with("200"));
+    let executions: Value = http
+        .get(format!("{}/emulator/executions", emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(executions.as_array().unwrap().len(), 2);
+
+    // Not a CodePipeline target: an AWS error, not a crash.
+    let raw = http
+        .post(emulator.url())
+        .header("x-amz-target", "CodePipeline_20150709.DeletePipeline")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    let body: Value = raw.json().await.unwrap();
+    assert_eq!(body["__type"], "UnknownOperationException");
+}
