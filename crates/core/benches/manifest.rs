@@ -70,6 +70,21 @@ fn bench(c: &mut Criterion) {
             black_box(m.waves().len())
         })
     });
+    // Where the time goes: reading the JSON, and validating the value it gives.
+    group.bench_function("breakdown_json_to_value", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(black_box(&bytes)).unwrap())
+    });
+    group.bench_function("breakdown_raw_release_id", |b| {
+        b.iter(|| {
+            let fields: std::collections::HashMap<String, &serde_json::value::RawValue> =
+                serde_json::from_slice(black_box(&bytes)).unwrap();
+            fields.get("releaseId").map(|r| r.get().to_owned())
+        })
+    });
+    let value: Value = serde_json::from_slice(&bytes).unwrap();
+    group.bench_function("breakdown_validate_value", |b| {
+        b.iter(|| Manifest::from_value(black_box(&value), Some("2024.10")).unwrap())
+    });
     group.bench_function("waves_500_pipelines", |b| {
         b.iter(|| black_box(&manifest).waves().len())
     });

@@ -6,9 +6,11 @@
 
 use crate::error::{Rejection, ValidationError};
 use crate::release::ReleaseId;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
@@ -135,16 +137,19 @@ impl Manifest {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| reject(format!("the manifest is not UTF-8 text: {e}")))?;
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| reject(format!("the manifest is not valid JSON: {e}")))?;
-        let raw_release_id = raw_release_id(text);
-        Self::from_value(&value, raw_release_id.as_deref())
+        let (value, raw_release_id) =
+            read(text).map_err(|e| reject(format!("the manifest is not valid JSON: {e}")))?;
+        Self::validate(&value, raw_release_id)
     }
 
     /// Validates an already-parsed manifest (an inline state machine input, an API body).
     /// `raw_release_id` is the release id's JSON text when known, so a number keeps its
     /// digits exactly as written.
     pub fn from_value(value: &Value, raw_release_id: Option<&str>) -> Result<Manifest, Rejection> {
+        Self::validate(&Json::from_value(value), raw_release_id)
+    }
+
+    fn validate(value: &Json, raw_release_id: Option<&str>) -> Result<Manifest, Rejection> {
         let mut v = Validator::default();
         let manifest = v.manifest(value, raw_release_id);
         match manifest {
@@ -172,21 +177,246 @@ impl Manifest {
     }
 }
 
-/// The release id's JSON text, read without converting numbers (so `5.10` is not `5.1`).
-/// Of repeated keys the last counts, as in [`Value`].
-fn raw_release_id(text: &str) -> Option<String> {
-    let fields: HashMap<String, &RawValue> = serde_json::from_str(text).ok()?;
-    fields.get("releaseId").map(|r| r.get().to_owned())
+/// A JSON value as the validator reads it. Strings borrow from the manifest's text where they
+/// can and an object's members stay in a list: reading the largest manifest allocates a few
+/// thousand times instead of the tens of thousands a [`Value`] costs (the 1 ms budget).
+/// Members are unique, in the order of their first appearance, the last value winning — as in
+/// `Value`.
+#[derive(Debug, Clone)]
+enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
-fn json_type(v: &Value) -> &'static str {
+type Object<'a> = [(Cow<'a, str>, Json<'a>)];
+
+impl<'a> Json<'a> {
+    fn from_value(v: &'a Value) -> Self {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Number(n.clone()),
+            Value::String(s) => Json::String(Cow::Borrowed(s)),
+            Value::Array(items) => Json::Array(items.iter().map(Json::from_value).collect()),
+            Value::Object(o) => Json::Object(
+                o.iter()
+                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Only for messages: the value as JSON text.
+    fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => Value::Number(n.clone()),
+            Json::String(s) => Value::String(s.to_string()),
+            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
+            Json::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_object(&self) -> Option<&Object<'a>> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+}
+
+fn get<'o, 'a>(obj: &'o Object<'a>, key: &str) -> Option<&'o Json<'a>> {
+    obj.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Reads a [`Json`]; at the top level (`top`) it also keeps the text of `releaseId`.
+struct JsonVisitor {
+    top: bool,
+}
+
+struct JsonSeed;
+
+impl<'de> DeserializeSeed<'de> for JsonSeed {
+    type Value = Json<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
+        d.deserialize_any(JsonVisitor { top: false })
+            .map(|(v, _)| v)
+    }
+}
+
+/// A key, borrowed from the text unless it has escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(KeySeed)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Past this many members an object finds repeated keys through a map, not a scan.
+const SCAN_MEMBERS: usize = 16;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = (Json<'de>, Option<&'de RawValue>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok((Json::Null, None))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok((Json::Bool(v), None))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok((Json::Number(v.into()), None))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok((Json::Number(v.into()), None))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(|n| (Json::Number(n), None))
+            .ok_or_else(|| E::custom("a number that is not finite"))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok((Json::String(Cow::Borrowed(v)), None))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((Json::String(Cow::Owned(v.to_owned())), None))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok((Json::String(Cow::Owned(v)), None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(JsonSeed)? {
+            items.push(item);
+        }
+        Ok((Json::Array(items), None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+        let mut index: Option<HashMap<Cow<'de, str>, usize>> = None;
+        let mut raw_release_id = None;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let value = if self.top && key == "releaseId" {
+                let raw: &'de RawValue = map.next_value()?;
+                raw_release_id = Some(raw);
+                serde_json::from_str(raw.get())
+                    .map(|v: JsonOwnedSeed<'de>| v.0)
+                    .map_err(de::Error::custom)?
+            } else {
+                map.next_value_seed(JsonSeed)?
+            };
+            if members.len() == SCAN_MEMBERS && index.is_none() {
+                index = Some(
+                    members
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect(),
+                );
+            }
+            let existing = match &index {
+                Some(index) => index.get(&key).copied(),
+                None => members.iter().position(|(k, _)| *k == key),
+            };
+            match existing {
+                Some(i) => members[i].1 = value,
+                None => {
+                    if let Some(index) = &mut index {
+                        index.insert(key.clone(), members.len());
+                    }
+                    members.push((key, value));
+                }
+            }
+        }
+        Ok((Json::Object(members), raw_release_id))
+    }
+}
+
+/// A [`Json`] read on its own (the release id's value from its raw text).
+struct JsonOwnedSeed<'a>(Json<'a>);
+
+impl<'de> Deserialize<'de> for JsonOwnedSeed<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        JsonSeed.deserialize(d).map(JsonOwnedSeed)
+    }
+}
+
+/// Reads the manifest's text: its value, and the release id's text as written.
+fn read(text: &str) -> serde_json::Result<(Json<'_>, Option<&str>)> {
+    let mut d = serde_json::Deserializer::from_str(text);
+    let (value, raw) = d.deserialize_any(JsonVisitor { top: true })?;
+    d.end()?;
+    Ok((value, raw.map(RawValue::get)))
+}
+
+fn json_type(v: &Json) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
@@ -216,6 +446,11 @@ fn check_aws_name(name: &str, max: usize, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `$.pipelines[i]`, written only when an error needs it.
+fn item_path(i: usize) -> String {
+    format!("$.pipelines[{i}]")
+}
+
 #[derive(Default)]
 struct Validator {
     errors: Vec<ValidationError>,
@@ -226,16 +461,16 @@ impl Validator {
         self.errors.push(ValidationError::new(path, message));
     }
 
-    fn unknown_fields(&mut self, obj: &Map<String, Value>, path: &str, allowed: &[&str]) {
-        for key in obj.keys().filter(|k| !allowed.contains(&k.as_str())) {
+    fn unknown_fields(&mut self, obj: &Object, path: impl Fn() -> String, allowed: &[&str]) {
+        for (key, _) in obj.iter().filter(|(k, _)| !allowed.contains(&k.as_ref())) {
             self.err(
-                member(path, key),
+                member(&path(), key),
                 format!("unknown field; allowed fields are {}", allowed.join(", ")),
             );
         }
     }
 
-    fn manifest(&mut self, value: &Value, raw_release_id: Option<&str>) -> Option<Manifest> {
+    fn manifest(&mut self, value: &Json, raw_release_id: Option<&str>) -> Option<Manifest> {
         let Some(obj) = value.as_object() else {
             self.err(
                 "$",
@@ -248,7 +483,7 @@ impl Validator {
         };
         self.unknown_fields(
             obj,
-            "$",
+            || "$".to_owned(),
             &[
                 "releaseId",
                 "description",
@@ -257,17 +492,17 @@ impl Validator {
                 "onFailure",
             ],
         );
-        let release_id = self.release_id(obj.get("releaseId"), raw_release_id);
-        let description = match obj.get("description") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.chars().count() > MAX_DESCRIPTION_CHARS => {
+        let release_id = self.release_id(get(obj, "releaseId"), raw_release_id);
+        let description = match get(obj, "description") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) if s.chars().count() > MAX_DESCRIPTION_CHARS => {
                 self.err(
                     "$.description",
                     format!("is too long; at most {MAX_DESCRIPTION_CHARS} characters"),
                 );
                 None
             }
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Json::String(s)) => Some(s.to_string()),
             Some(other) => {
                 self.err(
                     "$.description",
@@ -276,13 +511,13 @@ impl Validator {
                 None
             }
         };
-        let max_concurrency = match obj.get("maxConcurrency") {
+        let max_concurrency = match get(obj, "maxConcurrency") {
             None => Some(DEFAULT_MAX_CONCURRENCY),
-            Some(v) => self.integer(v, "$.maxConcurrency", 1, MAX_CONCURRENCY),
+            Some(v) => self.integer(v, || "$.maxConcurrency".into(), 1, MAX_CONCURRENCY),
         };
-        let on_failure = match obj.get("onFailure") {
+        let on_failure = match get(obj, "onFailure") {
             None => Some(OnFailure::default()),
-            Some(Value::String(s)) if OnFailure::parse(s).is_some() => OnFailure::parse(s),
+            Some(Json::String(s)) if OnFailure::parse(s).is_some() => OnFailure::parse(s),
             Some(v) => {
                 self.err(
                     "$.onFailure",
@@ -291,7 +526,7 @@ impl Validator {
                 None
             }
         };
-        let pipelines = self.pipelines(obj.get("pipelines"));
+        let pipelines = self.pipelines(get(obj, "pipelines"));
         Some(Manifest {
             release_id: release_id?,
             description,
@@ -301,17 +536,17 @@ impl Validator {
         })
     }
 
-    fn release_id(&mut self, value: Option<&Value>, raw: Option<&str>) -> Option<ReleaseId> {
+    fn release_id(&mut self, value: Option<&Json>, raw: Option<&str>) -> Option<ReleaseId> {
         const PATH: &str = "$.releaseId";
-        let text = match value {
+        let text: Cow<str> = match value {
             None => {
                 self.err(PATH, "is required: a string or number naming the release");
                 return None;
             }
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => match raw {
-                Some(r) if r.parse::<f64>().is_ok() => r.to_owned(),
-                _ => n.to_string(),
+            Some(Json::String(s)) => Cow::Borrowed(s),
+            Some(Json::Number(n)) => match raw {
+                Some(r) if r.parse::<f64>().is_ok() => Cow::Borrowed(r),
+                _ => Cow::Owned(n.to_string()),
             },
             Some(other) => {
                 self.err(
@@ -324,12 +559,12 @@ impl Validator {
         ReleaseId::parse(&text).map_err(|m| self.err(PATH, m)).ok()
     }
 
-    fn integer(&mut self, v: &Value, path: &str, min: u32, max: u32) -> Option<u32> {
+    fn integer(&mut self, v: &Json, path: impl Fn() -> String, min: u32, max: u32) -> Option<u32> {
         match v.as_u64() {
             Some(n) if n >= u64::from(min) && n <= u64::from(max) => Some(n as u32),
             _ => {
                 self.err(
-                    path,
+                    path(),
                     format!(
                         "expected an integer from {min} to {max}, found {}",
                         compact(v)
@@ -340,7 +575,7 @@ impl Validator {
         }
     }
 
-    fn pipelines(&mut self, value: Option<&Value>) -> Option<Vec<PipelineSpec>> {
+    fn pipelines(&mut self, value: Option<&Json>) -> Option<Vec<PipelineSpec>> {
         const PATH: &str = "$.pipelines";
         let items = match value {
             None => {
@@ -350,7 +585,7 @@ impl Validator {
                 );
                 return None;
             }
-            Some(Value::Array(items)) => items,
+            Some(Json::Array(items)) => items,
             Some(other) => {
                 self.err(
                     PATH,
@@ -374,22 +609,21 @@ impl Validator {
             return None;
         }
         let before = self.errors.len();
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
         let mut specs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let path = format!("{PATH}[{i}]");
-            if let Some(spec) = self.pipeline(item, &path) {
+            if let Some(spec) = self.pipeline(item, i) {
                 specs.push(spec);
             }
             let name = match item {
-                Value::String(s) => Some(s.as_str()),
-                Value::Object(o) => o.get("name").and_then(Value::as_str),
+                Json::String(s) => Some(s.as_ref()),
+                Json::Object(o) => get(o, "name").and_then(Json::as_str),
                 _ => None,
             };
             if let Some(name) = name.filter(|n| !n.is_empty()) {
                 if !seen.insert(name) {
                     self.err(
-                        format!("{path}.name"),
+                        format!("{}.name", item_path(i)),
                         format!("duplicate pipeline {name:?}; each pipeline may appear once"),
                     );
                 }
@@ -398,21 +632,22 @@ impl Validator {
         (self.errors.len() == before).then_some(specs)
     }
 
-    fn pipeline(&mut self, item: &Value, path: &str) -> Option<PipelineSpec> {
+    fn pipeline(&mut self, item: &Json, i: usize) -> Option<PipelineSpec> {
+        let field = |f: &'static str| move || format!("{}.{f}", item_path(i));
         let obj = match item {
-            Value::String(name) => {
+            Json::String(name) => {
                 return match check_pipeline_name(name) {
-                    Ok(()) => Some(PipelineSpec::new(name.clone(), 1)),
+                    Ok(()) => Some(PipelineSpec::new(name.as_ref(), 1)),
                     Err(m) => {
-                        self.err(format!("{path}.name"), m);
+                        self.err(field("name")(), m);
                         None
                     }
                 };
             }
-            Value::Object(obj) => obj,
+            Json::Object(obj) => obj,
             other => {
                 self.err(
-                    path,
+                    item_path(i),
                     format!(
                         "expected a pipeline name or an object with \"name\", found {}",
                         json_type(other)
@@ -424,7 +659,7 @@ impl Validator {
         let before = self.errors.len();
         self.unknown_fields(
             obj,
-            path,
+            || item_path(i),
             &[
                 "name",
                 "wave",
@@ -433,39 +668,37 @@ impl Validator {
                 "timeoutMinutes",
             ],
         );
-        let name = match obj.get("name") {
+        let name = match get(obj, "name") {
             None => {
-                self.err(format!("{path}.name"), "is required");
+                self.err(field("name")(), "is required");
                 None
             }
-            Some(Value::String(n)) => match check_pipeline_name(n) {
-                Ok(()) => Some(n.clone()),
+            Some(Json::String(n)) => match check_pipeline_name(n) {
+                Ok(()) => Some(n.to_string()),
                 Err(m) => {
-                    self.err(format!("{path}.name"), m);
+                    self.err(field("name")(), m);
                     None
                 }
             },
             Some(other) => {
                 self.err(
-                    format!("{path}.name"),
+                    field("name")(),
                     format!("expected a string, found {}", json_type(other)),
                 );
                 None
             }
         };
-        let wave = match obj.get("wave") {
+        let wave = match get(obj, "wave") {
             None => Some(1),
-            Some(v) => self.integer(v, &format!("{path}.wave"), 1, MAX_WAVE),
+            Some(v) => self.integer(v, field("wave"), 1, MAX_WAVE),
         };
-        let timeout_minutes = match obj.get("timeoutMinutes") {
+        let timeout_minutes = match get(obj, "timeoutMinutes") {
             None => Some(DEFAULT_TIMEOUT_MINUTES),
-            Some(v) => self.integer(v, &format!("{path}.timeoutMinutes"), 1, MAX_TIMEOUT_MINUTES),
+            Some(v) => self.integer(v, field("timeoutMinutes"), 1, MAX_TIMEOUT_MINUTES),
         };
-        let variables = self.variables(obj.get("variables"), &format!("{path}.variables"));
-        let source_revisions = self.source_revisions(
-            obj.get("sourceRevisions"),
-            &format!("{path}.sourceRevisions"),
-        );
+        let variables = self.variables(get(obj, "variables"), field("variables"));
+        let source_revisions =
+            self.source_revisions(get(obj, "sourceRevisions"), field("sourceRevisions"));
         if self.errors.len() != before {
             return None;
         }
@@ -478,14 +711,18 @@ impl Validator {
         })
     }
 
-    fn variables(&mut self, value: Option<&Value>, path: &str) -> BTreeMap<String, String> {
+    fn variables(
+        &mut self,
+        value: Option<&Json>,
+        path: impl Fn() -> String,
+    ) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let obj = match value {
             None => return out,
-            Some(Value::Object(obj)) => obj,
+            Some(Json::Object(obj)) => obj,
             Some(other) => {
                 self.err(
-                    path,
+                    path(),
                     format!(
                         "expected an object of variable names to string values, found {}",
                         json_type(other)
@@ -496,7 +733,7 @@ impl Validator {
         };
         if obj.len() > MAX_VARIABLES {
             self.err(
-                path,
+                path(),
                 format!(
                     "has {} variables; CodePipeline allows at most {MAX_VARIABLES}",
                     obj.len()
@@ -504,7 +741,6 @@ impl Validator {
             );
         }
         for (name, v) in obj {
-            let vpath = member(path, name);
             let name_ok = !name.is_empty()
                 && name.len() <= 128
                 && name
@@ -512,17 +748,20 @@ impl Validator {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-'));
             if !name_ok {
                 self.err(
-                    &vpath,
+                    member(&path(), name),
                     "a variable name is 1 to 128 letters, digits, '@', '_' or '-'",
                 );
             }
             match v {
-                Value::String(s) if !s.is_empty() && s.chars().count() <= 1000 => {
-                    out.insert(name.clone(), s.clone());
+                Json::String(s) if !s.is_empty() && s.chars().count() <= 1000 => {
+                    out.insert(name.to_string(), s.to_string());
                 }
-                Value::String(_) => self.err(&vpath, "a variable value is 1 to 1000 characters"),
+                Json::String(_) => self.err(
+                    member(&path(), name),
+                    "a variable value is 1 to 1000 characters",
+                ),
                 other => self.err(
-                    &vpath,
+                    member(&path(), name),
                     format!("expected a string value, found {}", json_type(other)),
                 ),
             }
@@ -530,13 +769,17 @@ impl Validator {
         out
     }
 
-    fn source_revisions(&mut self, value: Option<&Value>, path: &str) -> Vec<SourceRevision> {
+    fn source_revisions(
+        &mut self,
+        value: Option<&Json>,
+        path: impl Fn() -> String,
+    ) -> Vec<SourceRevision> {
         let items = match value {
             None => return Vec::new(),
-            Some(Value::Array(items)) => items,
+            Some(Json::Array(items)) => items,
             Some(other) => {
                 self.err(
-                    path,
+                    path(),
                     format!(
                         "expected a list of {{actionName, revisionType, revisionValue}}, found {}",
                         json_type(other)
@@ -547,20 +790,20 @@ impl Validator {
         };
         if items.len() > MAX_SOURCE_REVISIONS {
             self.err(
-                path,
+                path(),
                 format!(
                     "has {} entries; at most {MAX_SOURCE_REVISIONS}",
                     items.len()
                 ),
             );
         }
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(items.len());
+        let mut seen: Vec<&str> = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let ipath = format!("{path}[{i}]");
+            let ipath = || format!("{}[{i}]", path());
             let Some(obj) = item.as_object() else {
                 self.err(
-                    &ipath,
+                    ipath(),
                     format!(
                         "expected an object {{actionName, revisionType, revisionValue}}, found {}",
                         json_type(item)
@@ -568,36 +811,34 @@ impl Validator {
                 );
                 continue;
             };
-            self.unknown_fields(
-                obj,
-                &ipath,
-                &["actionName", "revisionType", "revisionValue"],
-            );
-            let action_name = self.required_string(obj, &ipath, "actionName");
-            if let Some(a) = &action_name {
+            self.unknown_fields(obj, ipath, &["actionName", "revisionType", "revisionValue"]);
+            let action_name = self.required_string(obj, ipath, "actionName");
+            if let Some(a) = action_name {
                 if let Err(m) = check_aws_name(a, 100, "an action name") {
-                    self.err(format!("{ipath}.actionName"), m);
-                } else if !seen.insert(a.clone()) {
+                    self.err(format!("{}.actionName", ipath()), m);
+                } else if seen.contains(&a) {
                     self.err(
-                        format!("{ipath}.actionName"),
+                        format!("{}.actionName", ipath()),
                         format!("duplicate action {a:?}; give each source action one revision"),
                     );
+                } else {
+                    seen.push(a);
                 }
             }
-            let revision_type = self.required_string(obj, &ipath, "revisionType");
-            if let Some(t) = &revision_type {
-                if !REVISION_TYPES.contains(&t.as_str()) {
+            let revision_type = self.required_string(obj, ipath, "revisionType");
+            if let Some(t) = revision_type {
+                if !REVISION_TYPES.contains(&t) {
                     self.err(
-                        format!("{ipath}.revisionType"),
+                        format!("{}.revisionType", ipath()),
                         format!("{t:?} is not one of {}", REVISION_TYPES.join(", ")),
                     );
                 }
             }
-            let revision_value = self.required_string(obj, &ipath, "revisionValue");
-            if let Some(v) = &revision_value {
+            let revision_value = self.required_string(obj, ipath, "revisionValue");
+            if let Some(v) = revision_value {
                 if v.chars().count() > 1500 {
                     self.err(
-                        format!("{ipath}.revisionValue"),
+                        format!("{}.revisionValue", ipath()),
                         "is too long; at most 1500 characters",
                     );
                 }
@@ -606,34 +847,34 @@ impl Validator {
                 (action_name, revision_type, revision_value)
             {
                 out.push(SourceRevision {
-                    action_name,
-                    revision_type,
-                    revision_value,
+                    action_name: action_name.to_owned(),
+                    revision_type: revision_type.to_owned(),
+                    revision_value: revision_value.to_owned(),
                 });
             }
         }
         out
     }
 
-    fn required_string(
+    fn required_string<'o>(
         &mut self,
-        obj: &Map<String, Value>,
-        path: &str,
+        obj: &'o Object,
+        path: impl Fn() -> String,
         field: &str,
-    ) -> Option<String> {
-        match obj.get(field) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::String(_)) => {
-                self.err(format!("{path}.{field}"), "must not be empty");
+    ) -> Option<&'o str> {
+        match get(obj, field) {
+            Some(Json::String(s)) if !s.is_empty() => Some(s),
+            Some(Json::String(_)) => {
+                self.err(format!("{}.{field}", path()), "must not be empty");
                 None
             }
             None => {
-                self.err(format!("{path}.{field}"), "is required");
+                self.err(format!("{}.{field}", path()), "is required");
                 None
             }
             Some(other) => {
                 self.err(
-                    format!("{path}.{field}"),
+                    format!("{}.{field}", path()),
                     format!("expected a string, found {}", json_type(other)),
                 );
                 None
@@ -668,8 +909,8 @@ fn member(path: &str, key: &str) -> String {
     out
 }
 
-fn compact(v: &Value) -> String {
-    let s = v.to_string();
+fn compact(v: &Json) -> String {
+    let s = v.to_value().to_string();
     if s.chars().count() > 40 {
         format!("{}…", s.chars().take(40).collect::<String>())
     } else {
