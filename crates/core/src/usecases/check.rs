@@ -8,6 +8,7 @@ use crate::release::{ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord};
 use crate::tasks::{
     CheckManifestRequest, CheckManifestResponse, ManifestInput, Outcome, PipelineItem, WaveItem,
 };
+use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 /// How many GetPipeline calls run at once.
@@ -119,8 +120,18 @@ pub async fn find_missing_pipelines(
     manifest: &Manifest,
     pipelines: &dyn Pipelines,
 ) -> Result<Vec<ValidationError>, TaskError> {
-    let found: Vec<(usize, bool)> = stream::iter(manifest.pipelines.iter().enumerate())
-        .map(|(i, p)| async move { PortResult::Ok((i, pipelines.exists(&p.name).await?)) })
+    // The checks are boxed before they are streamed: a closure in the stream would make the
+    // callers' futures fail rustc's `Send` check (rust-lang/rust#102211), and Lambda runtimes
+    // need `Send` futures.
+    let checks: Vec<BoxFuture<'_, PortResult<(usize, bool)>>> = manifest
+        .pipelines
+        .iter()
+        .enumerate()
+        .map(|(i, p)| -> BoxFuture<'_, PortResult<(usize, bool)>> {
+            Box::pin(async move { Ok((i, pipelines.exists(&p.name).await?)) })
+        })
+        .collect();
+    let found: Vec<(usize, bool)> = stream::iter(checks)
         .buffered(EXISTS_CONCURRENCY)
         .try_collect()
         .await?;

@@ -12,7 +12,15 @@ use time::OffsetDateTime;
 /// Decodes an EventBridge "CodePipeline Pipeline Execution State Change" event. `Ok(None)`
 /// for a state we do not track; `Err` says what is wrong with the event.
 pub fn decode_state_change(event: &Value) -> Result<Option<PipelineStateChange>, String> {
-    let event: CodePipelineCloudWatchEvent = serde_json::from_value(event.clone())
+    let mut event = event.clone();
+    // CodePipeline sends the pipeline structure version as a float (`"version": 3.0`);
+    // aws_lambda_events reads it as an integer. We do not use it.
+    if let Some(version) = event.pointer_mut("/detail/version") {
+        if let Some(v) = version.as_f64() {
+            *version = Value::from(v as i64);
+        }
+    }
+    let event: CodePipelineCloudWatchEvent = serde_json::from_value(event)
         .map_err(|e| format!("not a CodePipeline state-change event: {e}"))?;
     if event.detail_type.as_deref() != Some("CodePipeline Pipeline Execution State Change") {
         return Err(format!(
