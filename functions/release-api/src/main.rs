@@ -1,0 +1,30 @@
+use lambda_http::{service_fn, Request};
+use release_api::{handle, Ports};
+use rm_aws::{required_env, CodePipelineClient, DynamoStore, SfnExecutions};
+use rm_core::ports::SystemClock;
+use std::convert::Infallible;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = rm_aws::load_config().await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        required_env("TABLE_NAME")?,
+    );
+    let pipelines = CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
+    let executions = SfnExecutions::new(
+        aws_sdk_sfn::Client::new(&config),
+        required_env("STATE_MACHINE_ARN")?,
+    );
+    let ports = &Ports {
+        store: &store,
+        pipelines: &pipelines,
+        executions: &executions,
+        clock: &SystemClock,
+    };
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, Infallible>(handle(request, ports).await)
+    }))
+    .await
+}
