@@ -1,7 +1,7 @@
 //! CodePipeline: [`CodePipelineClient`] (the [`Pipelines`] port) and [`CodePipelineJobs`]
 //! (the health gate's [`JobResults`]).
 
-use crate::error::{error_code, error_message, port_error, truncate};
+use crate::error::{error_message, is_service_error, port_error, truncate};
 use async_trait::async_trait;
 use aws_sdk_codepipeline::types::{
     ExecutionDetails, FailureDetails, FailureType, PipelineVariable, SourceRevisionOverride,
@@ -51,7 +51,15 @@ impl Pipelines for CodePipelineClient {
     async fn exists(&self, name: &str) -> PortResult<bool> {
         match self.client.get_pipeline().name(name).send().await {
             Ok(_) => Ok(true),
-            Err(e) if error_code(&e) == Some(NOT_FOUND) => Ok(false),
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| se.is_pipeline_not_found_exception(),
+                    &[NOT_FOUND],
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(port_error(&format!("CodePipeline GetPipeline {name}"), &e)),
         }
     }
@@ -100,16 +108,32 @@ impl Pipelines for CodePipelineClient {
                     spec.name
                 )))
             }),
-            Err(e) => match error_code(&e) {
-                Some(NOT_FOUND) => Err(StartError::NotFound(spec.name.clone())),
-                Some(code) if NOT_STARTABLE_CODES.contains(&code) => {
-                    Err(StartError::NotStartable(error_message(&e)))
-                }
-                _ => Err(StartError::Port(port_error(
-                    &format!("CodePipeline StartPipelineExecution {}", spec.name),
+            Err(e)
+                if is_service_error(
                     &e,
-                ))),
-            },
+                    |se| se.is_pipeline_not_found_exception(),
+                    &[NOT_FOUND],
+                ) =>
+            {
+                Err(StartError::NotFound(spec.name.clone()))
+            }
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| {
+                        se.is_conflict_exception()
+                            || se.is_validation_exception()
+                            || se.is_concurrent_pipeline_executions_limit_exceeded_exception()
+                    },
+                    NOT_STARTABLE_CODES,
+                ) =>
+            {
+                Err(StartError::NotStartable(error_message(&e)))
+            }
+            Err(e) => Err(StartError::Port(port_error(
+                &format!("CodePipeline StartPipelineExecution {}", spec.name),
+                &e,
+            ))),
         }
     }
 
@@ -121,17 +145,26 @@ impl Pipelines for CodePipelineClient {
             .pipeline_execution_id(execution_id)
             .send()
             .await
-            .map_err(|e| match error_code(&e) {
-                Some(NOT_FOUND) | Some("PipelineExecutionNotFoundException") => {
+            .map_err(|e| {
+                let missing = is_service_error(
+                    &e,
+                    |se| {
+                        se.is_pipeline_not_found_exception()
+                            || se.is_pipeline_execution_not_found_exception()
+                    },
+                    &[NOT_FOUND, "PipelineExecutionNotFoundException"],
+                );
+                if missing {
                     PortError::NotFound(format!(
                         "CodePipeline execution {execution_id} of pipeline {pipeline}: {}",
                         error_message(&e)
                     ))
+                } else {
+                    port_error(
+                        &format!("CodePipeline GetPipelineExecution {pipeline} {execution_id}"),
+                        &e,
+                    )
                 }
-                _ => port_error(
-                    &format!("CodePipeline GetPipelineExecution {pipeline} {execution_id}"),
-                    &e,
-                ),
             })?;
         let execution = out.pipeline_execution.ok_or_else(|| {
             PortError::Other(format!(
@@ -173,10 +206,16 @@ impl Pipelines for CodePipelineClient {
         match result {
             Ok(_) => Ok(()),
             Err(e)
-                if matches!(
-                    error_code(&e),
-                    Some("DuplicatedStopRequestException")
-                        | Some("PipelineExecutionNotStoppableException")
+                if is_service_error(
+                    &e,
+                    |se| {
+                        se.is_duplicated_stop_request_exception()
+                            || se.is_pipeline_execution_not_stoppable_exception()
+                    },
+                    &[
+                        "DuplicatedStopRequestException",
+                        "PipelineExecutionNotStoppableException",
+                    ],
                 ) =>
             {
                 Ok(())

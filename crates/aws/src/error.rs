@@ -51,8 +51,8 @@ where
         SdkError::ServiceError(se) => match (se.err().code(), se.err().message()) {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
             (Some(code), None) => code.to_owned(),
-            (None, Some(msg)) => msg.to_owned(),
-            (None, None) => DisplayErrorContext(err).to_string(),
+            // A modeled error's Display names it: "ConflictException: message".
+            _ => se.err().to_string(),
         },
         _ => DisplayErrorContext(err).to_string(),
     }
@@ -84,6 +84,25 @@ where
             }
         }
         _ => PortError::Other(message),
+    }
+}
+
+/// True for a service error that is one of the operation's modeled errors (`modeled`), or
+/// that carries one of `codes` (errors the service model does not list for the operation,
+/// such as CodePipeline's `PipelineVersionNotFoundException`).
+pub(crate) fn is_service_error<E, R>(
+    err: &SdkError<E, R>,
+    modeled: impl Fn(&E) -> bool,
+    codes: &[&str],
+) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(se) => {
+            modeled(se.err()) || se.err().code().is_some_and(|c| codes.contains(&c))
+        }
+        _ => false,
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`S3ManifestSource`]: manifests read from S3.
 
-use crate::error::{error_code, port_error};
+use crate::error::{error_code, is_service_error, port_error};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use rm_core::error::PortError;
@@ -48,11 +48,13 @@ impl ManifestSource for S3ManifestSource {
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| match error_code(&e) {
-                Some(code) if NOT_FOUND_CODES.contains(&code) => not_found(),
-                // S3 answers an invalid version id with 400 InvalidArgument.
-                Some("InvalidArgument") if version_id.is_some() => not_found(),
-                _ => {
+            .map_err(|e| {
+                if is_service_error(&e, |se| se.is_no_such_key(), NOT_FOUND_CODES)
+                    // S3 answers a malformed version id with 400 InvalidArgument.
+                    || (version_id.is_some() && error_code(&e) == Some("InvalidArgument"))
+                {
+                    not_found()
+                } else {
                     SourceError::Port(port_error(&format!("S3 GetObject s3://{bucket}/{key}"), &e))
                 }
             })?;

@@ -1,7 +1,7 @@
 //! Step Functions: [`SfnTaskTokens`] (SendTaskSuccess / SendTaskFailure) and [`SfnExecutions`]
 //! (StartExecution, for the API).
 
-use crate::error::{error_code, port_error, truncate};
+use crate::error::{is_service_error, port_error, truncate};
 use async_trait::async_trait;
 use aws_sdk_sfn::Client;
 use rm_core::error::PortError;
@@ -43,7 +43,17 @@ impl TaskTokens for SfnTaskTokens {
             .await;
         match result {
             Ok(_) => Ok(TokenDelivery::Delivered),
-            Err(e) if error_code(&e).is_some_and(|c| ALREADY_DONE_CODES.contains(&c)) => {
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| {
+                        se.is_task_timed_out()
+                            || se.is_invalid_token()
+                            || se.is_task_does_not_exist()
+                    },
+                    ALREADY_DONE_CODES,
+                ) =>
+            {
                 Ok(TokenDelivery::AlreadyDone)
             }
             Err(e) => Err(port_error("Step Functions SendTaskSuccess", &e)),
@@ -61,7 +71,17 @@ impl TaskTokens for SfnTaskTokens {
             .await;
         match result {
             Ok(_) => Ok(TokenDelivery::Delivered),
-            Err(e) if error_code(&e).is_some_and(|c| ALREADY_DONE_CODES.contains(&c)) => {
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| {
+                        se.is_task_timed_out()
+                            || se.is_invalid_token()
+                            || se.is_task_does_not_exist()
+                    },
+                    ALREADY_DONE_CODES,
+                ) =>
+            {
                 Ok(TokenDelivery::AlreadyDone)
             }
             Err(e) => Err(port_error("Step Functions SendTaskFailure", &e)),
@@ -133,7 +153,13 @@ impl Executions for SfnExecutions {
             .await;
         match result {
             Ok(out) => Ok(out.execution_arn),
-            Err(e) if error_code(&e) == Some("ExecutionAlreadyExists") => {
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| se.is_execution_already_exists(),
+                    &["ExecutionAlreadyExists"],
+                ) =>
+            {
                 self.existing_with_same_input(name, input).await
             }
             Err(e) => Err(port_error(
