@@ -352,7 +352,8 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+        // Room for the manifest's own objects (at most 5 known members) in one allocation.
+        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::with_capacity(8);
         let mut index: Option<HashMap<Cow<'de, str>, usize>> = None;
         let mut raw_release_id = None;
         while let Some(key) = map.next_key_seed(KeySeed)? {
@@ -816,12 +817,12 @@ impl Validator {
             if let Some(a) = action_name {
                 if let Err(m) = check_aws_name(a, 100, "an action name") {
                     self.err(format!("{}.actionName", ipath()), m);
-                } else if seen.contains(&a) {
+                } else if items.len() > 1 && seen.contains(&a) {
                     self.err(
                         format!("{}.actionName", ipath()),
                         format!("duplicate action {a:?}; give each source action one revision"),
                     );
-                } else {
+                } else if items.len() > 1 {
                     seen.push(a);
                 }
             }

@@ -190,6 +190,55 @@ fn a_repeated_release_id_key_keeps_the_text_of_the_one_used() {
 }
 
 #[test]
+fn repeated_keys_count_once_with_the_last_value_as_in_serde_json() {
+    // Small objects and large ones (over 16 members) alike; the reader must agree with Value.
+    let vars: Vec<String> = (0..30).map(|i| format!("\"V{i}\": \"{i}\"")).collect();
+    for text in [
+        r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 0, "wave": 2}]}"#.to_owned(),
+        r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 2, "wave": 0}]}"#.to_owned(),
+        r#"{"releaseId": "r1", "x": 1, "pipelines": ["a"], "x": 2, "y": 3}"#.to_owned(),
+        format!(
+            r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}, "V3": "new", "V29": 5, {}}}}}]}}"#,
+            vars.join(","),
+            vars[..25].join(",")
+        ),
+        format!(
+            r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}, {}}}}}]}}"#,
+            vars[..26].join(","),
+            vars[..26].join(",")
+        ),
+    ] {
+        let from_value = Manifest::from_value(&serde_json::from_str(&text).unwrap(), None);
+        assert_eq!(Manifest::parse(text.as_bytes()), from_value, "{text}");
+    }
+    // 26 variables written twice are 26 variables, not 52 (over the limit of 50).
+    let text = format!(
+        r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}, {}}}}}]}}"#,
+        vars[..26].join(","),
+        vars[..26].join(",")
+    );
+    assert_eq!(parse(&text).pipelines[0].variables.len(), 26);
+    let m = parse(r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 0, "wave": 2}]}"#);
+    assert_eq!(m.pipelines[0].wave, 2);
+}
+
+#[test]
+fn escaped_strings_and_keys_are_read() {
+    let m = parse(
+        r#"{"release\u0049d": "r\u0031", "pipelines": [{"n\u0061me": "a\u002Db", "variables": {"K\u0045Y": "line\nbreak \"quoted\" \u00e9 \ud83d\ude00"}}]}"#,
+    );
+    assert_eq!(m.release_id.as_str(), "r1");
+    assert_eq!(m.pipelines[0].name, "a-b");
+    assert_eq!(
+        m.pipelines[0].variables["KEY"],
+        "line\nbreak \"quoted\" é 😀"
+    );
+    // A numeric id under an escaped key keeps its text too.
+    let m = parse(r#"{"releas\u0065Id": 5.10, "pipelines": ["a"]}"#);
+    assert_eq!(m.release_id.as_str(), "5.10");
+}
+
+#[test]
 fn a_number_too_large_for_json_is_reported_as_not_json() {
     let e = errors(r#"{"releaseId": 1e400, "pipelines": ["a"]}"#);
     assert_one(
