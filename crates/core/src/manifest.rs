@@ -447,6 +447,11 @@ fn check_aws_name(name: &str, max: usize, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `s` has more than `max` characters (counted only when its bytes could be).
+fn longer_than(s: &str, max: usize) -> bool {
+    s.len() > max && s.chars().count() > max
+}
+
 /// `$.pipelines[i]`, written only when an error needs it.
 fn item_path(i: usize) -> String {
     format!("$.pipelines[{i}]")
@@ -496,7 +501,7 @@ impl Validator {
         let release_id = self.release_id(get(obj, "releaseId"), raw_release_id);
         let description = match get(obj, "description") {
             None | Some(Json::Null) => None,
-            Some(Json::String(s)) if s.chars().count() > MAX_DESCRIPTION_CHARS => {
+            Some(Json::String(s)) if longer_than(s, MAX_DESCRIPTION_CHARS) => {
                 self.err(
                     "$.description",
                     format!("is too long; at most {MAX_DESCRIPTION_CHARS} characters"),
@@ -754,7 +759,7 @@ impl Validator {
                 );
             }
             match v {
-                Json::String(s) if !s.is_empty() && s.chars().count() <= 1000 => {
+                Json::String(s) if !s.is_empty() && !longer_than(s, 1000) => {
                     out.insert(name.to_string(), s.to_string());
                 }
                 Json::String(_) => self.err(
@@ -837,7 +842,7 @@ impl Validator {
             }
             let revision_value = self.required_string(obj, ipath, "revisionValue");
             if let Some(v) = revision_value {
-                if v.chars().count() > 1500 {
+                if longer_than(v, 1500) {
                     self.err(
                         format!("{}.revisionValue", ipath()),
                         "is too long; at most 1500 characters",
