@@ -40,6 +40,8 @@ pub(crate) struct Run<'h> {
     pub history: RefCell<Vec<HistoryEvent>>,
     pub progress: Option<UnboundedSender<HistoryEvent>>,
     pub transitions: Cell<u64>,
+    /// Whether history events carry inputs, outputs and parameters.
+    pub record_data: bool,
 }
 
 pub(crate) fn execution_arn(state_machine: &str, name: &str) -> String {
@@ -65,15 +67,15 @@ impl ContextSource for StateCtx<'_> {
         match name {
             "Execution" => Some(Cow::Borrowed(&self.run.execution)),
             "StateMachine" => Some(Cow::Borrowed(&self.run.state_machine)),
-            "State" => Some(Cow::Owned(json!({
+            "State" => Some(Cow::Owned(obj! {
                 "EnteredTime": self.entered,
                 "Name": self.name,
                 "RetryCount": self.retry_count,
-            }))),
-            "Task" => self.token.map(|t| Cow::Owned(json!({ "Token": t }))),
+            })),
+            "Task" => self.token.map(|t| Cow::Owned(obj! { "Token": t })),
             "Map" => self
                 .item
-                .map(|(i, v)| Cow::Owned(json!({ "Item": { "Index": i, "Value": v } }))),
+                .map(|(i, v)| Cow::Owned(obj! { "Item": obj! { "Index": i, "Value": v.clone() } })),
             _ => None,
         }
     }
@@ -124,6 +126,11 @@ fn select_path<'v>(sel: &PathSel, data: &'v Value, ctx: &'v dyn ContextSource) -
     }
 }
 
+/// InputPath on an owned input: `$` moves it instead of cloning.
+fn input_path_owned(sel: &PathSel, data: Value, ctx: &dyn ContextSource) -> Result<Value, StatesError> {
+    output_path(sel, data, ctx)
+}
+
 fn output_path(sel: &PathSel, data: Value, ctx: &dyn ContextSource) -> Result<Value, StatesError> {
     match sel {
         PathSel::Whole => Ok(data),
@@ -160,10 +167,10 @@ fn failure_error(f: TaskFailure) -> StatesError {
 
 fn lambda_wrapper(payload: Value) -> Value {
     let request_id = uuid_like();
-    json!({
+    obj! {
         "ExecutedVersion": "$LATEST",
         "Payload": payload,
-        "SdkHttpMetadata": {
+        "SdkHttpMetadata": json!({
             "AllHttpHeaders": {
                 "X-Amz-Executed-Version": ["$LATEST"],
                 "x-amzn-RequestId": [request_id],
@@ -175,10 +182,10 @@ fn lambda_wrapper(payload: Value) -> Value {
                 "Content-Type": "application/json",
             },
             "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": { "RequestId": request_id },
+        }),
+        "SdkResponseMetadata": obj! { "RequestId": request_id },
         "StatusCode": 200,
-    })
+    }
 }
 
 fn uuid_like() -> String {
@@ -196,6 +203,19 @@ impl<'h> Run<'h> {
     pub(crate) fn now(&self) -> OffsetDateTime {
         let elapsed = Instant::now().saturating_duration_since(self.t0);
         self.start_time + elapsed
+    }
+
+    /// A copy of `v` for a history event, or `null` when the host asked for a lean history.
+    pub(crate) fn data_of(&self, v: &Value) -> Value {
+        self.data(v)
+    }
+
+    fn data(&self, v: &Value) -> Value {
+        if self.record_data {
+            v.clone()
+        } else {
+            Value::Null
+        }
     }
 
     /// Appends an event after `*cursor` and moves the cursor to it.
@@ -239,13 +259,13 @@ impl<'h> Run<'h> {
                 self.record(
                     cursor,
                     &format!("{ty}StateEntered"),
-                    json!({ "name": state.name, "input": input }),
+                    obj! { "name": state.name.as_str(), "input": self.data(&input) },
                 );
                 let (output, next) = self.run_state(state, input, &entered, cursor).await?;
                 self.record(
                     cursor,
                     &format!("{ty}StateExited"),
-                    json!({ "name": state.name, "output": output }),
+                    obj! { "name": state.name.as_str(), "output": self.data(&output) },
                 );
                 match next {
                     Some(n) => {
@@ -268,6 +288,10 @@ impl<'h> Run<'h> {
         let ctx = StateCtx { run: self, name: &s.name, entered, retry_count: 0, token: None, item: None };
         let next = s.next.as_deref();
         match &s.kind {
+            Kind::Pass { result: None } if s.parameters.is_none() && matches!(s.result_path, ResultPath::Whole) => {
+                let eff = input_path_owned(&s.input_path, raw, &ctx)?;
+                Ok((output_path(&s.output_path, eff, &ctx)?, next))
+            }
             Kind::Pass { result } => {
                 let eff = select_path(&s.input_path, &raw, &ctx)?;
                 let res = match (result, &s.parameters) {
@@ -279,7 +303,7 @@ impl<'h> Run<'h> {
                 Ok((output_path(&s.output_path, out, &ctx)?, next))
             }
             Kind::Choice { choices, default } => {
-                let eff = select_path(&s.input_path, &raw, &ctx)?;
+                let eff = input_path_owned(&s.input_path, raw, &ctx)?;
                 let mut target = None;
                 for (rule, n) in choices {
                     if rule.eval(&eff, &ctx)? {
@@ -290,11 +314,10 @@ impl<'h> Run<'h> {
                 let target = target.or(default.as_deref()).ok_or_else(|| {
                     StatesError::new(names::NO_CHOICE_MATCHED, format!("No Choice Rule matched and no Default in state '{}'", s.name))
                 })?;
-                let eff = eff.into_owned();
                 Ok((output_path(&s.output_path, eff, &ctx)?, Some(target)))
             }
             Kind::Wait(w) => {
-                let eff = select_path(&s.input_path, &raw, &ctx)?;
+                let eff = input_path_owned(&s.input_path, raw, &ctx)?;
                 let dur = match w {
                     WaitFor::Seconds(n) => Duration::from_secs(*n),
                     WaitFor::SecondsPath(p) => {
@@ -312,12 +335,11 @@ impl<'h> Run<'h> {
                         self.until(t)
                     }
                 };
-                let eff = eff.into_owned();
                 tokio::time::sleep(dur).await;
                 Ok((output_path(&s.output_path, eff, &ctx)?, next))
             }
             Kind::Succeed => {
-                let eff = select_path(&s.input_path, &raw, &ctx)?.into_owned();
+                let eff = input_path_owned(&s.input_path, raw, &ctx)?;
                 Ok((output_path(&s.output_path, eff, &ctx)?, None))
             }
             Kind::Fail { error, cause } => {
@@ -394,7 +416,7 @@ impl<'h> Run<'h> {
             }
             Err(err) => match s.catch.iter().find(|c: &&Catcher| error_matches(&c.errors, &err.error)) {
                 Some(c) => {
-                    let out = result_path(&c.result_path, raw, json!({ "Error": err.error, "Cause": err.cause }))?;
+                    let out = result_path(&c.result_path, raw, obj! { "Error": err.error, "Cause": err.cause })?;
                     Ok((out, Some(c.next.as_str())))
                 }
                 None => Err(err),
@@ -435,31 +457,30 @@ impl<'h> Run<'h> {
                 let f = params.get("FunctionName").and_then(Value::as_str).ok_or_else(|| {
                     StatesError::runtime(format!("The FunctionName parameter of state '{}' must be a string", s.name))
                 })?;
-                (f.to_owned(), params.get("Payload").cloned().unwrap_or_else(|| json!({})))
+                (f.to_owned(), params.get("Payload").cloned().unwrap_or_else(|| Value::Object(Map::new())))
             }
-            Integration::LambdaArn | Integration::Service => (spec.resource.clone(), params.clone().into_owned()),
+            Integration::LambdaArn | Integration::Service => (spec.resource.clone(), params.as_ref().clone()),
         };
         let mut timeout_details = Map::new();
-        timeout_details.insert("timeoutInSeconds".into(), json!(timeout));
+        timeout_details.insert("timeoutInSeconds".into(), Value::from(timeout));
         if let Some(h) = heartbeat {
-            timeout_details.insert("heartbeatInSeconds".into(), json!(h));
+            timeout_details.insert("heartbeatInSeconds".into(), Value::from(h));
         }
         if lambda_arn {
-            let mut d = json!({ "resource": spec.resource, "input": payload });
+            let mut d = obj! { "resource": spec.resource.as_str(), "input": self.data(&payload) };
             if let Some(o) = d.as_object_mut() {
                 o.extend(timeout_details);
             }
             self.record(cursor, "LambdaFunctionScheduled", d);
             self.record(cursor, "LambdaFunctionStarted", Value::Null);
         } else {
-            let mut d = json!({ "resourceType": resource_type, "resource": resource, "region": REGION, "parameters": params });
+            let mut d = obj! { "resourceType": resource_type, "resource": resource, "region": REGION, "parameters": if self.record_data { params.into_owned() } else { Value::Null } };
             if let Some(o) = d.as_object_mut() {
                 o.extend(timeout_details);
             }
             self.record(cursor, "TaskScheduled", d);
-            self.record(cursor, "TaskStarted", json!({ "resourceType": resource_type, "resource": resource }));
+            self.record(cursor, "TaskStarted", obj! { "resourceType": resource_type, "resource": resource });
         }
-        drop(params);
 
         let handler = self.handler;
         let work = async {
@@ -504,36 +525,36 @@ impl<'h> Run<'h> {
                     result
                 };
                 if lambda_arn {
-                    self.record(cursor, "LambdaFunctionSucceeded", json!({ "output": output }));
+                    self.record(cursor, "LambdaFunctionSucceeded", obj! { "output": self.data(&output) });
                 } else {
                     self.record(
                         cursor,
                         "TaskSucceeded",
-                        json!({ "resourceType": resource_type, "resource": resource, "output": output }),
+                        obj! { "resourceType": resource_type, "resource": resource, "output": self.data(&output) },
                     );
                 }
                 Ok(output)
             }
             Err(TaskEnd::Failed(e)) => {
                 if lambda_arn {
-                    self.record(cursor, "LambdaFunctionFailed", json!({ "error": e.error, "cause": e.cause }));
+                    self.record(cursor, "LambdaFunctionFailed", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
                 } else {
                     self.record(
                         cursor,
                         "TaskFailed",
-                        json!({ "resourceType": resource_type, "resource": resource, "error": e.error, "cause": e.cause }),
+                        obj! { "resourceType": resource_type, "resource": resource, "error": e.error.as_str(), "cause": e.cause.as_str() },
                     );
                 }
                 Err(e)
             }
             Err(TaskEnd::TimedOut(e)) => {
                 if lambda_arn {
-                    self.record(cursor, "LambdaFunctionTimedOut", json!({ "error": e.error, "cause": e.cause }));
+                    self.record(cursor, "LambdaFunctionTimedOut", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
                 } else {
                     self.record(
                         cursor,
                         "TaskTimedOut",
-                        json!({ "resourceType": resource_type, "resource": resource, "error": e.error, "cause": e.cause }),
+                        obj! { "resourceType": resource_type, "resource": resource, "error": e.error.as_str(), "cause": e.cause.as_str() },
                     );
                 }
                 Err(e)
@@ -574,7 +595,7 @@ impl<'h> Run<'h> {
                 Err(e) => {
                     // Step Functions stops the other branches when one fails.
                     drop(pending);
-                    self.record(cursor, "ParallelStateFailed", json!({ "error": e.error, "cause": e.cause }));
+                    self.record(cursor, "ParallelStateFailed", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
                     return Err(e);
                 }
             }
@@ -609,7 +630,7 @@ impl<'h> Run<'h> {
         };
         let max = usize::try_from(max).unwrap_or(usize::MAX);
         let n = items.len();
-        let map_started = self.record(cursor, "MapStateStarted", json!({ "length": n }));
+        let map_started = self.record(cursor, "MapStateStarted", obj! { "length": n });
         let mut results: Vec<Value> = vec![Value::Null; n];
         let mut running: BTreeSet<usize> = BTreeSet::new();
         let mut pending: FuturesUnordered<LocalBoxFuture<'_, (usize, u64, Result<Value, StatesError>)>> =
@@ -645,7 +666,7 @@ impl<'h> Run<'h> {
                     None => item.clone(),
                 };
                 let mut c = map_started;
-                let started_id = self.record(&mut c, "MapIterationStarted", json!({ "name": s.name, "index": index }));
+                let started_id = self.record(&mut c, "MapIterationStarted", obj! { "name": s.name.as_str(), "index": index });
                 running.insert(index);
                 let machine = &spec.processor;
                 pending.push(Box::pin(async move {
@@ -659,13 +680,13 @@ impl<'h> Run<'h> {
             let mut c = c;
             match r {
                 Ok(v) => {
-                    last = self.record(&mut c, "MapIterationSucceeded", json!({ "name": s.name, "index": index }));
+                    last = self.record(&mut c, "MapIterationSucceeded", obj! { "name": s.name.as_str(), "index": index });
                     if let Some(slot) = results.get_mut(index) {
                         *slot = v;
                     }
                 }
                 Err(e) => {
-                    last = self.record(&mut c, "MapIterationFailed", json!({ "name": s.name, "index": index }));
+                    last = self.record(&mut c, "MapIterationFailed", obj! { "name": s.name.as_str(), "index": index });
                     // Step Functions aborts the iterations still running when one fails.
                     drop(pending);
                     self.abort_iterations(s, &running, &mut last);
@@ -682,7 +703,7 @@ impl<'h> Run<'h> {
 
     fn abort_iterations(&self, s: &State, running: &BTreeSet<usize>, last: &mut u64) {
         for index in running {
-            self.record(last, "MapIterationAborted", json!({ "name": s.name, "index": index }));
+            self.record(last, "MapIterationAborted", obj! { "name": s.name.as_str(), "index": *index });
         }
     }
 }

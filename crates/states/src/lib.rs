@@ -60,6 +60,15 @@
 //! fields, unknown Resources, and invalid definitions (missing StartAt/Next targets,
 //! unreachable states, Next and End together, `States.ALL` not alone and last, ...).
 
+/// Builds a JSON object by moving values in (`json!` would serialize them, a deep copy).
+macro_rules! obj {
+    ($($k:literal : $v:expr),* $(,)?) => {{
+        let mut m = serde_json::Map::new();
+        $( m.insert(($k).to_owned(), serde_json::Value::from($v)); )*
+        serde_json::Value::Object(m)
+    }};
+}
+
 mod choice;
 mod definition;
 mod error;
@@ -170,6 +179,10 @@ pub struct ExecutionConfig {
     pub input: Value,
     /// Receives every history event as it is recorded.
     pub progress: Option<UnboundedSender<HistoryEvent>>,
+    /// Whether history events carry the states' inputs, outputs and task parameters
+    /// (default `true`). `false` keeps the event sequence and names but sets those details to
+    /// `null`, which saves copying JSON on every state for large runs.
+    pub history_data: bool,
 }
 
 impl ExecutionConfig {
@@ -180,7 +193,14 @@ impl ExecutionConfig {
             start_time,
             input,
             progress: None,
+            history_data: true,
         }
+    }
+
+    /// Keeps inputs, outputs and parameters out of the history (see [`ExecutionConfig::history_data`]).
+    pub fn without_history_data(mut self) -> Self {
+        self.history_data = false;
+        self
     }
 
     /// Streams history events to `tx` while the execution runs.
@@ -238,14 +258,14 @@ impl Execution {
             tokens: self.tokens,
             t0: tokio::time::Instant::now(),
             start_time: cfg.start_time,
-            execution: json!({
+            execution: obj! {
                 "Id": executor::execution_arn(&cfg.state_machine_name, &cfg.name),
-                "Input": cfg.input,
-                "Name": cfg.name,
+                "Input": cfg.input.clone(),
+                "Name": cfg.name.as_str(),
                 "RoleArn": format!("arn:aws:iam::123456789012:role/{}-role", cfg.state_machine_name),
                 "StartTime": started,
                 "RedriveCount": 0,
-            }),
+            },
             state_machine: json!({
                 "Id": executor::state_machine_arn(&cfg.state_machine_name),
                 "Name": cfg.state_machine_name,
@@ -253,12 +273,13 @@ impl Execution {
             history: RefCell::new(Vec::new()),
             progress: cfg.progress,
             transitions: Cell::new(0),
+            record_data: cfg.history_data,
         };
         let mut cursor = 0u64;
         run.record(
             &mut cursor,
             "ExecutionStarted",
-            json!({ "input": cfg.input, "roleArn": run.execution["RoleArn"] }),
+            obj! { "input": run.data_of(&cfg.input), "roleArn": run.execution["RoleArn"].clone() },
         );
         let machine = &self.machine;
         let result = {
@@ -273,11 +294,11 @@ impl Execution {
         };
         let (status, output, error, cause) = match result {
             Some(Ok(output)) => {
-                run.record(&mut cursor, "ExecutionSucceeded", json!({ "output": output }));
+                run.record(&mut cursor, "ExecutionSucceeded", obj! { "output": run.data_of(&output) });
                 (ExecutionStatus::Succeeded, Some(output), None, None)
             }
             Some(Err(e)) => {
-                run.record(&mut cursor, "ExecutionFailed", json!({ "error": e.error, "cause": e.cause }));
+                run.record(&mut cursor, "ExecutionFailed", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
                 (ExecutionStatus::Failed, None, Some(e.error), Some(e.cause))
             }
             None => {
