@@ -1,0 +1,233 @@
+//! release-api fed the API Gateway events in events/, over the in-memory ports.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use release_api::{handle, Ports};
+use rm_core::error::PortError;
+use rm_core::memory::{FakeExecutions, FakePipelines, ManualClock, MemoryStore};
+use rm_core::ports::ReleaseStore;
+use rm_core::ReleaseId;
+use serde_json::{json, Value};
+
+fn event(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_slice(&bytes).expect("events/ files are JSON")
+}
+
+fn request(event: Value) -> Request {
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway proxy event")
+}
+
+/// The POST event with another request id (a new API call) and, if given, another body.
+fn post(request_id: &str, body: Option<&str>) -> Request {
+    let mut e = event("apigw-post-release.json");
+    e["requestContext"]["requestId"] = json!(request_id);
+    if let Some(body) = body {
+        e["body"] = json!(body);
+    }
+    request(e)
+}
+
+fn get(id: &str) -> Request {
+    let mut e = event("apigw-get-release.json");
+    e["path"] = json!(format!("/releases/{id}"));
+    e["pathParameters"]["id"] = json!(id);
+    request(e)
+}
+
+struct World {
+    store: MemoryStore,
+    pipelines: FakePipelines,
+    executions: FakeExecutions,
+    clock: ManualClock,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            store: MemoryStore::new(),
+            pipelines: FakePipelines::with(&[
+                "payments-db-migrate",
+                "payments-api",
+                "checkout-web",
+                "ledger-worker",
+            ]),
+            executions: FakeExecutions::default(),
+            clock: ManualClock::fixed(),
+        }
+    }
+
+    fn ports(&self) -> Ports<'_> {
+        Ports {
+            store: &self.store,
+            pipelines: &self.pipelines,
+            executions: &self.executions,
+            clock: &self.clock,
+        }
+    }
+
+    async fn call(&self, request: Request) -> (StatusCode, Value, Response<Body>) {
+        let response = handle(request, &self.ports()).await;
+        assert_eq!(
+            response.headers()["content-type"], "application/json",
+            "every answer is JSON"
+        );
+        let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+        (response.status(), body, response)
+    }
+}
+
+#[tokio::test]
+async fn post_claims_the_release_starts_the_execution_and_answers_202() {
+    let world = World::new();
+    let (status, body, response) = world.call(request(event("apigw-post-release.json"))).await;
+
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["releaseId"], "2026.03.1");
+    let status_url = "https://abcd123456.execute-api.eu-west-1.amazonaws.com/Prod/releases/2026.03.1";
+    assert_eq!(body["statusUrl"], status_url);
+    assert_eq!(response.headers()["location"], status_url);
+
+    let started = world.executions.started();
+    assert_eq!(started.len(), 1);
+    let (name, input) = &started[0];
+    assert_eq!(name, "api-c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+    assert_eq!(input, &json!({"claimedRelease": "2026.03.1"}));
+    assert!(body["executionArn"].as_str().unwrap().ends_with(name.as_str()));
+
+    let stored = world
+        .store
+        .get(&ReleaseId::parse("2026.03.1").unwrap())
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(&stored.release.owner, name);
+    assert_eq!(
+        stored.release.source.location.as_deref(),
+        Some("api:arn:aws:iam::111122223333:user/release-manager")
+    );
+}
+
+#[tokio::test]
+async fn post_of_a_claimed_release_id_is_409() {
+    let world = World::new();
+    world.call(post("first-call", None)).await;
+    let (status, body, _) = world.call(post("second-call", None)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("2026.03.1"), "{body}");
+    assert_eq!(world.executions.started().len(), 1, "no second execution");
+}
+
+#[tokio::test]
+async fn post_of_an_invalid_manifest_is_400_with_every_error() {
+    let world = World::new();
+    let bad = std::fs::read_to_string(format!(
+        "{}/../../events/bad-manifests/invalid-fields.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let (status, body, _) = world.call(post("bad-call", Some(&bad))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert!(errors.len() >= 4, "{body}");
+    let paths: Vec<&str> = errors.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&"$.releaseId"), "{paths:?}");
+    assert!(paths.contains(&"$.pipelines[0].wave"), "{paths:?}");
+    assert!(errors.iter().all(|e| e["message"].is_string()));
+    assert!(world.executions.started().is_empty());
+}
+
+#[tokio::test]
+async fn post_of_unknown_pipelines_empty_or_non_json_bodies_is_400() {
+    let world = World::new();
+    let unknown = r#"{"releaseId": "2026.03.2", "pipelines": ["payments-api", "no-such-pipeline"]}"#;
+    let (status, body, _) = world.call(post("unknown", Some(unknown))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["path"], "$.pipelines[1].name");
+
+    for text in ["", "releaseId: 1", "[]"] {
+        let (status, body, _) = world.call(post("junk", Some(text))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text:?}: {body}");
+        assert!(!body["errors"].as_array().unwrap().is_empty());
+    }
+    // None of it used up a release id.
+    let (status, _, _) = world.call(post("fixed", None)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_failed_start_is_500_with_a_message_and_gives_the_id_back() {
+    let world = World::new();
+    world
+        .executions
+        .fail_with(PortError::Transient("connection reset".into()));
+    let (status, body, _) = world.call(post("first", None)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("connection reset"), "{body}");
+    assert!(world
+        .store
+        .get(&ReleaseId::parse("2026.03.1").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn get_returns_the_release_json_or_404() {
+    let world = World::new();
+    world.call(post("first", None)).await;
+
+    let (status, body, _) = world.call(request(event("apigw-get-release.json"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["releaseId"], "2026.03.1");
+    assert_eq!(body["status"], "RUNNING");
+    assert_eq!(body["onFailure"], "stop");
+    assert_eq!(body["maxConcurrency"], 5);
+    assert_eq!(body["requestedAt"], "2026-01-01T00:00:00Z");
+    let pipelines = body["pipelines"].as_array().unwrap();
+    assert_eq!(pipelines.len(), 4);
+    assert_eq!(pipelines[0]["status"], "NotStarted");
+    assert_eq!(pipelines[0]["startedAt"], Value::Null);
+    assert!(pipelines.iter().all(|p| p["history"].is_array()));
+
+    for missing in ["2026.09.9", "not a valid id!"] {
+        let (status, body, _) = world.call(get(missing)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("not found"));
+    }
+}
+
+#[tokio::test]
+async fn other_routes_and_methods_are_404_and_405() {
+    let world = World::new();
+    let mut e = event("apigw-get-release.json");
+    e["httpMethod"] = json!("DELETE");
+    let (status, body, response) = world.call(request(e)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(response.headers()["allow"], "GET");
+
+    let mut e = event("apigw-post-release.json");
+    e["httpMethod"] = json!("GET");
+    let (status, _, response) = world.call(request(e)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
+
+    let mut e = event("apigw-get-release.json");
+    e["path"] = json!("/pipelines");
+    e["resource"] = json!("/pipelines");
+    let (status, body, _) = world.call(request(e)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("POST /releases"));
+}
+
+#[test]
+fn execution_names_fit_step_functions_rules() {
+    let name = release_api::execution_name("c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+    assert_eq!(name, "api-c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+    let long = release_api::execution_name(&"x/y".repeat(60));
+    assert!(long.len() <= 80);
+    assert!(long
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+}
