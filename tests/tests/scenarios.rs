@@ -1,0 +1,308 @@
+//! Scenarios 2–7 of the end-to-end proof (scenario 1: release_from_s3.rs). Each starts its own
+//! stack (moto, router, emulator, cargo lambda watch) and asserts the release and run records
+//! in moto's DynamoDB.
+
+use rm_core::release::{ReleaseStatus, RunStatus};
+use rm_e2e::{event, Stack, StackOptions, DEFAULT_WAIT};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn stack(sim: Value) -> Stack {
+    let stack = Stack::start(StackOptions {
+        sim,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.warm_up().await;
+    stack
+}
+
+/// An API Gateway proxy event (events/apigw-post-release.json) POSTing `manifest`.
+fn api_post(manifest: &Value) -> Value {
+    let mut e = event("apigw-post-release.json");
+    e["body"] = json!(manifest.to_string());
+    e["isBase64Encoded"] = json!(false);
+    e["requestContext"]["requestId"] = json!(rm_testkit::unique_name("req"));
+    e
+}
+
+fn api_body(response: &Value) -> Value {
+    let body = response["body"].as_str().unwrap_or("null");
+    serde_json::from_str(body).unwrap_or_else(|_| json!(body))
+}
+
+async fn succeeded(stack: &Stack, arn: &str) -> Value {
+    let done = stack.wait_execution(arn, DEFAULT_WAIT).await;
+    assert_eq!(
+        done.status().as_str(),
+        "SUCCEEDED",
+        "{}",
+        stack.diagnostics_async(Some(arn)).await
+    );
+    serde_json::from_str(done.output().unwrap_or("null")).unwrap()
+}
+
+/// Scenario 2: POST through the API handler: 202, then SUCCEEDED; the same again: 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_post_then_conflict() {
+    let stack = stack(json!({"defaults": {"durationSeconds": 1}})).await;
+    let manifest = json!({"releaseId": "api-1", "pipelines": ["orders", "billing"]});
+    let response = stack.invoke("release-api", api_post(&manifest)).await.ok();
+    assert_eq!(response["statusCode"], 202, "{response}");
+    let body = api_body(&response);
+    assert_eq!(body["releaseId"], "api-1", "{body}");
+    let arn = body["executionArn"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no executionArn in {body}"))
+        .to_owned();
+    succeeded(&stack, &arn).await;
+    let release = stack.release("api-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    assert!(release
+        .runs
+        .iter()
+        .all(|r| r.status == RunStatus::Succeeded));
+
+    let again = stack.invoke("release-api", api_post(&manifest)).await.ok();
+    assert_eq!(again["statusCode"], 409, "{again}");
+    assert_eq!(
+        stack.emulator.executions().len(),
+        2,
+        "nothing started twice"
+    );
+
+    // GET /releases/{id} answers the release JSON.
+    let mut get = event("apigw-get-release.json");
+    get["path"] = json!("/releases/api-1");
+    get["pathParameters"] = json!({"id": "api-1"});
+    let got = stack.invoke("release-api", get).await.ok();
+    assert_eq!(got["statusCode"], 200, "{got}");
+    assert_eq!(api_body(&got)["status"], "SUCCEEDED");
+}
+
+/// Scenario 3: one pipeline fails: the siblings are stopped, the release FAILED naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_failure_stops_the_siblings() {
+    let stack = stack(json!({
+        "defaults": {"durationSeconds": 60, "stopSeconds": 1},
+        "pipelines": {"bad-pipe": {"outcome": "Failed", "durationSeconds": 2, "failedStage": "Deploy"}}
+    }))
+    .await;
+    let manifest = json!({"releaseId": "fail-1", "pipelines": ["good-a", "bad-pipe", "good-b"]});
+    let input = stack
+        .upload_manifest("releases/fail-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("fail-1", &input).await;
+    let done = stack.wait_execution(&arn, DEFAULT_WAIT).await;
+    assert_eq!(
+        done.status().as_str(),
+        "FAILED",
+        "{}",
+        stack.diagnostics_async(Some(&arn)).await
+    );
+    let release = stack.release("fail-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Failed);
+    let cause = release.release.cause.clone().unwrap_or_default();
+    assert!(cause.contains("bad-pipe"), "cause {cause:?}");
+    for run in &release.runs {
+        let want = if run.pipeline() == "bad-pipe" {
+            RunStatus::Failed
+        } else {
+            RunStatus::Stopped
+        };
+        assert_eq!(run.status, want, "{}: {:?}", run.pipeline(), run.history);
+    }
+    for e in stack.emulator.executions() {
+        if e.pipeline != "bad-pipe" {
+            assert!(
+                e.stop_reason.is_some(),
+                "{} was not stopped: {e:?}",
+                e.pipeline
+            );
+        }
+    }
+}
+
+/// Scenario 4: CodePipeline throttles the first starts: retried, nothing started twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttled_starts_are_retried_once_started() {
+    let stack = stack(json!({
+        "defaults": {"durationSeconds": 1, "throttleStarts": 2},
+        "pipelines": {"hot": {"throttleStarts": 6}}
+    }))
+    .await;
+    let manifest = json!({"releaseId": "throttle-1", "pipelines": ["hot", "warm", "cool"]});
+    let input = stack
+        .upload_manifest("releases/throttle-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("throttle-1", &input).await;
+    succeeded(&stack, &arn).await;
+    let release = stack.release("throttle-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    let executions = stack.emulator.executions();
+    assert_eq!(executions.len(), 3, "{executions:#?}");
+    let calls = stack.emulator.calls();
+    assert_eq!(
+        calls["hot"]["StartPipelineExecution.throttled"], 6,
+        "{calls:?}"
+    );
+    for p in ["hot", "warm", "cool"] {
+        assert_eq!(executions.iter().filter(|e| e.pipeline == p).count(), 1);
+        assert!(calls[p]["StartPipelineExecution"] > calls[p]["StartPipelineExecution.throttled"]);
+    }
+}
+
+/// Scenario 5: every state-change event is lost: the sweep, invoked as the schedule would,
+/// completes the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweep_completes_when_events_are_lost() {
+    let stack = stack(json!({"defaults": {"durationSeconds": 1, "events": "drop"}})).await;
+    let manifest = json!({"releaseId": "sweep-1", "pipelines": ["quiet-a", "quiet-b"]});
+    let input = stack
+        .upload_manifest("releases/sweep-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("sweep-1", &input).await;
+    let t0 = Instant::now();
+    let mut sweeps = 0;
+    loop {
+        let status = stack
+            .sfn()
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_str()
+            .to_owned();
+        if status != "RUNNING" {
+            assert_eq!(
+                status,
+                "SUCCEEDED",
+                "{}",
+                stack.diagnostics_async(Some(&arn)).await
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < DEFAULT_WAIT,
+            "still RUNNING after {sweeps} sweeps\n{}",
+            stack.diagnostics_async(Some(&arn)).await
+        );
+        let mut tick = event("scheduled-sweep.json");
+        tick["time"] = json!(time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap());
+        stack.invoke("poll-execution", tick).await.ok();
+        sweeps += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(stack.emulator.events().is_empty(), "no event was delivered");
+    let release = stack.release("sweep-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    assert!(release
+        .runs
+        .iter()
+        .all(|r| r.status == RunStatus::Succeeded));
+    eprintln!("[e2e] sweep: {sweeps} sweeps until the release ended");
+}
+
+/// Scenario 6: the same upload event delivered twice at once: one release runs, the other
+/// execution ends `{"outcome": "Duplicate"}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicate_event_runs_one_release() {
+    let stack = stack(json!({"defaults": {"durationSeconds": 2}})).await;
+    let manifest = json!({"releaseId": "dup-1", "pipelines": ["one", "two"]});
+    let input = stack
+        .upload_manifest("releases/dup-1.json", &manifest)
+        .await;
+    let (a, b) = tokio::join!(
+        stack.start_execution("dup-1-a", &input),
+        stack.start_execution("dup-1-b", &input)
+    );
+    let (out_a, out_b) = tokio::join!(succeeded(&stack, &a), succeeded(&stack, &b));
+    let duplicate = json!({"outcome": "Duplicate"});
+    let dups = [&out_a, &out_b]
+        .iter()
+        .filter(|o| ***o == duplicate)
+        .count();
+    assert_eq!(dups, 1, "exactly one Duplicate: {out_a} / {out_b}");
+    let winner = if out_a == duplicate {
+        "dup-1-b"
+    } else {
+        "dup-1-a"
+    };
+    let release = stack.release("dup-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    assert_eq!(release.release.owner, winner);
+    assert_eq!(
+        stack.emulator.executions().len(),
+        2,
+        "each pipeline started once"
+    );
+}
+
+/// Scenario 7: the health gate fails the job while a configured alarm is in ALARM (moto
+/// CloudWatch), with the alarm's name; passes it once the alarm is OK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_gate_follows_the_alarm() {
+    let stack = stack(json!({})).await;
+    let cw = stack.cloudwatch();
+    let alarm = "e2e-payments-api-5xx";
+    cw.put_metric_alarm()
+        .alarm_name(alarm)
+        .metric_name("5XXError")
+        .namespace("AWS/ApiGateway")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let set = |state: aws_sdk_cloudwatch::types::StateValue| {
+        cw.set_alarm_state()
+            .alarm_name(alarm)
+            .state_value(state)
+            .state_reason("e2e")
+            .send()
+    };
+    set(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .await
+        .expect("SetAlarmState ALARM");
+
+    let job = |id: &str| {
+        let mut e = event("codepipeline-job.json");
+        e["CodePipeline.job"]["id"] = json!(id);
+        e["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+            json!(json!({"alarmNames": [alarm], "insufficientData": "fail"}).to_string());
+        e
+    };
+    stack.invoke("health-gate", job("job-alarm")).await.ok();
+    let results = stack.emulator.job_results();
+    let result = results
+        .iter()
+        .find(|r| r.job_id == "job-alarm")
+        .unwrap_or_else(|| panic!("no job result for job-alarm: {results:?}"));
+    assert!(!result.success, "{result:?}");
+    assert!(
+        result
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(alarm),
+        "{result:?}"
+    );
+
+    set(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .await
+        .expect("SetAlarmState OK");
+    stack.invoke("health-gate", job("job-ok")).await.ok();
+    let results = stack.emulator.job_results();
+    let result = results
+        .iter()
+        .find(|r| r.job_id == "job-ok")
+        .unwrap_or_else(|| panic!("no job result for job-ok: {results:?}"));
+    assert!(result.success, "{result:?}");
+}
