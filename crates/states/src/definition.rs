@@ -142,16 +142,17 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn type_name(&self) -> &'static str {
+    /// The history event types for entering and leaving this state.
+    pub(crate) fn event_types(&self) -> (&'static str, &'static str) {
         match self.kind {
-            Kind::Pass { .. } => "Pass",
-            Kind::Task(_) => "Task",
-            Kind::Choice { .. } => "Choice",
-            Kind::Wait(_) => "Wait",
-            Kind::Succeed => "Succeed",
-            Kind::Fail { .. } => "Fail",
-            Kind::Parallel { .. } => "Parallel",
-            Kind::Map(_) => "Map",
+            Kind::Pass { .. } => ("PassStateEntered", "PassStateExited"),
+            Kind::Task(_) => ("TaskStateEntered", "TaskStateExited"),
+            Kind::Choice { .. } => ("ChoiceStateEntered", "ChoiceStateExited"),
+            Kind::Wait(_) => ("WaitStateEntered", "WaitStateExited"),
+            Kind::Succeed => ("SucceedStateEntered", "SucceedStateExited"),
+            Kind::Fail { .. } => ("FailStateEntered", "FailStateExited"),
+            Kind::Parallel { .. } => ("ParallelStateEntered", "ParallelStateExited"),
+            Kind::Map(_) => ("MapStateEntered", "MapStateExited"),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::definition::{
 };
 use crate::error::{names, StatesError};
 use crate::history::{rfc3339_millis, HistoryEvent};
-use crate::paths::{apply_result_path, ContextSource};
+use crate::paths::{apply_result_path, walk, ContextSource, Seg};
 use crate::tokens::{TaskTokens, TokenMsg};
 use crate::{TaskFailure, TaskHandler};
 
@@ -56,7 +56,7 @@ pub(crate) fn state_machine_arn(state_machine: &str) -> String {
 struct StateCtx<'a> {
     run: &'a Run<'a>,
     name: &'a str,
-    entered: &'a str,
+    entered: OffsetDateTime,
     retry_count: u32,
     token: Option<&'a str>,
     item: Option<(usize, &'a Value)>,
@@ -68,7 +68,7 @@ impl ContextSource for StateCtx<'_> {
             "Execution" => Some(Cow::Borrowed(&self.run.execution)),
             "StateMachine" => Some(Cow::Borrowed(&self.run.state_machine)),
             "State" => Some(Cow::Owned(obj! {
-                "EnteredTime": self.entered,
+                "EnteredTime": rfc3339_millis(self.entered),
                 "Name": self.name,
                 "RetryCount": self.retry_count,
             })),
@@ -77,6 +77,31 @@ impl ContextSource for StateCtx<'_> {
                 .item
                 .map(|(i, v)| Cow::Owned(obj! { "Item": obj! { "Index": i, "Value": v.clone() } })),
             _ => None,
+        }
+    }
+
+    fn lookup(&self, segs: &[Seg]) -> Option<Cow<'_, Value>> {
+        let key = |i: usize| match segs.get(i) {
+            Some(Seg::Key(k)) => Some(k.as_str()),
+            _ => None,
+        };
+        // The paths definitions use most, answered without building context objects.
+        match (key(0)?, key(1), key(2)) {
+            ("Map", Some("Item"), Some("Value")) => {
+                let (_, v) = self.item?;
+                walk(v, &segs[3..]).map(Cow::Borrowed)
+            }
+            ("Map", Some("Item"), Some("Index")) if segs.len() == 3 => self.item.map(|(i, _)| Cow::Owned(Value::from(i))),
+            ("Task", Some("Token"), None) if segs.len() == 2 => self.token.map(|t| Cow::Owned(Value::from(t))),
+            ("State", Some("Name"), None) if segs.len() == 2 => Some(Cow::Owned(Value::from(self.name))),
+            ("Execution" | "StateMachine", _, _) => {
+                let root = if key(0)? == "Execution" { &self.run.execution } else { &self.run.state_machine };
+                walk(root, &segs[1..]).map(Cow::Borrowed)
+            }
+            (first, _, _) => {
+                let v = self.field(first)?.into_owned();
+                walk(&v, &segs[1..]).map(|x| Cow::Owned(x.clone()))
+            }
         }
     }
 
@@ -254,17 +279,17 @@ impl<'h> Run<'h> {
                     .get(name)
                     .ok_or_else(|| StatesError::runtime(format!("state '{name}' does not exist")))?;
                 self.transitions.set(self.transitions.get() + 1);
-                let entered = rfc3339_millis(self.now());
-                let ty = state.type_name();
+                let entered = self.now();
+                let (entered_type, exited_type) = state.event_types();
                 self.record(
                     cursor,
-                    &format!("{ty}StateEntered"),
+                    entered_type,
                     obj! { "name": state.name.as_str(), "input": self.data(&input) },
                 );
-                let (output, next) = self.run_state(state, input, &entered, cursor).await?;
+                let (output, next) = self.run_state(state, input, entered, cursor).await?;
                 self.record(
                     cursor,
-                    &format!("{ty}StateExited"),
+                    exited_type,
                     obj! { "name": state.name.as_str(), "output": self.data(&output) },
                 );
                 match next {
@@ -282,7 +307,7 @@ impl<'h> Run<'h> {
         &'a self,
         s: &'a State,
         raw: Value,
-        entered: &str,
+        entered: OffsetDateTime,
         cursor: &mut u64,
     ) -> Result<(Value, Option<&'a str>), StatesError> {
         let ctx = StateCtx { run: self, name: &s.name, entered, retry_count: 0, token: None, item: None };
@@ -371,7 +396,7 @@ impl<'h> Run<'h> {
         &'a self,
         s: &'a State,
         raw: Value,
-        entered: &str,
+        entered: OffsetDateTime,
         cursor: &mut u64,
     ) -> Result<(Value, Option<&'a str>), StatesError> {
         let mut counts = vec![0u32; s.retry.len()];
@@ -380,9 +405,9 @@ impl<'h> Run<'h> {
             let ctx = StateCtx { run: self, name: &s.name, entered, retry_count, token: None, item: None };
             let eff = select_path(&s.input_path, &raw, &ctx)?;
             let attempt = match &s.kind {
-                Kind::Task(spec) => self.run_task(s, spec, &eff, &ctx, cursor).await,
-                Kind::Parallel { branches } => self.run_parallel(s, branches, &eff, &ctx, cursor).await,
-                Kind::Map(spec) => self.run_map(s, spec, &eff, &ctx, cursor).await,
+                Kind::Task(spec) => Box::pin(self.run_task(s, spec, &eff, &ctx, cursor)).await,
+                Kind::Parallel { branches } => Box::pin(self.run_parallel(s, branches, &eff, &ctx, cursor)).await,
+                Kind::Map(spec) => Box::pin(self.run_map(s, spec, &eff, &ctx, cursor)).await,
                 _ => Err(StatesError::runtime("internal: not a retriable state")),
             };
             let err = match attempt {
@@ -513,9 +538,14 @@ impl<'h> Run<'h> {
                 }
             }
         };
-        let ended = match tokio::time::timeout(Duration::from_secs(timeout), work).await {
-            Ok(r) => r,
-            Err(_) => Err(TaskEnd::TimedOut(StatesError::new(names::TIMEOUT, ""))),
+        // Step Functions' default timeout (over three years) needs no timer.
+        let ended = if timeout >= DEFAULT_TASK_TIMEOUT {
+            work.await
+        } else {
+            match tokio::time::timeout(Duration::from_secs(timeout), work).await {
+                Ok(r) => r,
+                Err(_) => Err(TaskEnd::TimedOut(StatesError::new(names::TIMEOUT, ""))),
+            }
         };
         match ended {
             Ok((result, _waited)) => {

@@ -42,6 +42,17 @@ pub(crate) trait ContextSource {
     fn field(&self, name: &str) -> Option<Cow<'_, Value>>;
     /// The whole context object, for indefinite context paths.
     fn whole(&self) -> Value;
+    /// The value at a definite path (`segs` after `$$`). The default walks [`Self::field`];
+    /// implementations may answer common paths without building objects.
+    fn lookup(&self, segs: &[Seg]) -> Option<Cow<'_, Value>> {
+        let (Seg::Key(first), rest) = segs.split_first()? else {
+            return None;
+        };
+        match self.field(first)? {
+            Cow::Borrowed(v) => walk(v, rest).map(Cow::Borrowed),
+            Cow::Owned(v) => walk(&v, rest).map(|x| Cow::Owned(x.clone())),
+        }
+    }
 }
 
 fn name_char(c: char) -> bool {
@@ -124,7 +135,7 @@ fn step<'a>(value: &'a Value, seg: &Seg) -> Option<&'a Value> {
     }
 }
 
-fn walk<'a>(value: &'a Value, segs: &[Seg]) -> Option<&'a Value> {
+pub(crate) fn walk<'a>(value: &'a Value, segs: &[Seg]) -> Option<&'a Value> {
     segs.iter().try_fold(value, step)
 }
 
@@ -190,20 +201,10 @@ impl Path {
                 .map(Cow::Borrowed)
                 .ok_or_else(|| self.not_found()),
             (Kind::Definite(segs), true) => {
-                let Some((Seg::Key(first), rest)) = segs.split_first() else {
-                    return if segs.is_empty() {
-                        Ok(Cow::Owned(ctx.whole()))
-                    } else {
-                        Err(self.not_found())
-                    };
-                };
-                match ctx.field(first).ok_or_else(|| self.not_found())? {
-                    Cow::Borrowed(v) => walk(v, rest)
-                        .map(Cow::Borrowed)
-                        .ok_or_else(|| self.not_found()),
-                    Cow::Owned(v) => walk(&v, rest)
-                        .map(|x| Cow::Owned(x.clone()))
-                        .ok_or_else(|| self.not_found()),
+                if segs.is_empty() {
+                    Ok(Cow::Owned(ctx.whole()))
+                } else {
+                    ctx.lookup(segs).ok_or_else(|| self.not_found())
                 }
             }
             (Kind::Query(jp), false) => Ok(Cow::Owned(Value::Array(
