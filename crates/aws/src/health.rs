@@ -22,6 +22,10 @@ impl AwsHealth {
         Self { client }
     }
 
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// A client for Health's global endpoint: `config` with the region set to us-east-1
     /// (an endpoint override such as `AWS_ENDPOINT_URL` still applies).
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {

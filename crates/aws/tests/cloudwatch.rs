@@ -1,0 +1,160 @@
+//! CloudWatchAlarms with the real SDK client on aws-smithy-mocks.
+//!
+//! Not on moto: aws-sdk-cloudwatch speaks Smithy RPC v2 CBOR
+//! (`POST /service/GraniteServiceVersion20100801/operation/DescribeAlarms`), and moto 5.2.5
+//! serves CloudWatch only over the Query and JSON protocols (it answers 404), see
+//! getmoto/moto#9195.
+
+use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm, StateValue};
+use aws_sdk_cloudwatch::Client;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use rm_aws::CloudWatchAlarms;
+use rm_core::ports::{AlarmState, Alarms};
+
+fn client(rules: &[&Rule]) -> Client {
+    mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, rules, |c| c
+        .retry_config(
+            aws_sdk_cloudwatch::config::retry::RetryConfig::disabled()
+        ))
+}
+
+fn metric(name: &str, state: StateValue, actions_enabled: bool) -> MetricAlarm {
+    MetricAlarm::builder()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason(format!("{name} reason"))
+        .actions_enabled(actions_enabled)
+        .build()
+}
+
+fn state(name: &str, state: &str, actions_enabled: bool) -> AlarmState {
+    AlarmState {
+        name: name.into(),
+        state: state.into(),
+        actions_enabled,
+        reason: Some(format!("{name} reason")),
+    }
+}
+
+/// Both alarm types are asked for: without AlarmTypes, DescribeAlarms lists metric alarms only.
+fn asks_for_both_types(types: &[AlarmType]) -> bool {
+    types.contains(&AlarmType::MetricAlarm) && types.contains(&AlarmType::CompositeAlarm)
+}
+
+#[tokio::test]
+async fn describes_by_name_and_by_prefix_following_pages() {
+    let by_name = mock!(Client::describe_alarms)
+        .match_requests(|r| {
+            r.alarm_names() == ["api-5xx", "no-such-alarm"]
+                && r.alarm_name_prefix().is_none()
+                && asks_for_both_types(r.alarm_types())
+        })
+        .then_output(|| {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(metric("api-5xx", StateValue::Alarm, true))
+                .build()
+        });
+    let prefix_page_1 = mock!(Client::describe_alarms)
+        .match_requests(|r| {
+            r.alarm_name_prefix() == Some("prod-")
+                && r.alarm_names().is_empty()
+                && r.next_token().is_none()
+                && asks_for_both_types(r.alarm_types())
+        })
+        .then_output(|| {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(metric("prod-latency", StateValue::Ok, true))
+                .metric_alarms(metric("prod-batch", StateValue::Alarm, false))
+                .next_token("page-2")
+                .build()
+        });
+    let prefix_page_2 = mock!(Client::describe_alarms)
+        .match_requests(|r| {
+            r.alarm_name_prefix() == Some("prod-") && r.next_token() == Some("page-2")
+        })
+        .then_output(|| {
+            DescribeAlarmsOutput::builder()
+                .composite_alarms(
+                    CompositeAlarm::builder()
+                        .alarm_name("prod-overall")
+                        .state_value(StateValue::InsufficientData)
+                        .state_reason("prod-overall reason")
+                        .actions_enabled(true)
+                        .build(),
+                )
+                // Also matched by name: listed once.
+                .metric_alarms(metric("api-5xx", StateValue::Alarm, true))
+                .build()
+        });
+    let alarms = CloudWatchAlarms::new(client(&[&by_name, &prefix_page_1, &prefix_page_2]));
+    let found = alarms
+        .describe(
+            &["api-5xx".into(), "no-such-alarm".into()],
+            &["prod-".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        [
+            state("api-5xx", "ALARM", true),
+            state("prod-batch", "ALARM", false),
+            state("prod-latency", "OK", true),
+            state("prod-overall", "INSUFFICIENT_DATA", true),
+        ]
+    );
+    assert_eq!(prefix_page_2.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn many_names_are_asked_100_at_a_time() {
+    let names: Vec<String> = (0..150).map(|i| format!("alarm-{i:03}")).collect();
+    let first = mock!(Client::describe_alarms)
+        .match_requests(|r| r.alarm_names().len() == 100 && r.alarm_names()[0] == "alarm-000")
+        .then_output(|| {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(metric("alarm-000", StateValue::Ok, true))
+                .build()
+        });
+    let second = mock!(Client::describe_alarms)
+        .match_requests(|r| r.alarm_names().len() == 50 && r.alarm_names()[0] == "alarm-100")
+        .then_output(|| {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(metric("alarm-149", StateValue::Alarm, true))
+                .build()
+        });
+    let alarms = CloudWatchAlarms::new(client(&[&first, &second]));
+    let found = alarms.describe(&names, &[]).await.unwrap();
+    assert_eq!(
+        found,
+        [
+            state("alarm-000", "OK", true),
+            state("alarm-149", "ALARM", true)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn nothing_configured_asks_nothing() {
+    let alarms = CloudWatchAlarms::new(client(&[]));
+    assert!(alarms.describe(&[], &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn throttling_is_reported_as_throttled() {
+    let throttled = mock!(Client::describe_alarms).then_error(|| {
+        aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsError::generic(
+            aws_sdk_cloudwatch::error::ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let alarms = CloudWatchAlarms::new(client(&[&throttled]));
+    let err = alarms.describe(&["a".into()], &[]).await.unwrap_err();
+    assert!(
+        matches!(err, rm_core::error::PortError::Throttled(_)),
+        "{err:?}"
+    );
+}
