@@ -60,7 +60,9 @@ pub fn run(args: &RunArgs) -> u8 {
             };
             match SimFile::parse(&sim_bytes) {
                 Ok(sim) => {
-                    for unknown in sim.unknown_pipelines(manifest.pipelines.iter().map(|p| p.name.as_str())) {
+                    for unknown in
+                        sim.unknown_pipelines(manifest.pipelines.iter().map(|p| p.name.as_str()))
+                    {
                         eprintln!(
                             "warning: {name}: pipeline {unknown:?} is not in {manifest_name}; its behaviour is ignored"
                         );
@@ -127,7 +129,12 @@ fn clock(d: std::time::Duration) -> String {
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-fn summary(report: &RunReport, args: &RunArgs, manifest_name: &str, wall: std::time::Duration) -> String {
+fn summary(
+    report: &RunReport,
+    args: &RunArgs,
+    manifest_name: &str,
+    wall: std::time::Duration,
+) -> String {
     let mut out = String::new();
     let id = &report.release_id;
     let state_dir = args.state_dir.display();
@@ -163,7 +170,8 @@ fn summary(report: &RunReport, args: &RunArgs, manifest_name: &str, wall: std::t
         RunOutcome::Succeeded | RunOutcome::Failed => {}
     }
     if let Some(view) = &report.release {
-        let waves: std::collections::BTreeSet<u32> = view.pipelines.iter().map(|p| p.wave).collect();
+        let waves: std::collections::BTreeSet<u32> =
+            view.pipelines.iter().map(|p| p.wave).collect();
         out.push_str(&format!(
             "release {id} {} after {} simulated ({} pipelines in {} waves; {} ms)\n",
             view.status,
@@ -204,7 +212,12 @@ fn hms(t: Option<time::OffsetDateTime>) -> String {
 fn pipeline_table(view: &ReleaseView) -> String {
     let mut out = String::new();
     if view.pipelines.len() <= 40 {
-        let width = view.pipelines.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let width = view
+            .pipelines
+            .iter()
+            .map(|p| p.name.len())
+            .max()
+            .unwrap_or(0);
         for p in &view.pipelines {
             out.push_str(&format!(
                 "  wave {:<3} {:<width$}  {:<11} {} -> {}\n",
@@ -219,7 +232,11 @@ fn pipeline_table(view: &ReleaseView) -> String {
     }
     let mut per_wave: BTreeMap<u32, BTreeMap<&str, usize>> = BTreeMap::new();
     for p in &view.pipelines {
-        *per_wave.entry(p.wave).or_default().entry(p.status.as_str()).or_default() += 1;
+        *per_wave
+            .entry(p.wave)
+            .or_default()
+            .entry(p.status.as_str())
+            .or_default() += 1;
     }
     for (wave, counts) in per_wave {
         let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();

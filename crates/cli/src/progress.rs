@@ -31,7 +31,8 @@ impl Display {
     pub fn new(manifest: &Manifest) -> Self {
         let total = manifest.pipelines.len();
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
                     "{spinner} {prefix} [{bar:30.cyan/blue}] {pos}/{len} pipelines ended  {msg}",
@@ -79,7 +80,11 @@ impl Display {
             Progress::Run { change, elapsed } => {
                 if s.current_wave != Some(change.wave) && change.status == RunStatus::InProgress {
                     s.current_wave = Some(change.wave);
-                    let n = s.waves.iter().position(|w| *w == change.wave).map_or(0, |i| i + 1);
+                    let n = s
+                        .waves
+                        .iter()
+                        .position(|w| *w == change.wave)
+                        .map_or(0, |i| i + 1);
                     self.line(format!(
                         "[{}] wave {} ({n}/{}) started",
                         clock(*elapsed),
@@ -96,7 +101,8 @@ impl Display {
                     }
                     _ => {}
                 }
-                let notable = !matches!(change.status, RunStatus::InProgress | RunStatus::Succeeded);
+                let notable =
+                    !matches!(change.status, RunStatus::InProgress | RunStatus::Succeeded);
                 if self.bar.is_none() || notable {
                     self.line(format!(
                         "[{}] wave {} {} {}",

@@ -70,7 +70,10 @@ pub enum Progress {
         max_concurrency: u32,
     },
     /// A run's status changed in the store.
-    Run { change: RunChange, elapsed: Duration },
+    Run {
+        change: RunChange,
+        elapsed: Duration,
+    },
     /// StopRunning began stopping the release's running pipelines.
     Stopping { elapsed: Duration },
     /// The scheduled sweep ran.
@@ -131,12 +134,17 @@ pub enum RunOutcome {
     Succeeded,
     Failed,
     /// The release id was already claimed by another execution; nothing touched.
-    Duplicate { owner: String },
+    Duplicate {
+        owner: String,
+    },
     /// CheckManifest rejected the manifest (e.g. a pipeline that does not exist); nothing
     /// recorded.
     Rejected(Vec<ValidationError>),
     /// The execution failed for another reason.
-    Error { error: String, cause: String },
+    Error {
+        error: String,
+        cause: String,
+    },
 }
 
 impl RunOutcome {
@@ -230,8 +238,8 @@ fn default_execution_name(start: OffsetDateTime) -> String {
 
 /// Runs a release locally, to its end, in virtual time.
 pub fn run_release(opts: RunOptions) -> Result<RunReport, RunError> {
-    let manifest =
-        Manifest::parse(&opts.manifest).map_err(|rejection| RunError::InvalidManifest(rejection.0))?;
+    let manifest = Manifest::parse(&opts.manifest)
+        .map_err(|rejection| RunError::InvalidManifest(rejection.0))?;
     let mut input: Value = serde_json::from_slice(strip_bom(&opts.manifest))
         .map_err(|e| RunError::Internal(format!("the manifest stopped parsing: {e}")))?;
     // The id exactly as validated (a number keeps its digits: 5.10 stays "5.10").
@@ -248,7 +256,9 @@ pub fn run_release(opts: RunOptions) -> Result<RunReport, RunError> {
         .start_paused(true)
         .build()
         .map_err(|e| RunError::Internal(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(run_in_virtual_time(opts, manifest, input, machine, start_time))
+    runtime.block_on(run_in_virtual_time(
+        opts, manifest, input, machine, start_time,
+    ))
 }
 
 async fn run_in_virtual_time(
@@ -260,8 +270,8 @@ async fn run_in_virtual_time(
 ) -> Result<RunReport, RunError> {
     let clock = VirtualClock::new(start_time);
     let progress = opts.progress.clone();
-    let mut store = SqliteStore::open_dir(&opts.state_dir)
-        .map_err(|e| RunError::Internal(e.to_string()))?;
+    let mut store =
+        SqliteStore::open_dir(&opts.state_dir).map_err(|e| RunError::Internal(e.to_string()))?;
     if let Some(p) = progress.clone() {
         store = store.with_observer(move |change| {
             let elapsed = (change.at - start_time).try_into().unwrap_or_default();
@@ -512,7 +522,9 @@ impl LocalFunctions<'_> {
                 pipeline,
                 task_token,
                 ..
-            } => encode(&usecases::await_pipeline(&release_id, &pipeline, &task_token, &ports).await?),
+            } => encode(
+                &usecases::await_pipeline(&release_id, &pipeline, &task_token, &ports).await?,
+            ),
             PollRequest::Sweep => encode(&usecases::sweep(&ports).await?),
         }
     }
@@ -558,7 +570,10 @@ impl LocalFunctions<'_> {
 
     /// EventBridge's schedule: the sweep.
     async fn sweep(&self) {
-        match self.call(POLL_EXECUTION, json!({ "action": "sweep" })).await {
+        match self
+            .call(POLL_EXECUTION, json!({ "action": "sweep" }))
+            .await
+        {
             Ok(v) => {
                 let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
                 self.report(Progress::Sweep {
@@ -577,7 +592,13 @@ impl LocalFunctions<'_> {
 #[async_trait::async_trait(?Send)]
 impl TaskHandler for LocalFunctions<'_> {
     async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, TaskFailure> {
-        if ![CHECK_MANIFEST, START_PIPELINES, POLL_EXECUTION, RECORD_STATE].contains(&function_name)
+        if ![
+            CHECK_MANIFEST,
+            START_PIPELINES,
+            POLL_EXECUTION,
+            RECORD_STATE,
+        ]
+        .contains(&function_name)
         {
             return Err(TaskFailure::new(
                 "Lambda.ResourceNotFoundException",

@@ -126,7 +126,11 @@ pub struct SimFileError(pub Vec<ValidationError>);
 impl fmt::Display for SimFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "the sim file is invalid ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "the sim file is invalid ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }
@@ -152,9 +156,7 @@ fn json_type(v: &Value) -> &'static str {
 
 fn quote_path(parent: &str, key: &str) -> String {
     let plain = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !key.starts_with(|c: char| c.is_ascii_digit());
     if plain {
         format!("{parent}.{key}")
@@ -209,7 +211,9 @@ impl SimFile {
                 },
                 other => errors.push(ValidationError::new(
                     quote_path("$", other),
-                    format!("unknown field {other:?}; a sim file has \"defaults\" and \"pipelines\""),
+                    format!(
+                        "unknown field {other:?}; a sim file has \"defaults\" and \"pipelines\""
+                    ),
                 )),
             }
         }
@@ -294,7 +298,10 @@ fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overri
     let Some(map) = v.as_object() else {
         errors.push(ValidationError::new(
             path,
-            format!("expected an object with any of {FIELDS}, got {}", json_type(v)),
+            format!(
+                "expected an object with any of {FIELDS}, got {}",
+                json_type(v)
+            ),
         ));
         return o;
     };
@@ -535,16 +542,39 @@ impl Inner {
             _ => None,
         };
         match b.outcome {
-            SimOutcome::Succeeded => self.transition(&execution_id, RunStatus::InProgress, RunStatus::Succeeded, None),
-            SimOutcome::Failed => self.transition(&execution_id, RunStatus::InProgress, RunStatus::Failed, summary),
-            SimOutcome::Superseded => {
-                self.transition(&execution_id, RunStatus::InProgress, RunStatus::Superseded, summary)
-            }
+            SimOutcome::Succeeded => self.transition(
+                &execution_id,
+                RunStatus::InProgress,
+                RunStatus::Succeeded,
+                None,
+            ),
+            SimOutcome::Failed => self.transition(
+                &execution_id,
+                RunStatus::InProgress,
+                RunStatus::Failed,
+                summary,
+            ),
+            SimOutcome::Superseded => self.transition(
+                &execution_id,
+                RunStatus::InProgress,
+                RunStatus::Superseded,
+                summary,
+            ),
             SimOutcome::Stopped => {
                 let reason = Some("stopped from the console".to_owned());
-                if self.transition(&execution_id, RunStatus::InProgress, RunStatus::Stopping, reason.clone()) {
+                if self.transition(
+                    &execution_id,
+                    RunStatus::InProgress,
+                    RunStatus::Stopping,
+                    reason.clone(),
+                ) {
                     tokio::time::sleep(b.stop).await;
-                    self.transition(&execution_id, RunStatus::Stopping, RunStatus::Stopped, reason);
+                    self.transition(
+                        &execution_id,
+                        RunStatus::Stopping,
+                        RunStatus::Stopped,
+                        reason,
+                    );
                 }
                 true
             }
@@ -572,7 +602,12 @@ fn execution_id() -> String {
 impl Pipelines for SimPipelines {
     async fn exists(&self, name: &str) -> PortResult<bool> {
         let inner = &self.inner;
-        inner.lock().calls.entry(name.to_owned()).or_default().get_pipeline += 1;
+        inner
+            .lock()
+            .calls
+            .entry(name.to_owned())
+            .or_default()
+            .get_pipeline += 1;
         Ok(inner.file.behaviour(name).exists)
     }
 
@@ -628,7 +663,10 @@ impl Pipelines for SimPipelines {
 
     async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus> {
         let mut s = self.inner.lock();
-        s.calls.entry(pipeline.to_owned()).or_default().get_execution += 1;
+        s.calls
+            .entry(pipeline.to_owned())
+            .or_default()
+            .get_execution += 1;
         match s.executions.get(execution_id) {
             Some(e) if e.pipeline == pipeline => Ok(ExecutionStatus {
                 status: e.status,
@@ -668,7 +706,12 @@ impl Pipelines for SimPipelines {
         };
         match status {
             RunStatus::InProgress => {
-                inner.transition(execution_id, RunStatus::InProgress, RunStatus::Stopping, Some(reason.to_owned()));
+                inner.transition(
+                    execution_id,
+                    RunStatus::InProgress,
+                    RunStatus::Stopping,
+                    Some(reason.to_owned()),
+                );
                 let after = if abandon { Duration::ZERO } else { b.stop };
                 tokio::spawn(Arc::clone(inner).stopping(execution_id.to_owned(), after));
             }

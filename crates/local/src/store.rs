@@ -116,8 +116,9 @@ fn nanos(t: OffsetDateTime) -> i64 {
 }
 
 fn from_nanos(n: i64) -> rusqlite::Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
 }
 
 fn conversion(msg: String) -> rusqlite::Error {
@@ -282,9 +283,13 @@ impl SqliteStore {
     /// Opens (creating it if needed) the store file at `path`.
     pub fn open(path: &Path) -> PortResult<SqliteStore> {
         let conn = Connection::open(path).map_err(|e| {
-            PortError::Other(format!("cannot open the local store {}: {e}", path.display()))
+            PortError::Other(format!(
+                "cannot open the local store {}: {e}",
+                path.display()
+            ))
         })?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(sql_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(sql_err)?;
         // WAL and synchronous=NORMAL: a commit is an append without fsync, so the thousands of
         // small transactions of a 500-pipeline release stay fast; still durable across crashes
         // of this process.
@@ -351,7 +356,9 @@ impl SqliteStore {
     pub fn list(&self) -> PortResult<Vec<ReleaseSummary>> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare("SELECT release_id, status, requested_at FROM releases ORDER BY requested_at DESC")
+            .prepare(
+                "SELECT release_id, status, requested_at FROM releases ORDER BY requested_at DESC",
+            )
             .map_err(sql_err)?;
         let rows = stmt
             .query_map([], |r| {
@@ -411,9 +418,11 @@ impl ReleaseStore for SqliteStore {
                 .map_err(sql_err)?;
             if inserted == 0 {
                 let owner: String = tx
-                    .query_row("SELECT owner FROM releases WHERE release_id = ?1", [id], |row| {
-                        row.get(0)
-                    })
+                    .query_row(
+                        "SELECT owner FROM releases WHERE release_id = ?1",
+                        [id],
+                        |row| row.get(0),
+                    )
                     .map_err(sql_err)?;
                 if owner != r.owner {
                     return Ok(Claim::Duplicate { owner });
@@ -505,16 +514,16 @@ impl ReleaseStore for SqliteStore {
         let id = release_id.as_str();
         let (run, changed) = self.write(|tx| {
             require_owner(tx, id, owner)?;
-            let run = load_run(tx, id, pipeline).map_err(sql_err)?.ok_or_else(|| {
-                PortError::NotFound(format!("release {id} has no pipeline {pipeline:?}"))
-            })?;
+            let run = load_run(tx, id, pipeline)
+                .map_err(sql_err)?
+                .ok_or_else(|| {
+                    PortError::NotFound(format!("release {id} has no pipeline {pipeline:?}"))
+                })?;
             match run.execution_id.as_deref() {
                 Some(e) if e == execution_id => return Ok((run, false)),
-                Some(other) => {
-                    return Err(PortError::ConditionFailed(format!(
-                        "pipeline {pipeline} of release {id} was already started as execution {other}"
-                    )))
-                }
+                Some(other) => return Err(PortError::ConditionFailed(format!(
+                    "pipeline {pipeline} of release {id} was already started as execution {other}"
+                ))),
                 None if run.status != RunStatus::NotStarted => {
                     return Err(PortError::ConditionFailed(format!(
                         "pipeline {pipeline} of release {id} is {}; it cannot be started",
@@ -573,7 +582,13 @@ impl ReleaseStore for SqliteStore {
                  WHERE release_id = ?1 AND pipeline = ?2 AND status = ?5",
             )
             .and_then(|mut s| {
-                s.execute(params![id, pipeline, status.as_str(), ended, run.status.as_str()])
+                s.execute(params![
+                    id,
+                    pipeline,
+                    status.as_str(),
+                    ended,
+                    run.status.as_str()
+                ])
             })
             .map_err(sql_err)?;
             tx.prepare_cached(

@@ -1,0 +1,42 @@
+//! The SQLite store against the store contract every adapter shares, plus what only a file
+//! store has: it survives reopening, and two connections see the same conditions.
+
+use futures::executor::block_on;
+use rm_core::ports::{Claim, ReleaseStore};
+use rm_core::store_contract;
+use rm_local::SqliteStore;
+
+#[test]
+fn the_sqlite_store_meets_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    block_on(store_contract::check_all(&store, "sqlite-"));
+}
+
+#[test]
+fn releases_survive_reopening_and_claims_hold_across_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open_dir(dir.path()).unwrap();
+    let second = SqliteStore::open_dir(dir.path()).unwrap();
+    let release = store_contract::new_release("persisted", "exec-a", &["app", "web-2"]);
+    assert_eq!(block_on(first.claim(&release)).unwrap(), Claim::Claimed);
+    let rival = store_contract::new_release("persisted", "exec-b", &["app"]);
+    assert_eq!(
+        block_on(second.claim(&rival)).unwrap(),
+        Claim::Duplicate {
+            owner: "exec-a".into()
+        }
+    );
+    drop((first, second));
+    let reopened = SqliteStore::open_dir(dir.path()).unwrap();
+    let stored = block_on(reopened.get(&release.record.release_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.release, release.record);
+    assert_eq!(stored.runs.len(), 2);
+    assert_eq!(stored.runs[1].spec, release.manifest.pipelines[1]);
+    assert!(reopened.forget(&release.record.release_id).unwrap());
+    assert!(block_on(reopened.get(&release.record.release_id))
+        .unwrap()
+        .is_none());
+}
