@@ -297,6 +297,10 @@ struct Row {
     init_ms: Option<Stats>,
     rss_mib: Option<Stats>,
     hwm_mib: Option<Stats>,
+    /// CPU time of all its threads by the first /next, and time spent waiting for a CPU.
+    cpu_ms: Option<Stats>,
+    runq_wait_ms: Option<Stats>,
+    threads: Option<u32>,
     init_samples_ms: Vec<f64>,
     /// With --invoke: answer to the posted response or error, and what was posted.
     first_invoke_ms: Option<Stats>,
@@ -316,6 +320,7 @@ struct Sample {
     init_ms: f64,
     rss_kib: u64,
     hwm_kib: u64,
+    cpu: Option<stub::ProcCpu>,
     /// With --invoke: ms from answering /next to the post, and the post (path and body).
     invoke: Option<(f64, String)>,
 }
@@ -362,12 +367,14 @@ impl Bench<'_> {
                 Ok(a) if a.pid == pid => {
                     let init = a.at.duration_since(start);
                     let memory = a.memory.clone();
+                    let cpu = a.cpu.clone().ok();
                     let invoke = self.opts.invoke.as_ref().map(|p| self.invoke(a, p));
                     break memory
                         .map(|m| Sample {
                             init_ms: init.as_secs_f64() * 1000.0,
                             rss_kib: m.rss_kib,
                             hwm_kib: m.hwm_kib,
+                            cpu,
                             invoke,
                         })
                         .map_err(|e| format!("reading memory of pid {pid}: {e}"));
@@ -446,6 +453,11 @@ impl Bench<'_> {
             .find_map(|x| x.invoke.clone())
             .map(|i| i.1);
         let (init_ms, rss_mib, hwm_mib) = (stats(&init), stats(&rss), stats(&hwm));
+        let cpus: Vec<stub::ProcCpu> = samples.iter().filter_map(|x| x.cpu).collect();
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let cpu_ms = stats(&cpus.iter().map(|c| ms(c.cpu_ns)).collect::<Vec<_>>());
+        let runq_wait_ms = stats(&cpus.iter().map(|c| ms(c.runq_wait_ns)).collect::<Vec<_>>());
+        let threads = cpus.iter().map(|c| c.threads).max();
         let zip = s.zip_bytes.map(|z| z <= ZIP_BUDGET_BYTES);
         let init_ok = init_ms.as_ref().map(|x| x.median <= INIT_BUDGET_MS);
         let rss_ok = rss_mib.as_ref().map(|x| x.median <= RSS_BUDGET_MIB);
@@ -465,6 +477,9 @@ impl Bench<'_> {
             init_ms,
             rss_mib,
             hwm_mib,
+            cpu_ms,
+            runq_wait_ms,
+            threads,
             first_invoke_ms: stats(&invoke),
             first_invoke_post,
             budget: Budget {
@@ -508,12 +523,13 @@ fn load_average() -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<17} {:<22} {:>10} {:>9} {:>9} {:>8} {:>8}  {}\n",
+        "{:<17} {:<22} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n",
         "function",
         "target",
         "zip bytes",
         "init med",
         "init p95",
+        "CPU ms",
         "RSS MB",
         "HWM MB",
         "budget (zip<=6MB init<=10ms RSS<=16MB)"
@@ -548,12 +564,13 @@ fn table(rows: &[Row]) -> String {
             }
         };
         out.push_str(&format!(
-            "{:<17} {:<22} {:>10} {:>9} {:>9} {:>8} {:>8}  {}\n",
+            "{:<17} {:<22} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8}  {}\n",
             r.function,
             target,
             r.zip_bytes.map_or("-".into(), |z| z.to_string()),
             ms(&r.init_ms, |s| s.median),
             ms(&r.init_ms, |s| s.p95),
+            ms(&r.cpu_ms, |s| s.median),
             ms(&r.rss_mib, |s| s.median),
             ms(&r.hwm_mib, |s| s.median),
             verdict
@@ -612,8 +629,9 @@ fn run(opts: &Options) -> Result<(), String> {
     let load_after = load_average();
     print!("{}", table(&rows));
     println!(
-        "init = process start to its first GET {} at the stub; RSS/HWM = VmRSS/VmHWM then \
-         (medians); MB = 2^20 bytes; load average after: {load_after}",
+        "init = process start to its first GET {} at the stub (wall); CPU ms = CPU time of all \
+         its threads by then; RSS/HWM = VmRSS/VmHWM then (CPU/RSS/HWM: medians); \
+         MB = 2^20 bytes; load average after: {load_after}",
         stub::NEXT_PATH
     );
     for n in &opts.notes {
