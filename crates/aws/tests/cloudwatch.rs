@@ -1,9 +1,7 @@
-//! CloudWatchAlarms with the real SDK client on aws-smithy-mocks.
-//!
-//! Not on moto: aws-sdk-cloudwatch speaks Smithy RPC v2 CBOR
-//! (`POST /service/GraniteServiceVersion20100801/operation/DescribeAlarms`), and moto 5.2.5
-//! serves CloudWatch only over the Query and JSON protocols (it answers 404), see
-//! getmoto/moto#9195.
+//! CloudWatchAlarms with the real SDK client on aws-smithy-mocks: paging, the 100-name limit,
+//! composite alarms and throttling, which moto does not model. The same adapter against moto's
+//! CloudWatch is in cloudwatch_moto.rs (the workspace pins aws-sdk-cloudwatch 1.99, the last
+//! release that speaks awsQuery; moto 5.2.5 cannot serve the Smithy RPC v2 CBOR of 1.100+).
 
 use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
 use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm, StateValue};
