@@ -111,7 +111,11 @@ pub(crate) fn parse_rule(state: &str, v: &Value, top: bool) -> Result<Rule, Load
     let mut test: Option<Test> = None;
     let set_rule = |rule: &mut Option<Rule>, r: Rule, k: &str| {
         if rule.is_some() {
-            return Err(LoadError::new(state, field, format!("a choice rule has more than one of And/Or/Not ('{k}')")));
+            return Err(LoadError::new(
+                state,
+                field,
+                format!("a choice rule has more than one of And/Or/Not ('{k}')"),
+            ));
         }
         *rule = Some(r);
         Ok(())
@@ -127,15 +131,22 @@ pub(crate) fn parse_rule(state: &str, v: &Value, top: bool) -> Result<Rule, Load
                 variable = Some(Path::parse(s).map_err(|e| LoadError::new(state, field, e))?);
             }
             "And" | "Or" => {
-                let list = val
-                    .as_array()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| LoadError::new(state, field, format!("'{k}' must be a non-empty array")))?;
+                let list = val.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+                    LoadError::new(state, field, format!("'{k}' must be a non-empty array"))
+                })?;
                 let rules = list
                     .iter()
                     .map(|r| parse_rule(state, r, false))
                     .collect::<Result<Vec<_>, _>>()?;
-                set_rule(&mut rule, if k == "And" { Rule::And(rules) } else { Rule::Or(rules) }, k)?;
+                set_rule(
+                    &mut rule,
+                    if k == "And" {
+                        Rule::And(rules)
+                    } else {
+                        Rule::Or(rules)
+                    },
+                    k,
+                )?;
             }
             "Not" => {
                 let r = parse_rule(state, val, false)?;
@@ -144,7 +155,9 @@ pub(crate) fn parse_rule(state: &str, v: &Value, top: bool) -> Result<Rule, Load
             op => {
                 let t = if let Some((family, cmp, is_path)) = comparison(op) {
                     let operand = if is_path {
-                        let s = val.as_str().ok_or_else(|| LoadError::new(state, field, format!("'{op}' must be a path string")))?;
+                        let s = val.as_str().ok_or_else(|| {
+                            LoadError::new(state, field, format!("'{op}' must be a path string"))
+                        })?;
                         Operand::Path(Path::parse(s).map_err(|e| LoadError::new(state, field, e))?)
                     } else {
                         let ok = match family {
@@ -154,38 +167,74 @@ pub(crate) fn parse_rule(state: &str, v: &Value, top: bool) -> Result<Rule, Load
                             Family::Timestamp => val.as_str().and_then(parse_timestamp).is_some(),
                         };
                         if !ok {
-                            return Err(LoadError::new(state, field, format!("'{op}' has an operand of the wrong type: {val}")));
+                            return Err(LoadError::new(
+                                state,
+                                field,
+                                format!("'{op}' has an operand of the wrong type: {val}"),
+                            ));
                         }
                         Operand::Literal(val.clone())
                     };
                     Test::Compare(family, cmp, operand)
                 } else if op == "StringMatches" {
-                    let s = val.as_str().ok_or_else(|| LoadError::new(state, field, "'StringMatches' must be a string"))?;
+                    let s = val.as_str().ok_or_else(|| {
+                        LoadError::new(state, field, "'StringMatches' must be a string")
+                    })?;
                     Test::Matches(s.to_owned())
                 } else if let Some(tt) = type_test(op) {
-                    let b = val.as_bool().ok_or_else(|| LoadError::new(state, field, format!("'{op}' must be true or false")))?;
+                    let b = val.as_bool().ok_or_else(|| {
+                        LoadError::new(state, field, format!("'{op}' must be true or false"))
+                    })?;
                     Test::Is(tt, b)
                 } else if op == "Next" {
-                    return Err(LoadError::new(state, field, "a nested choice rule must not have 'Next'"));
+                    return Err(LoadError::new(
+                        state,
+                        field,
+                        "a nested choice rule must not have 'Next'",
+                    ));
                 } else {
-                    return Err(LoadError::new(state, field, format!("unknown choice rule field '{op}'")));
+                    return Err(LoadError::new(
+                        state,
+                        field,
+                        format!("unknown choice rule field '{op}'"),
+                    ));
                 };
                 if test.is_some() {
-                    return Err(LoadError::new(state, field, format!("a choice rule has more than one comparison operator ('{op}')")));
+                    return Err(LoadError::new(
+                        state,
+                        field,
+                        format!("a choice rule has more than one comparison operator ('{op}')"),
+                    ));
                 }
                 test = Some(t);
             }
         }
     }
     if top && !obj.contains_key("Next") {
-        return Err(LoadError::new(state, field, "a choice rule must have 'Next'"));
+        return Err(LoadError::new(
+            state,
+            field,
+            "a choice rule must have 'Next'",
+        ));
     }
     match (rule, variable, test) {
         (Some(r), None, None) => Ok(r),
         (None, Some(variable), Some(test)) => Ok(Rule::Test { variable, test }),
-        (None, Some(_), None) => Err(LoadError::new(state, field, "a choice rule with 'Variable' needs a comparison operator")),
-        (None, None, Some(_)) => Err(LoadError::new(state, field, "a comparison needs 'Variable'")),
-        _ => Err(LoadError::new(state, field, "a choice rule must be either And/Or/Not or a Variable with one comparison")),
+        (None, Some(_), None) => Err(LoadError::new(
+            state,
+            field,
+            "a choice rule with 'Variable' needs a comparison operator",
+        )),
+        (None, None, Some(_)) => Err(LoadError::new(
+            state,
+            field,
+            "a comparison needs 'Variable'",
+        )),
+        _ => Err(LoadError::new(
+            state,
+            field,
+            "a choice rule must be either And/Or/Not or a Variable with one comparison",
+        )),
     }
 }
 
@@ -236,7 +285,9 @@ fn compare(family: Family, a: &Value, b: &Value) -> Option<Ordering> {
         Family::String => Some(a.as_str()?.cmp(b.as_str()?)),
         Family::Numeric => a.as_f64()?.partial_cmp(&b.as_f64()?),
         Family::Boolean => (a.as_bool()? == b.as_bool()?).then_some(Ordering::Equal),
-        Family::Timestamp => Some(parse_timestamp(a.as_str()?)?.cmp(&parse_timestamp(b.as_str()?)?)),
+        Family::Timestamp => {
+            Some(parse_timestamp(a.as_str()?)?.cmp(&parse_timestamp(b.as_str()?)?))
+        }
     }
 }
 
@@ -281,7 +332,9 @@ impl Rule {
                             TypeTest::Numeric => value.is_number(),
                             TypeTest::String => value.is_string(),
                             TypeTest::Boolean => value.is_boolean(),
-                            TypeTest::Timestamp => value.as_str().and_then(parse_timestamp).is_some(),
+                            TypeTest::Timestamp => {
+                                value.as_str().and_then(parse_timestamp).is_some()
+                            }
                         };
                         is == *expected
                     }
@@ -337,15 +390,43 @@ mod tests {
     fn operators() {
         let d = json!({"s": "abc", "n": 5, "b": true, "t": "2024-01-01T00:00:00Z", "t2": "2024-06-01T00:00:00+02:00", "z": null, "m": 5.0});
         assert!(check(json!({"Variable": "$.s", "StringEquals": "abc"}), d.clone()).unwrap());
-        assert!(check(json!({"Variable": "$.s", "StringLessThan": "abd"}), d.clone()).unwrap());
-        assert!(check(json!({"Variable": "$.s", "StringGreaterThanEquals": "abc"}), d.clone()).unwrap());
-        assert!(check(json!({"Variable": "$.n", "NumericGreaterThan": 4}), d.clone()).unwrap());
-        assert!(check(json!({"Variable": "$.n", "NumericEqualsPath": "$.m"}), d.clone()).unwrap());
-        assert!(check(json!({"Variable": "$.n", "NumericLessThanEquals": 5.0}), d.clone()).unwrap());
+        assert!(check(
+            json!({"Variable": "$.s", "StringLessThan": "abd"}),
+            d.clone()
+        )
+        .unwrap());
+        assert!(check(
+            json!({"Variable": "$.s", "StringGreaterThanEquals": "abc"}),
+            d.clone()
+        )
+        .unwrap());
+        assert!(check(
+            json!({"Variable": "$.n", "NumericGreaterThan": 4}),
+            d.clone()
+        )
+        .unwrap());
+        assert!(check(
+            json!({"Variable": "$.n", "NumericEqualsPath": "$.m"}),
+            d.clone()
+        )
+        .unwrap());
+        assert!(check(
+            json!({"Variable": "$.n", "NumericLessThanEquals": 5.0}),
+            d.clone()
+        )
+        .unwrap());
         assert!(!check(json!({"Variable": "$.s", "NumericEquals": 5}), d.clone()).unwrap());
         assert!(check(json!({"Variable": "$.b", "BooleanEquals": true}), d.clone()).unwrap());
-        assert!(check(json!({"Variable": "$.t", "TimestampLessThanPath": "$.t2"}), d.clone()).unwrap());
-        assert!(check(json!({"Variable": "$.t", "TimestampEquals": "2024-01-01T01:00:00+01:00"}), d.clone()).unwrap());
+        assert!(check(
+            json!({"Variable": "$.t", "TimestampLessThanPath": "$.t2"}),
+            d.clone()
+        )
+        .unwrap());
+        assert!(check(
+            json!({"Variable": "$.t", "TimestampEquals": "2024-01-01T01:00:00+01:00"}),
+            d.clone()
+        )
+        .unwrap());
         assert!(check(json!({"Variable": "$.z", "IsNull": true}), d.clone()).unwrap());
         assert!(check(json!({"Variable": "$.nope", "IsPresent": false}), d.clone()).unwrap());
         assert!(check(json!({"Variable": "$.t", "IsTimestamp": true}), d.clone()).unwrap());
@@ -355,7 +436,9 @@ mod tests {
         assert!(check(json!({"And": [{"Variable": "$.n", "NumericEquals": 5}, {"Not": {"Variable": "$.s", "StringEquals": "x"}}]}), d.clone()).unwrap());
         assert!(check(json!({"Or": [{"Variable": "$.n", "NumericEquals": 1}, {"Variable": "$.b", "BooleanEquals": true}]}), d.clone()).unwrap());
         assert_eq!(
-            check(json!({"Variable": "$.nope", "StringEquals": "x"}), d).unwrap_err().error,
+            check(json!({"Variable": "$.nope", "StringEquals": "x"}), d)
+                .unwrap_err()
+                .error,
             "States.Runtime"
         );
     }
@@ -376,6 +459,11 @@ mod tests {
         assert!(parse_rule("S", &json!({"Variable": "$.a", "StringEquals": 1}), false).is_err());
         assert!(parse_rule("S", &json!({"Variable": "$.a", "Foo": 1}), false).is_err());
         assert!(parse_rule("S", &json!({"Variable": "$.a", "StringEquals": "x"}), true).is_err());
-        assert!(parse_rule("S", &json!({"Variable": "$.a", "BooleanLessThan": true}), false).is_err());
+        assert!(parse_rule(
+            "S",
+            &json!({"Variable": "$.a", "BooleanLessThan": true}),
+            false
+        )
+        .is_err());
     }
 }

@@ -116,13 +116,23 @@ pub(crate) struct Catcher {
 
 #[derive(Debug)]
 pub(crate) enum Kind {
-    Pass { result: Option<Value> },
+    Pass {
+        result: Option<Value>,
+    },
     Task(TaskSpec),
-    Choice { choices: Vec<(Rule, String)>, default: Option<String> },
+    Choice {
+        choices: Vec<(Rule, String)>,
+        default: Option<String>,
+    },
     Wait(WaitFor),
     Succeed,
-    Fail { error: Option<Source>, cause: Option<Source> },
-    Parallel { branches: Vec<Machine> },
+    Fail {
+        error: Option<Source>,
+        cause: Option<Source>,
+    },
+    Parallel {
+        branches: Vec<Machine>,
+    },
     Map(Box<MapSpec>),
 }
 
@@ -181,7 +191,11 @@ impl Template {
 }
 
 impl Source {
-    pub(crate) fn eval(&self, data: &Value, ctx: &dyn ContextSource) -> Result<String, StatesError> {
+    pub(crate) fn eval(
+        &self,
+        data: &Value,
+        ctx: &dyn ContextSource,
+    ) -> Result<String, StatesError> {
         let v = match self {
             Source::Literal(s) => return Ok(s.clone()),
             Source::Path(p) => p.resolve(data, ctx)?.into_owned(),
@@ -217,24 +231,72 @@ const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
 
 fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "Pass" => &["InputPath", "OutputPath", "Parameters", "Result", "ResultPath", "Next", "End"],
+        "Pass" => &[
+            "InputPath",
+            "OutputPath",
+            "Parameters",
+            "Result",
+            "ResultPath",
+            "Next",
+            "End",
+        ],
         "Task" => &[
-            "Resource", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "Retry",
-            "Catch", "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath",
-            "Next", "End",
+            "Resource",
+            "InputPath",
+            "OutputPath",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Next",
+            "End",
         ],
         "Choice" => &["Choices", "Default", "InputPath", "OutputPath"],
-        "Wait" => &["Seconds", "SecondsPath", "Timestamp", "TimestampPath", "InputPath", "OutputPath", "Next", "End"],
+        "Wait" => &[
+            "Seconds",
+            "SecondsPath",
+            "Timestamp",
+            "TimestampPath",
+            "InputPath",
+            "OutputPath",
+            "Next",
+            "End",
+        ],
         "Succeed" => &["InputPath", "OutputPath"],
         "Fail" => &["Error", "ErrorPath", "Cause", "CausePath"],
         "Parallel" => &[
-            "Branches", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch",
-            "Next", "End",
+            "Branches",
+            "InputPath",
+            "OutputPath",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
         ],
         "Map" => &[
-            "ItemProcessor", "Iterator", "ItemsPath", "ItemSelector", "Parameters", "MaxConcurrency",
-            "MaxConcurrencyPath", "InputPath", "OutputPath", "ResultSelector", "ResultPath", "Retry", "Catch",
-            "Next", "End",
+            "ItemProcessor",
+            "Iterator",
+            "ItemsPath",
+            "ItemSelector",
+            "Parameters",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "InputPath",
+            "OutputPath",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
         ],
         _ => return None,
     })
@@ -286,7 +348,9 @@ impl Ctx<'_> {
             None => Ok(PathSel::Whole),
             Some(Value::Null) => Ok(PathSel::Null),
             Some(Value::String(s)) if s == "$" => Ok(PathSel::Whole),
-            Some(Value::String(s)) => Ok(PathSel::Path(Path::parse(s).map_err(|e| self.err(field, e))?)),
+            Some(Value::String(s)) => Ok(PathSel::Path(
+                Path::parse(s).map_err(|e| self.err(field, e))?,
+            )),
             Some(_) => Err(self.err(field, "must be a path string or null")),
         }
     }
@@ -297,7 +361,11 @@ impl Ctx<'_> {
             Some(Value::Null) => Ok(ResultPath::Discard),
             Some(Value::String(s)) => {
                 let segs = Path::parse_reference(s).map_err(|e| self.err(field, e))?;
-                Ok(if segs.is_empty() { ResultPath::Whole } else { ResultPath::At(segs, s.clone()) })
+                Ok(if segs.is_empty() {
+                    ResultPath::Whole
+                } else {
+                    ResultPath::At(segs, s.clone())
+                })
             }
             Some(_) => Err(self.err(field, "must be a reference path string or null")),
         }
@@ -313,7 +381,10 @@ impl Ctx<'_> {
     fn num_or_path(&self, field: &str, min: u64) -> Result<Option<Num>, LoadError> {
         let path_field = format!("{field}Path");
         match (self.uint(field, min)?, self.reference_path(&path_field)?) {
-            (Some(_), Some(_)) => Err(self.err(&path_field, format!("'{field}' and '{path_field}' are mutually exclusive"))),
+            (Some(_), Some(_)) => Err(self.err(
+                &path_field,
+                format!("'{field}' and '{path_field}' are mutually exclusive"),
+            )),
             (Some(n), None) => Ok(Some(Num::Fixed(n))),
             (None, Some(p)) => Ok(Some(Num::Path(p))),
             (None, None) => Ok(None),
@@ -323,12 +394,17 @@ impl Ctx<'_> {
     fn source(&self, field: &str) -> Result<Option<Source>, LoadError> {
         let path_field = format!("{field}Path");
         match (self.str(field)?, self.str(&path_field)?) {
-            (Some(_), Some(_)) => Err(self.err(&path_field, format!("'{field}' and '{path_field}' are mutually exclusive"))),
+            (Some(_), Some(_)) => Err(self.err(
+                &path_field,
+                format!("'{field}' and '{path_field}' are mutually exclusive"),
+            )),
             (Some(s), None) => Ok(Some(Source::Literal(s.to_owned()))),
             (None, Some(s)) if s.starts_with("States.") => Ok(Some(Source::Intrinsic(
                 intrinsics::parse(s).map_err(|e| self.err(&path_field, e))?,
             ))),
-            (None, Some(s)) => Ok(Some(Source::Path(Path::parse(s).map_err(|e| self.err(&path_field, e))?))),
+            (None, Some(s)) => Ok(Some(Source::Path(
+                Path::parse(s).map_err(|e| self.err(&path_field, e))?,
+            ))),
             (None, None) => Ok(None),
         }
     }
@@ -350,9 +426,9 @@ fn compile_template(v: &Value) -> Result<Template, String> {
             let mut fields = Vec::with_capacity(m.len());
             for (k, v) in m {
                 if let Some(name) = k.strip_suffix(".$") {
-                    let s = v
-                        .as_str()
-                        .ok_or_else(|| format!("the value of '{k}' must be a path or an intrinsic function string"))?;
+                    let s = v.as_str().ok_or_else(|| {
+                        format!("the value of '{k}' must be a path or an intrinsic function string")
+                    })?;
                     let t = if s.starts_with("States.") {
                         Template::Intrinsic(intrinsics::parse(s)?)
                     } else {
@@ -365,44 +441,86 @@ fn compile_template(v: &Value) -> Result<Template, String> {
             }
             Ok(Template::Object(fields))
         }
-        Value::Array(a) => Ok(Template::Array(a.iter().map(compile_template).collect::<Result<_, _>>()?)),
+        Value::Array(a) => Ok(Template::Array(
+            a.iter().map(compile_template).collect::<Result<_, _>>()?,
+        )),
         other => Ok(Template::Value(other.clone())),
     }
 }
 
-fn error_list(c: &Ctx, field: &str, v: &Map<String, Value>, last: bool) -> Result<Vec<String>, LoadError> {
+fn error_list(
+    c: &Ctx,
+    field: &str,
+    v: &Map<String, Value>,
+    last: bool,
+) -> Result<Vec<String>, LoadError> {
     let list = v
         .get("ErrorEquals")
         .and_then(Value::as_array)
         .filter(|a| !a.is_empty())
-        .ok_or_else(|| c.err(field, "'ErrorEquals' must be a non-empty array of error names"))?;
+        .ok_or_else(|| {
+            c.err(
+                field,
+                "'ErrorEquals' must be a non-empty array of error names",
+            )
+        })?;
     let errors = list
         .iter()
-        .map(|e| e.as_str().map(str::to_owned).ok_or_else(|| c.err(field, "'ErrorEquals' entries must be strings")))
+        .map(|e| {
+            e.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| c.err(field, "'ErrorEquals' entries must be strings"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if errors.iter().any(|e| e == names::ALL) && (errors.len() > 1 || !last) {
-        return Err(c.err(field, "'States.ALL' must appear alone and in the last entry"));
+        return Err(c.err(
+            field,
+            "'States.ALL' must appear alone and in the last entry",
+        ));
     }
     Ok(errors)
 }
 
 fn retriers(c: &Ctx) -> Result<Vec<Retrier>, LoadError> {
-    let Some(v) = c.obj.get("Retry") else { return Ok(vec![]) };
-    let list = v.as_array().ok_or_else(|| c.err("Retry", "must be an array"))?;
+    let Some(v) = c.obj.get("Retry") else {
+        return Ok(vec![]);
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| c.err("Retry", "must be an array"))?;
     let mut out = Vec::new();
     for (i, r) in list.iter().enumerate() {
-        let m = r.as_object().ok_or_else(|| c.err("Retry", "entries must be objects"))?;
-        let rc = Ctx { label: c.label, obj: m };
+        let m = r
+            .as_object()
+            .ok_or_else(|| c.err("Retry", "entries must be objects"))?;
+        let rc = Ctx {
+            label: c.label,
+            obj: m,
+        };
         for k in m.keys() {
-            if !["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"]
-                .contains(&k.as_str())
+            if ![
+                "ErrorEquals",
+                "IntervalSeconds",
+                "MaxAttempts",
+                "BackoffRate",
+                "MaxDelaySeconds",
+                "JitterStrategy",
+                "Comment",
+            ]
+            .contains(&k.as_str())
             {
                 return Err(c.err("Retry", format!("unknown retrier field '{k}'")));
             }
         }
         let errors = error_list(c, "Retry", m, i + 1 == list.len())?;
-        let interval = rc.uint("IntervalSeconds", 1).map_err(|e| c.err("Retry", e.message))?.unwrap_or(1);
-        let max_attempts = rc.uint("MaxAttempts", 0).map_err(|e| c.err("Retry", e.message))?.unwrap_or(3);
+        let interval = rc
+            .uint("IntervalSeconds", 1)
+            .map_err(|e| c.err("Retry", e.message))?
+            .unwrap_or(1);
+        let max_attempts = rc
+            .uint("MaxAttempts", 0)
+            .map_err(|e| c.err("Retry", e.message))?
+            .unwrap_or(3);
         let backoff = match m.get("BackoffRate") {
             None => 2.0,
             Some(v) => v
@@ -410,11 +528,21 @@ fn retriers(c: &Ctx) -> Result<Vec<Retrier>, LoadError> {
                 .filter(|f| *f >= 1.0)
                 .ok_or_else(|| c.err("Retry", "'BackoffRate' must be a number >= 1.0"))?,
         };
-        let max_delay = rc.uint("MaxDelaySeconds", 1).map_err(|e| c.err("Retry", e.message))?;
-        let jitter_full = match rc.str("JitterStrategy").map_err(|e| c.err("Retry", e.message))? {
+        let max_delay = rc
+            .uint("MaxDelaySeconds", 1)
+            .map_err(|e| c.err("Retry", e.message))?;
+        let jitter_full = match rc
+            .str("JitterStrategy")
+            .map_err(|e| c.err("Retry", e.message))?
+        {
             None | Some("NONE") => false,
             Some("FULL") => true,
-            Some(other) => return Err(c.err("Retry", format!("'JitterStrategy' must be FULL or NONE, not '{other}'"))),
+            Some(other) => {
+                return Err(c.err(
+                    "Retry",
+                    format!("'JitterStrategy' must be FULL or NONE, not '{other}'"),
+                ))
+            }
         };
         out.push(Retrier {
             errors,
@@ -429,11 +557,17 @@ fn retriers(c: &Ctx) -> Result<Vec<Retrier>, LoadError> {
 }
 
 fn catchers(c: &Ctx) -> Result<Vec<Catcher>, LoadError> {
-    let Some(v) = c.obj.get("Catch") else { return Ok(vec![]) };
-    let list = v.as_array().ok_or_else(|| c.err("Catch", "must be an array"))?;
+    let Some(v) = c.obj.get("Catch") else {
+        return Ok(vec![]);
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| c.err("Catch", "must be an array"))?;
     let mut out = Vec::new();
     for (i, r) in list.iter().enumerate() {
-        let m = r.as_object().ok_or_else(|| c.err("Catch", "entries must be objects"))?;
+        let m = r
+            .as_object()
+            .ok_or_else(|| c.err("Catch", "entries must be objects"))?;
         for k in m.keys() {
             if !["ErrorEquals", "Next", "ResultPath", "Comment"].contains(&k.as_str()) {
                 let why = unsupported(k).unwrap_or("unknown catcher field");
@@ -447,7 +581,11 @@ fn catchers(c: &Ctx) -> Result<Vec<Catcher>, LoadError> {
             .ok_or_else(|| c.err("Catch", "each catcher needs 'Next'"))?
             .to_owned();
         let result_path = c.result_path("Catch", m.get("ResultPath"))?;
-        out.push(Catcher { errors, result_path, next });
+        out.push(Catcher {
+            errors,
+            result_path,
+            next,
+        });
     }
     Ok(out)
 }
@@ -459,7 +597,12 @@ fn classify_resource(c: &Ctx, resource: &str) -> Result<(Integration, bool), Loa
             None => (rest, false),
         };
         if action.contains(".sync") {
-            return Err(c.err("Resource", format!("'{resource}': the .sync integration pattern is not supported by this engine")));
+            return Err(c.err(
+                "Resource",
+                format!(
+                    "'{resource}': the .sync integration pattern is not supported by this engine"
+                ),
+            ));
         }
         if action == "lambda:invoke" {
             return Ok((Integration::LambdaInvoke, wait));
@@ -473,11 +616,19 @@ fn classify_resource(c: &Ctx, resource: &str) -> Result<(Integration, bool), Loa
         return Ok((Integration::Service, wait));
     }
     let parts: Vec<&str> = resource.split(':').collect();
-    if parts.len() >= 7 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function" && !parts[6].is_empty() {
+    if parts.len() >= 7
+        && parts[0] == "arn"
+        && parts[2] == "lambda"
+        && parts[5] == "function"
+        && !parts[6].is_empty()
+    {
         return Ok((Integration::LambdaArn, false));
     }
     if parts.len() >= 7 && parts[0] == "arn" && parts[2] == "states" && parts[5] == "activity" {
-        return Err(c.err("Resource", format!("'{resource}': activities are not supported by this engine")));
+        return Err(c.err(
+            "Resource",
+            format!("'{resource}': activities are not supported by this engine"),
+        ));
     }
     Err(c.err(
         "Resource",
@@ -489,16 +640,27 @@ fn check_query_language(label: &str, obj: &Map<String, Value>) -> Result<(), Loa
     match obj.get("QueryLanguage") {
         None => Ok(()),
         Some(Value::String(s)) if s == "JSONPath" => Ok(()),
-        Some(Value::String(s)) if s == "JSONata" => Err(LoadError::new(label, "QueryLanguage", "JSONata is not supported by this engine (use JSONPath)")),
-        Some(other) => Err(LoadError::new(label, "QueryLanguage", format!("must be JSONPath or JSONata, not {other}"))),
+        Some(Value::String(s)) if s == "JSONata" => Err(LoadError::new(
+            label,
+            "QueryLanguage",
+            "JSONata is not supported by this engine (use JSONPath)",
+        )),
+        Some(other) => Err(LoadError::new(
+            label,
+            "QueryLanguage",
+            format!("must be JSONPath or JSONata, not {other}"),
+        )),
     }
 }
 
 fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
-    let obj = v.as_object().ok_or_else(|| LoadError::new(label, "", "a state must be an object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| LoadError::new(label, "", "a state must be an object"))?;
     let c = Ctx { label, obj };
     let ty = c.str("Type")?.ok_or_else(|| c.err("Type", "missing"))?;
-    let allowed = allowed_fields(ty).ok_or_else(|| c.err("Type", format!("unknown state type '{ty}'")))?;
+    let allowed =
+        allowed_fields(ty).ok_or_else(|| c.err("Type", format!("unknown state type '{ty}'")))?;
     for k in obj.keys() {
         if COMMON.contains(&k.as_str()) || allowed.contains(&k.as_str()) {
             continue;
@@ -520,24 +682,37 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
     let has_transition = !matches!(ty, "Choice" | "Succeed" | "Fail");
     if has_transition {
         match (&next, end) {
-            (Some(_), true) => return Err(c.err("End", "a state cannot have both 'Next' and 'End'")),
-            (None, false) => return Err(c.err("Next", "a non-terminal state needs 'Next' (or 'End': true)")),
+            (Some(_), true) => {
+                return Err(c.err("End", "a state cannot have both 'Next' and 'End'"))
+            }
+            (None, false) => {
+                return Err(c.err("Next", "a non-terminal state needs 'Next' (or 'End': true)"))
+            }
             _ => {}
         }
     }
 
     let kind = match ty {
-        "Pass" => Kind::Pass { result: obj.get("Result").cloned() },
+        "Pass" => Kind::Pass {
+            result: obj.get("Result").cloned(),
+        },
         "Task" => {
-            let resource = c.str("Resource")?.ok_or_else(|| c.err("Resource", "missing"))?;
+            let resource = c
+                .str("Resource")?
+                .ok_or_else(|| c.err("Resource", "missing"))?;
             let (integration, wait_for_token) = classify_resource(&c, resource)?;
             if integration == Integration::LambdaInvoke {
                 let has_fn = obj
                     .get("Parameters")
                     .and_then(Value::as_object)
-                    .is_some_and(|p| p.contains_key("FunctionName") || p.contains_key("FunctionName.$"));
+                    .is_some_and(|p| {
+                        p.contains_key("FunctionName") || p.contains_key("FunctionName.$")
+                    });
                 if !has_fn {
-                    return Err(c.err("Parameters", "lambda:invoke needs a 'FunctionName' parameter"));
+                    return Err(c.err(
+                        "Parameters",
+                        "lambda:invoke needs a 'FunctionName' parameter",
+                    ));
                 }
             }
             let timeout = c.num_or_path("TimeoutSeconds", 1)?;
@@ -547,7 +722,13 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
                     return Err(c.err("HeartbeatSeconds", "must be smaller than TimeoutSeconds"));
                 }
             }
-            Kind::Task(TaskSpec { resource: resource.to_owned(), integration, wait_for_token, timeout, heartbeat })
+            Kind::Task(TaskSpec {
+                resource: resource.to_owned(),
+                integration,
+                wait_for_token,
+                timeout,
+                heartbeat,
+            })
         }
         "Choice" => {
             let list = obj
@@ -564,7 +745,10 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
                     .ok_or_else(|| c.err("Choices", "'Next' must be a string"))?;
                 choices.push((rule, next.to_owned()));
             }
-            Kind::Choice { choices, default: c.str("Default")?.map(str::to_owned) }
+            Kind::Choice {
+                choices,
+                default: c.str("Default")?.map(str::to_owned),
+            }
         }
         "Wait" => {
             let mut found = Vec::new();
@@ -575,7 +759,8 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
                 found.push(WaitFor::SecondsPath(p));
             }
             if let Some(s) = c.str("Timestamp")? {
-                let t = choice::parse_timestamp(s).ok_or_else(|| c.err("Timestamp", "must be an RFC 3339 timestamp"))?;
+                let t = choice::parse_timestamp(s)
+                    .ok_or_else(|| c.err("Timestamp", "must be an RFC 3339 timestamp"))?;
                 found.push(WaitFor::Timestamp(t));
             }
             if let Some(p) = c.reference_path("TimestampPath")? {
@@ -587,7 +772,10 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
             Kind::Wait(found.remove(0))
         }
         "Succeed" => Kind::Succeed,
-        "Fail" => Kind::Fail { error: c.source("Error")?, cause: c.source("Cause")? },
+        "Fail" => Kind::Fail {
+            error: c.source("Error")?,
+            cause: c.source("Cause")?,
+        },
         "Parallel" => {
             let list = obj
                 .get("Branches")
@@ -603,13 +791,20 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
         }
         "Map" => {
             let (field, proc_v) = match (obj.get("ItemProcessor"), obj.get("Iterator")) {
-                (Some(_), Some(_)) => return Err(c.err("Iterator", "'ItemProcessor' and 'Iterator' are mutually exclusive")),
+                (Some(_), Some(_)) => {
+                    return Err(c.err(
+                        "Iterator",
+                        "'ItemProcessor' and 'Iterator' are mutually exclusive",
+                    ))
+                }
                 (Some(p), None) => ("ItemProcessor", p),
                 (None, Some(p)) => ("Iterator", p),
                 (None, None) => return Err(c.err("ItemProcessor", "missing")),
             };
             if let Some(cfg) = proc_v.get("ProcessorConfig") {
-                let cfg = cfg.as_object().ok_or_else(|| c.err("ItemProcessor", "'ProcessorConfig' must be an object"))?;
+                let cfg = cfg
+                    .as_object()
+                    .ok_or_else(|| c.err("ItemProcessor", "'ProcessorConfig' must be an object"))?;
                 for (k, v) in cfg {
                     match (k.as_str(), v.as_str()) {
                         ("Mode", Some("INLINE")) => {}
@@ -621,18 +816,32 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
             }
             let processor = load_machine(&format!("{label}/{field}"), proc_v, true)?;
             let item_selector = match (obj.get("ItemSelector"), obj.get("Parameters")) {
-                (Some(_), Some(_)) => return Err(c.err("Parameters", "'ItemSelector' and 'Parameters' are mutually exclusive")),
+                (Some(_), Some(_)) => {
+                    return Err(c.err(
+                        "Parameters",
+                        "'ItemSelector' and 'Parameters' are mutually exclusive",
+                    ))
+                }
                 (Some(_), None) => c.template("ItemSelector")?,
                 (None, Some(_)) => c.template("Parameters")?,
                 (None, None) => None,
             };
             let max_concurrency = c.num_or_path("MaxConcurrency", 0)?.unwrap_or(Num::Fixed(0));
-            Kind::Map(Box::new(MapSpec { items_path: c.reference_path("ItemsPath")?, item_selector, processor, max_concurrency }))
+            Kind::Map(Box::new(MapSpec {
+                items_path: c.reference_path("ItemsPath")?,
+                item_selector,
+                processor,
+                max_concurrency,
+            }))
         }
         _ => return Err(c.err("Type", format!("unknown state type '{ty}'"))),
     };
 
-    let parameters = if matches!(kind, Kind::Map(_)) { None } else { c.template("Parameters")? };
+    let parameters = if matches!(kind, Kind::Map(_)) {
+        None
+    } else {
+        c.template("Parameters")?
+    };
     Ok(State {
         name: name.to_owned(),
         input_path: c.path_sel("InputPath")?,
@@ -648,8 +857,14 @@ fn load_state(label: &str, name: &str, v: &Value) -> Result<State, LoadError> {
 }
 
 /// Loads a machine (top level, or a Map processor / Parallel branch when `prefix` is set).
-pub(crate) fn load_machine(prefix: &str, v: &Value, is_processor: bool) -> Result<Machine, LoadError> {
-    let obj = v.as_object().ok_or_else(|| LoadError::new(prefix, "", "a state machine must be a JSON object"))?;
+pub(crate) fn load_machine(
+    prefix: &str,
+    v: &Value,
+    is_processor: bool,
+) -> Result<Machine, LoadError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| LoadError::new(prefix, "", "a state machine must be a JSON object"))?;
     for k in obj.keys() {
         let ok = match k.as_str() {
             "StartAt" | "States" | "Comment" | "QueryLanguage" => true,
@@ -658,7 +873,11 @@ pub(crate) fn load_machine(prefix: &str, v: &Value, is_processor: bool) -> Resul
             _ => false,
         };
         if !ok {
-            return Err(LoadError::new(prefix, k, "is not a field of a state machine definition here"));
+            return Err(LoadError::new(
+                prefix,
+                k,
+                "is not a field of a state machine definition here",
+            ));
         }
     }
     check_query_language(prefix, obj)?;
@@ -673,17 +892,31 @@ pub(crate) fn load_machine(prefix: &str, v: &Value, is_processor: bool) -> Resul
         .ok_or_else(|| LoadError::new(prefix, "States", "missing, empty or not an object"))?;
     let timeout_seconds = match obj.get("TimeoutSeconds") {
         None => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| LoadError::new(prefix, "TimeoutSeconds", "must be a positive integer"))?),
+        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+            LoadError::new(prefix, "TimeoutSeconds", "must be a positive integer")
+        })?),
     };
     let mut states = HashMap::with_capacity(states_v.len());
     for (name, sv) in states_v {
         if name.is_empty() || name.chars().count() > 80 {
-            return Err(LoadError::new(prefix, "States", format!("state name '{name}' must be 1 to 80 characters")));
+            return Err(LoadError::new(
+                prefix,
+                "States",
+                format!("state name '{name}' must be 1 to 80 characters"),
+            ));
         }
-        let label = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let label = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         states.insert(name.clone(), load_state(&label, name, sv)?);
     }
-    let m = Machine { start_at: start_at.to_owned(), states, timeout_seconds };
+    let m = Machine {
+        start_at: start_at.to_owned(),
+        states,
+        timeout_seconds,
+    };
     validate(prefix, &m)?;
     Ok(m)
 }
@@ -704,14 +937,28 @@ fn targets(s: &State) -> Vec<(&'static str, &str)> {
 }
 
 fn validate(prefix: &str, m: &Machine) -> Result<(), LoadError> {
-    let label = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+    let label = |name: &str| {
+        if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}/{name}")
+        }
+    };
     if !m.states.contains_key(&m.start_at) {
-        return Err(LoadError::new(prefix, "StartAt", format!("'{}' is not a state here", m.start_at)));
+        return Err(LoadError::new(
+            prefix,
+            "StartAt",
+            format!("'{}' is not a state here", m.start_at),
+        ));
     }
     for s in m.states.values() {
         for (field, target) in targets(s) {
             if !m.states.contains_key(target) {
-                return Err(LoadError::new(&label(&s.name), field, format!("'{target}' is not a state here")));
+                return Err(LoadError::new(
+                    &label(&s.name),
+                    field,
+                    format!("'{target}' is not a state here"),
+                ));
             }
         }
     }
@@ -725,10 +972,18 @@ fn validate(prefix: &str, m: &Machine) -> Result<(), LoadError> {
             }
         }
     }
-    let mut unreachable: Vec<&String> = m.states.keys().filter(|k| !seen.contains(k.as_str())).collect();
+    let mut unreachable: Vec<&String> = m
+        .states
+        .keys()
+        .filter(|k| !seen.contains(k.as_str()))
+        .collect();
     unreachable.sort();
     if let Some(name) = unreachable.first() {
-        return Err(LoadError::new(&label(name), "", "the state is not reachable from StartAt"));
+        return Err(LoadError::new(
+            &label(name),
+            "",
+            "the state is not reachable from StartAt",
+        ));
     }
     Ok(())
 }

@@ -14,7 +14,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::definition::{
-    Catcher, Integration, Kind, Machine, MapSpec, Num, PathSel, ResultPath, Retrier, State, TaskSpec, WaitFor,
+    Catcher, Integration, Kind, Machine, MapSpec, Num, PathSel, ResultPath, Retrier, State,
+    TaskSpec, WaitFor,
 };
 use crate::error::{names, StatesError};
 use crate::history::{rfc3339_millis, HistoryEvent};
@@ -91,11 +92,21 @@ impl ContextSource for StateCtx<'_> {
                 let (_, v) = self.item?;
                 walk(v, &segs[3..]).map(Cow::Borrowed)
             }
-            ("Map", Some("Item"), Some("Index")) if segs.len() == 3 => self.item.map(|(i, _)| Cow::Owned(Value::from(i))),
-            ("Task", Some("Token"), None) if segs.len() == 2 => self.token.map(|t| Cow::Owned(Value::from(t))),
-            ("State", Some("Name"), None) if segs.len() == 2 => Some(Cow::Owned(Value::from(self.name))),
+            ("Map", Some("Item"), Some("Index")) if segs.len() == 3 => {
+                self.item.map(|(i, _)| Cow::Owned(Value::from(i)))
+            }
+            ("Task", Some("Token"), None) if segs.len() == 2 => {
+                self.token.map(|t| Cow::Owned(Value::from(t)))
+            }
+            ("State", Some("Name"), None) if segs.len() == 2 => {
+                Some(Cow::Owned(Value::from(self.name)))
+            }
             ("Execution" | "StateMachine", _, _) => {
-                let root = if key(0)? == "Execution" { &self.run.execution } else { &self.run.state_machine };
+                let root = if key(0)? == "Execution" {
+                    &self.run.execution
+                } else {
+                    &self.run.state_machine
+                };
                 walk(root, &segs[1..]).map(Cow::Borrowed)
             }
             (first, _, _) => {
@@ -143,7 +154,11 @@ pub(crate) fn error_matches(list: &[String], error: &str) -> bool {
     })
 }
 
-fn select_path<'v>(sel: &PathSel, data: &'v Value, ctx: &'v dyn ContextSource) -> Result<Cow<'v, Value>, StatesError> {
+fn select_path<'v>(
+    sel: &PathSel,
+    data: &'v Value,
+    ctx: &'v dyn ContextSource,
+) -> Result<Cow<'v, Value>, StatesError> {
     match sel {
         PathSel::Whole => Ok(Cow::Borrowed(data)),
         PathSel::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
@@ -152,7 +167,11 @@ fn select_path<'v>(sel: &PathSel, data: &'v Value, ctx: &'v dyn ContextSource) -
 }
 
 /// InputPath on an owned input: `$` moves it instead of cloning.
-fn input_path_owned(sel: &PathSel, data: Value, ctx: &dyn ContextSource) -> Result<Value, StatesError> {
+fn input_path_owned(
+    sel: &PathSel,
+    data: Value,
+    ctx: &dyn ContextSource,
+) -> Result<Value, StatesError> {
     output_path(sel, data, ctx)
 }
 
@@ -172,21 +191,33 @@ fn result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value, Stat
     }
 }
 
-fn resolve_num(num: &Option<Num>, data: &Value, ctx: &dyn ContextSource, field: &str) -> Result<Option<u64>, StatesError> {
+fn resolve_num(
+    num: &Option<Num>,
+    data: &Value,
+    ctx: &dyn ContextSource,
+    field: &str,
+) -> Result<Option<u64>, StatesError> {
     match num {
         None => Ok(None),
         Some(Num::Fixed(n)) => Ok(Some(*n)),
         Some(Num::Path(p)) => {
             let v = p.resolve(data, ctx)?;
             v.as_u64().map(Some).ok_or_else(|| {
-                StatesError::runtime(format!("The {field} path '{}' must point to a non-negative integer, got {v}", p.text()))
+                StatesError::runtime(format!(
+                    "The {field} path '{}' must point to a non-negative integer, got {v}",
+                    p.text()
+                ))
             })
         }
     }
 }
 
 fn failure_error(f: TaskFailure) -> StatesError {
-    let error = if f.error.is_empty() { names::TASK_FAILED.to_owned() } else { f.error };
+    let error = if f.error.is_empty() {
+        names::TASK_FAILED.to_owned()
+    } else {
+        f.error
+    };
     StatesError::new(error, f.cause)
 }
 
@@ -215,8 +246,24 @@ fn lambda_wrapper(payload: Value) -> Value {
 
 fn uuid_like() -> String {
     let h = hex::encode(rand::random::<[u8; 16]>());
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
+
+/// `from + secs`, or about thirty years ahead when that overflows.
+fn deadline_after(from: Instant, secs: u64) -> Instant {
+    from.checked_add(Duration::from_secs(secs))
+        .unwrap_or_else(|| from + Duration::from_secs(86_400 * 365 * 30))
+}
+
+/// A running Map iteration: its index, its last history event and its result.
+type IterationFuture<'a> = LocalBoxFuture<'a, (usize, u64, Result<Value, StatesError>)>;
 
 /// How a task attempt ended when it did not succeed.
 enum TaskEnd {
@@ -227,7 +274,10 @@ enum TaskEnd {
 impl<'h> Run<'h> {
     pub(crate) fn now(&self) -> OffsetDateTime {
         let elapsed = Instant::now().saturating_duration_since(self.t0);
-        self.start_time + elapsed
+        time::Duration::try_from(elapsed)
+            .ok()
+            .and_then(|d| self.start_time.checked_add(d))
+            .unwrap_or(self.start_time)
     }
 
     /// A copy of `v` for a history event, or `null` when the host asked for a lean history.
@@ -274,10 +324,9 @@ impl<'h> Run<'h> {
             let mut name: &str = &m.start_at;
             let mut input = input;
             loop {
-                let state = m
-                    .states
-                    .get(name)
-                    .ok_or_else(|| StatesError::runtime(format!("state '{name}' does not exist")))?;
+                let state = m.states.get(name).ok_or_else(|| {
+                    StatesError::runtime(format!("state '{name}' does not exist"))
+                })?;
                 self.transitions.set(self.transitions.get() + 1);
                 let entered = self.now();
                 let (entered_type, exited_type) = state.event_types();
@@ -310,10 +359,19 @@ impl<'h> Run<'h> {
         entered: OffsetDateTime,
         cursor: &mut u64,
     ) -> Result<(Value, Option<&'a str>), StatesError> {
-        let ctx = StateCtx { run: self, name: &s.name, entered, retry_count: 0, token: None, item: None };
+        let ctx = StateCtx {
+            run: self,
+            name: &s.name,
+            entered,
+            retry_count: 0,
+            token: None,
+            item: None,
+        };
         let next = s.next.as_deref();
         match &s.kind {
-            Kind::Pass { result: None } if s.parameters.is_none() && matches!(s.result_path, ResultPath::Whole) => {
+            Kind::Pass { result: None }
+                if s.parameters.is_none() && matches!(s.result_path, ResultPath::Whole) =>
+            {
                 let eff = input_path_owned(&s.input_path, raw, &ctx)?;
                 Ok((output_path(&s.output_path, eff, &ctx)?, next))
             }
@@ -337,7 +395,13 @@ impl<'h> Run<'h> {
                     }
                 }
                 let target = target.or(default.as_deref()).ok_or_else(|| {
-                    StatesError::new(names::NO_CHOICE_MATCHED, format!("No Choice Rule matched and no Default in state '{}'", s.name))
+                    StatesError::new(
+                        names::NO_CHOICE_MATCHED,
+                        format!(
+                            "No Choice Rule matched and no Default in state '{}'",
+                            s.name
+                        ),
+                    )
                 })?;
                 Ok((output_path(&s.output_path, eff, &ctx)?, Some(target)))
             }
@@ -378,7 +442,9 @@ impl<'h> Run<'h> {
                 };
                 Err(StatesError::new(error, cause))
             }
-            Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_) => self.run_with_retry(s, raw, entered, cursor).await,
+            Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_) => {
+                self.run_with_retry(s, raw, entered, cursor).await
+            }
         }
     }
 
@@ -402,11 +468,20 @@ impl<'h> Run<'h> {
         let mut counts = vec![0u32; s.retry.len()];
         let mut retry_count = 0u32;
         let outcome = loop {
-            let ctx = StateCtx { run: self, name: &s.name, entered, retry_count, token: None, item: None };
+            let ctx = StateCtx {
+                run: self,
+                name: &s.name,
+                entered,
+                retry_count,
+                token: None,
+                item: None,
+            };
             let eff = select_path(&s.input_path, &raw, &ctx)?;
             let attempt = match &s.kind {
                 Kind::Task(spec) => Box::pin(self.run_task(s, spec, &eff, &ctx, cursor)).await,
-                Kind::Parallel { branches } => Box::pin(self.run_parallel(s, branches, &eff, &ctx, cursor)).await,
+                Kind::Parallel { branches } => {
+                    Box::pin(self.run_parallel(s, branches, &eff, &ctx, cursor)).await
+                }
                 Kind::Map(spec) => Box::pin(self.run_map(s, spec, &eff, &ctx, cursor)).await,
                 _ => Err(StatesError::runtime("internal: not a retriable state")),
             };
@@ -421,7 +496,11 @@ impl<'h> Run<'h> {
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => e,
             };
-            if let Some(i) = s.retry.iter().position(|r| error_matches(&r.errors, &err.error)) {
+            if let Some(i) = s
+                .retry
+                .iter()
+                .position(|r| error_matches(&r.errors, &err.error))
+            {
                 let r = &s.retry[i];
                 if counts[i] < r.max_attempts {
                     let delay = retry_delay(r, counts[i], rand::random::<f64>());
@@ -433,15 +512,30 @@ impl<'h> Run<'h> {
             }
             break Err(err);
         };
-        let ctx = StateCtx { run: self, name: &s.name, entered, retry_count, token: None, item: None };
+        let ctx = StateCtx {
+            run: self,
+            name: &s.name,
+            entered,
+            retry_count,
+            token: None,
+            item: None,
+        };
         match outcome {
             Ok(result) => {
                 let out = result_path(&s.result_path, raw, result)?;
                 Ok((output_path(&s.output_path, out, &ctx)?, s.next.as_deref()))
             }
-            Err(err) => match s.catch.iter().find(|c: &&Catcher| error_matches(&c.errors, &err.error)) {
+            Err(err) => match s
+                .catch
+                .iter()
+                .find(|c: &&Catcher| error_matches(&c.errors, &err.error))
+            {
                 Some(c) => {
-                    let out = result_path(&c.result_path, raw, obj! { "Error": err.error, "Cause": err.cause })?;
+                    let out = result_path(
+                        &c.result_path,
+                        raw,
+                        obj! { "Error": err.error, "Cause": err.cause },
+                    )?;
                     Ok((out, Some(c.next.as_str())))
                 }
                 None => Err(err),
@@ -457,7 +551,8 @@ impl<'h> Run<'h> {
         ctx: &StateCtx<'_>,
         cursor: &mut u64,
     ) -> Result<Value, StatesError> {
-        let timeout = resolve_num(&spec.timeout, eff, ctx, "TimeoutSecondsPath")?.unwrap_or(DEFAULT_TASK_TIMEOUT);
+        let timeout = resolve_num(&spec.timeout, eff, ctx, "TimeoutSecondsPath")?
+            .unwrap_or(DEFAULT_TASK_TIMEOUT);
         let heartbeat = resolve_num(&spec.heartbeat, eff, ctx, "HeartbeatSecondsPath")?;
         let wait = spec.wait_for_token.then(|| self.tokens.issue());
         let ctx = StateCtx {
@@ -479,12 +574,26 @@ impl<'h> Run<'h> {
         };
         let (function_name, payload) = match spec.integration {
             Integration::LambdaInvoke => {
-                let f = params.get("FunctionName").and_then(Value::as_str).ok_or_else(|| {
-                    StatesError::runtime(format!("The FunctionName parameter of state '{}' must be a string", s.name))
-                })?;
-                (f.to_owned(), params.get("Payload").cloned().unwrap_or_else(|| Value::Object(Map::new())))
+                let f = params
+                    .get("FunctionName")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        StatesError::runtime(format!(
+                            "The FunctionName parameter of state '{}' must be a string",
+                            s.name
+                        ))
+                    })?;
+                (
+                    f.to_owned(),
+                    params
+                        .get("Payload")
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(Map::new())),
+                )
             }
-            Integration::LambdaArn | Integration::Service => (spec.resource.clone(), params.as_ref().clone()),
+            Integration::LambdaArn | Integration::Service => {
+                (spec.resource.clone(), params.as_ref().clone())
+            }
         };
         let mut timeout_details = Map::new();
         timeout_details.insert("timeoutInSeconds".into(), Value::from(timeout));
@@ -504,24 +613,34 @@ impl<'h> Run<'h> {
                 o.extend(timeout_details);
             }
             self.record(cursor, "TaskScheduled", d);
-            self.record(cursor, "TaskStarted", obj! { "resourceType": resource_type, "resource": resource });
+            self.record(
+                cursor,
+                "TaskStarted",
+                obj! { "resourceType": resource_type, "resource": resource },
+            );
         }
 
         let handler = self.handler;
         let work = async {
-            let result = handler.invoke(&function_name, payload).await.map_err(|f| TaskEnd::Failed(failure_error(f)))?;
+            let result = handler
+                .invoke(&function_name, payload)
+                .await
+                .map_err(|f| TaskEnd::Failed(failure_error(f)))?;
             let Some(mut wait) = wait else {
                 return Ok((result, false));
             };
             let started = Instant::now();
-            let mut hb_deadline = heartbeat.map(|h| started + Duration::from_secs(h));
+            let mut hb_deadline = heartbeat.map(|h| deadline_after(started, h));
             let submitted = (result, true);
             loop {
                 let msg = match hb_deadline {
                     Some(d) => match tokio::time::timeout_at(d, wait.rx.recv()).await {
                         Ok(m) => m,
                         Err(_) => {
-                            return Err(TaskEnd::TimedOut(StatesError::new(names::HEARTBEAT_TIMEOUT, "")));
+                            return Err(TaskEnd::TimedOut(StatesError::new(
+                                names::HEARTBEAT_TIMEOUT,
+                                "",
+                            )));
                         }
                     },
                     None => wait.rx.recv().await,
@@ -532,9 +651,14 @@ impl<'h> Run<'h> {
                         return Err(TaskEnd::Failed(failure_error(TaskFailure { error, cause })))
                     }
                     Some(TokenMsg::Heartbeat) => {
-                        hb_deadline = heartbeat.map(|h| Instant::now() + Duration::from_secs(h));
+                        hb_deadline = heartbeat.map(|h| deadline_after(Instant::now(), h));
                     }
-                    None => return Err(TaskEnd::Failed(StatesError::new(names::TASK_FAILED, "the task token was closed"))),
+                    None => {
+                        return Err(TaskEnd::Failed(StatesError::new(
+                            names::TASK_FAILED,
+                            "the task token was closed",
+                        )))
+                    }
                 }
             }
         };
@@ -549,13 +673,18 @@ impl<'h> Run<'h> {
         };
         match ended {
             Ok((result, _waited)) => {
-                let output = if spec.integration == Integration::LambdaInvoke && !spec.wait_for_token {
-                    lambda_wrapper(result)
-                } else {
-                    result
-                };
+                let output =
+                    if spec.integration == Integration::LambdaInvoke && !spec.wait_for_token {
+                        lambda_wrapper(result)
+                    } else {
+                        result
+                    };
                 if lambda_arn {
-                    self.record(cursor, "LambdaFunctionSucceeded", obj! { "output": self.data(&output) });
+                    self.record(
+                        cursor,
+                        "LambdaFunctionSucceeded",
+                        obj! { "output": self.data(&output) },
+                    );
                 } else {
                     self.record(
                         cursor,
@@ -567,7 +696,11 @@ impl<'h> Run<'h> {
             }
             Err(TaskEnd::Failed(e)) => {
                 if lambda_arn {
-                    self.record(cursor, "LambdaFunctionFailed", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
+                    self.record(
+                        cursor,
+                        "LambdaFunctionFailed",
+                        obj! { "error": e.error.as_str(), "cause": e.cause.as_str() },
+                    );
                 } else {
                     self.record(
                         cursor,
@@ -579,7 +712,11 @@ impl<'h> Run<'h> {
             }
             Err(TaskEnd::TimedOut(e)) => {
                 if lambda_arn {
-                    self.record(cursor, "LambdaFunctionTimedOut", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
+                    self.record(
+                        cursor,
+                        "LambdaFunctionTimedOut",
+                        obj! { "error": e.error.as_str(), "cause": e.cause.as_str() },
+                    );
                 } else {
                     self.record(
                         cursor,
@@ -625,7 +762,11 @@ impl<'h> Run<'h> {
                 Err(e) => {
                     // Step Functions stops the other branches when one fails.
                     drop(pending);
-                    self.record(cursor, "ParallelStateFailed", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
+                    self.record(
+                        cursor,
+                        "ParallelStateFailed",
+                        obj! { "error": e.error.as_str(), "cause": e.cause.as_str() },
+                    );
                     return Err(e);
                 }
             }
@@ -647,14 +788,20 @@ impl<'h> Run<'h> {
             None => Cow::Borrowed(eff),
         };
         let items = items.as_array().ok_or_else(|| {
-            StatesError::runtime(format!("Map state '{}': the ItemsPath must point to a JSON array, got {items}", s.name))
+            StatesError::runtime(format!(
+                "Map state '{}': the ItemsPath must point to a JSON array, got {items}",
+                s.name
+            ))
         })?;
         let max = match &spec.max_concurrency {
             Num::Fixed(n) => *n,
             Num::Path(p) => {
                 let v = p.resolve(eff, ctx)?;
                 v.as_u64().ok_or_else(|| {
-                    StatesError::runtime(format!("The MaxConcurrencyPath '{}' must point to a non-negative integer, got {v}", p.text()))
+                    StatesError::runtime(format!(
+                        "The MaxConcurrencyPath '{}' must point to a non-negative integer, got {v}",
+                        p.text()
+                    ))
                 })?
             }
         };
@@ -663,8 +810,7 @@ impl<'h> Run<'h> {
         let map_started = self.record(cursor, "MapStateStarted", obj! { "length": n });
         let mut results: Vec<Value> = vec![Value::Null; n];
         let mut running: BTreeSet<usize> = BTreeSet::new();
-        let mut pending: FuturesUnordered<LocalBoxFuture<'_, (usize, u64, Result<Value, StatesError>)>> =
-            FuturesUnordered::new();
+        let mut pending: FuturesUnordered<IterationFuture<'_>> = FuturesUnordered::new();
         let mut next_index = 0usize;
         let mut last = map_started;
         loop {
@@ -696,7 +842,11 @@ impl<'h> Run<'h> {
                     None => item.clone(),
                 };
                 let mut c = map_started;
-                let started_id = self.record(&mut c, "MapIterationStarted", obj! { "name": s.name.as_str(), "index": index });
+                let started_id = self.record(
+                    &mut c,
+                    "MapIterationStarted",
+                    obj! { "name": s.name.as_str(), "index": index },
+                );
                 running.insert(index);
                 let machine = &spec.processor;
                 pending.push(Box::pin(async move {
@@ -705,18 +855,28 @@ impl<'h> Run<'h> {
                     (index, c, r)
                 }));
             }
-            let Some((index, c, r)) = pending.next().await else { break };
+            let Some((index, c, r)) = pending.next().await else {
+                break;
+            };
             running.remove(&index);
             let mut c = c;
             match r {
                 Ok(v) => {
-                    last = self.record(&mut c, "MapIterationSucceeded", obj! { "name": s.name.as_str(), "index": index });
+                    last = self.record(
+                        &mut c,
+                        "MapIterationSucceeded",
+                        obj! { "name": s.name.as_str(), "index": index },
+                    );
                     if let Some(slot) = results.get_mut(index) {
                         *slot = v;
                     }
                 }
                 Err(e) => {
-                    last = self.record(&mut c, "MapIterationFailed", obj! { "name": s.name.as_str(), "index": index });
+                    last = self.record(
+                        &mut c,
+                        "MapIterationFailed",
+                        obj! { "name": s.name.as_str(), "index": index },
+                    );
                     // Step Functions aborts the iterations still running when one fails.
                     drop(pending);
                     self.abort_iterations(s, &running, &mut last);
@@ -733,7 +893,11 @@ impl<'h> Run<'h> {
 
     fn abort_iterations(&self, s: &State, running: &BTreeSet<usize>, last: &mut u64) {
         for index in running {
-            self.record(last, "MapIterationAborted", obj! { "name": s.name.as_str(), "index": *index });
+            self.record(
+                last,
+                "MapIterationAborted",
+                obj! { "name": s.name.as_str(), "index": *index },
+            );
         }
     }
 }
@@ -762,7 +926,10 @@ mod tests {
         let r = retrier(2.0, 3.0, Some(10.0), false);
         assert_eq!(retry_delay(&r, 5, 0.5), Duration::from_secs(10));
         let r = retrier(1.0, 2.0, None, false);
-        assert_eq!(retry_delay(&r, 1000, 0.5), Duration::from_secs(DEFAULT_TASK_TIMEOUT));
+        assert_eq!(
+            retry_delay(&r, 1000, 0.5),
+            Duration::from_secs(DEFAULT_TASK_TIMEOUT)
+        );
     }
 
     #[test]
@@ -785,7 +952,10 @@ mod tests {
         assert!(error_matches(&l(&["States.ALL"]), "Anything"));
         assert!(error_matches(&l(&["States.TaskFailed"]), "Lambda.Unknown"));
         assert!(!error_matches(&l(&["States.TaskFailed"]), "States.Timeout"));
-        assert!(error_matches(&l(&["States.Timeout"]), "States.HeartbeatTimeout"));
+        assert!(error_matches(
+            &l(&["States.Timeout"]),
+            "States.HeartbeatTimeout"
+        ));
         assert!(error_matches(&l(&["A", "B"]), "B"));
         assert!(!error_matches(&l(&["A"]), "B"));
     }

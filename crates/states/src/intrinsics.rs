@@ -219,7 +219,11 @@ fn as_arr<'v>(name: &str, v: &'v Value) -> Result<&'v Vec<Value>, StatesError> {
         .ok_or_else(|| bad(name, format!("expected an array, got {v}")))
 }
 
-fn arity(name: &str, args: &[Value], n: std::ops::RangeInclusive<usize>) -> Result<(), StatesError> {
+fn arity(
+    name: &str,
+    args: &[Value],
+    n: std::ops::RangeInclusive<usize>,
+) -> Result<(), StatesError> {
     if n.contains(&args.len()) {
         Ok(())
     } else {
@@ -238,7 +242,9 @@ pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -255,7 +261,9 @@ fn number(f: f64) -> Value {
     if f.fract() == 0.0 && f.abs() < 9.0e15 {
         Value::from(f as i64)
     } else {
-        Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+        Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -264,7 +272,14 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 impl Call {
@@ -304,7 +319,10 @@ impl Call {
                                 .next()
                                 .ok_or_else(|| bad(name, "more '{}' than arguments"))?;
                             if v.is_object() || v.is_array() {
-                                return Err(bad(name, "arguments must be strings, numbers, booleans or null"));
+                                return Err(bad(
+                                    name,
+                                    "arguments must be strings, numbers, booleans or null",
+                                ));
                             }
                             out.push_str(&format_value(v));
                         }
@@ -344,7 +362,11 @@ impl Call {
             }
             "ArrayRange" => {
                 arity(name, a, 3..=3)?;
-                let (start, end, step) = (num_i64(name, &a[0])?, num_i64(name, &a[1])?, num_i64(name, &a[2])?);
+                let (start, end, step) = (
+                    num_i64(name, &a[0])?,
+                    num_i64(name, &a[1])?,
+                    num_i64(name, &a[2])?,
+                );
                 if step == 0 {
                     return Err(bad(name, "step must not be 0"));
                 }
@@ -355,7 +377,10 @@ impl Call {
                     if out.len() > 1000 {
                         return Err(bad(name, "the range has more than 1000 items"));
                     }
-                    x += step;
+                    match x.checked_add(step) {
+                        Some(n) => x = n,
+                        None => break,
+                    }
                 }
                 Ok(Value::Array(out))
             }
@@ -389,7 +414,9 @@ impl Call {
                 if s.chars().count() > 10_000 {
                     return Err(bad(name, "input is longer than 10000 characters"));
                 }
-                Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(s)))
+                Ok(Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(s),
+                ))
             }
             "Base64Decode" => {
                 arity(name, a, 1..=1)?;
@@ -512,39 +539,67 @@ mod tests {
     }
 
     fn ev(text: &str, data: Value) -> Result<Value, StatesError> {
-        parse(text).map_err(StatesError::runtime)?.eval(&data, &NoCtx)
+        parse(text)
+            .map_err(StatesError::runtime)?
+            .eval(&data, &NoCtx)
     }
 
     #[test]
     fn format_and_escapes() {
         let d = json!({"name": "Ann", "n": 3, "b": true});
         assert_eq!(
-            ev("States.Format('Hello, {} has {} ({})', $.name, $.n, $.b)", d.clone()).unwrap(),
+            ev(
+                "States.Format('Hello, {} has {} ({})', $.name, $.n, $.b)",
+                d.clone()
+            )
+            .unwrap(),
             json!("Hello, Ann has 3 (true)")
         );
         assert_eq!(
             ev(r"States.Format('it\'s \{literal\} {}', 'x')", d.clone()).unwrap(),
             json!("it's {literal} x")
         );
-        assert_eq!(ev("States.Format('{}')", d.clone()).unwrap_err().error, "States.Runtime");
+        assert_eq!(
+            ev("States.Format('{}')", d.clone()).unwrap_err().error,
+            "States.Runtime"
+        );
         assert!(ev("States.Format('x', 1)", d).is_err());
     }
 
     #[test]
     fn arrays() {
         let d = json!({"a": [1, 2, 2, 3, 4], "v": 2});
-        assert_eq!(ev("States.ArrayContains($.a, $.v)", d.clone()).unwrap(), json!(true));
-        assert_eq!(ev("States.ArrayContains($.a, 9)", d.clone()).unwrap(), json!(false));
+        assert_eq!(
+            ev("States.ArrayContains($.a, $.v)", d.clone()).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            ev("States.ArrayContains($.a, 9)", d.clone()).unwrap(),
+            json!(false)
+        );
         assert_eq!(ev("States.ArrayLength($.a)", d.clone()).unwrap(), json!(5));
-        assert_eq!(ev("States.ArrayUnique($.a)", d.clone()).unwrap(), json!([1, 2, 3, 4]));
-        assert_eq!(ev("States.ArrayGetItem($.a, 3)", d.clone()).unwrap(), json!(3));
+        assert_eq!(
+            ev("States.ArrayUnique($.a)", d.clone()).unwrap(),
+            json!([1, 2, 3, 4])
+        );
+        assert_eq!(
+            ev("States.ArrayGetItem($.a, 3)", d.clone()).unwrap(),
+            json!(3)
+        );
         assert_eq!(
             ev("States.ArrayPartition($.a, 2)", d.clone()).unwrap(),
             json!([[1, 2], [2, 3], [4]])
         );
-        assert_eq!(ev("States.ArrayRange(1, 9, 3)", d.clone()).unwrap(), json!([1, 4, 7]));
         assert_eq!(
-            ev("States.Array('a', 1, true, null, $.v, States.ArrayLength($.a))", d.clone()).unwrap(),
+            ev("States.ArrayRange(1, 9, 3)", d.clone()).unwrap(),
+            json!([1, 4, 7])
+        );
+        assert_eq!(
+            ev(
+                "States.Array('a', 1, true, null, $.v, States.ArrayLength($.a))",
+                d.clone()
+            )
+            .unwrap(),
             json!(["a", 1, true, null, 2, 5])
         );
         assert!(ev("States.ArrayGetItem($.a, 9)", d.clone()).is_err());
@@ -554,16 +609,35 @@ mod tests {
     #[test]
     fn strings_json_math_hash() {
         let d = json!({"s": "a,b+c", "j": "{\"x\":[1]}", "o": {"x": 1}});
-        assert_eq!(ev("States.StringSplit($.s, ',+')", d.clone()).unwrap(), json!(["a", "b", "c"]));
-        assert_eq!(ev("States.StringToJson($.j)", d.clone()).unwrap(), json!({"x": [1]}));
-        assert_eq!(ev("States.JsonToString($.o)", d.clone()).unwrap(), json!("{\"x\":1}"));
+        assert_eq!(
+            ev("States.StringSplit($.s, ',+')", d.clone()).unwrap(),
+            json!(["a", "b", "c"])
+        );
+        assert_eq!(
+            ev("States.StringToJson($.j)", d.clone()).unwrap(),
+            json!({"x": [1]})
+        );
+        assert_eq!(
+            ev("States.JsonToString($.o)", d.clone()).unwrap(),
+            json!("{\"x\":1}")
+        );
         assert_eq!(ev("States.MathAdd(40, -2)", d.clone()).unwrap(), json!(38));
         assert_eq!(
-            ev("States.JsonMerge($.o, States.StringToJson('{\"y\":2}'), false)", d.clone()).unwrap(),
+            ev(
+                "States.JsonMerge($.o, States.StringToJson('{\"y\":2}'), false)",
+                d.clone()
+            )
+            .unwrap(),
             json!({"x": 1, "y": 2})
         );
-        assert_eq!(ev("States.Base64Encode('hello')", d.clone()).unwrap(), json!("aGVsbG8="));
-        assert_eq!(ev("States.Base64Decode('aGVsbG8=')", d.clone()).unwrap(), json!("hello"));
+        assert_eq!(
+            ev("States.Base64Encode('hello')", d.clone()).unwrap(),
+            json!("aGVsbG8=")
+        );
+        assert_eq!(
+            ev("States.Base64Decode('aGVsbG8=')", d.clone()).unwrap(),
+            json!("hello")
+        );
         assert_eq!(
             ev("States.Hash('hello', 'SHA-256')", d.clone()).unwrap(),
             json!("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
@@ -572,9 +646,19 @@ mod tests {
             ev("States.Hash('hello', 'MD5')", d.clone()).unwrap(),
             json!("5d41402abc4b2a76b9719d911017c592")
         );
-        let r = ev("States.MathRandom(1, 10)", d.clone()).unwrap().as_i64().unwrap();
+        let r = ev("States.MathRandom(1, 10)", d.clone())
+            .unwrap()
+            .as_i64()
+            .unwrap();
         assert!((1..=10).contains(&r));
-        assert_eq!(ev("States.UUID()", d.clone()).unwrap().as_str().unwrap().len(), 36);
+        assert_eq!(
+            ev("States.UUID()", d.clone())
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .len(),
+            36
+        );
         assert!(ev("States.JsonMerge($.o, $.o, true)", d).is_err());
     }
 

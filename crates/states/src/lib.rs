@@ -125,19 +125,29 @@ fn substitute(definition: &str, substitutions: &HashMap<String, String>) -> Stri
 
 impl StateMachine {
     /// Loads a definition after replacing `${Name}` DefinitionSubstitutions.
-    pub fn from_json(definition: &str, substitutions: &HashMap<String, String>) -> Result<StateMachine, LoadError> {
+    pub fn from_json(
+        definition: &str,
+        substitutions: &HashMap<String, String>,
+    ) -> Result<StateMachine, LoadError> {
         let text = substitute(definition, substitutions);
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| LoadError::new("", "", format!("the definition is not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            LoadError::new("", "", format!("the definition is not valid JSON: {e}"))
+        })?;
         let machine = definition::load_machine("", &value, false)?;
-        Ok(StateMachine { machine: Arc::new(machine) })
+        Ok(StateMachine {
+            machine: Arc::new(machine),
+        })
     }
 
     /// Prepares an execution. The [`TaskTokens`] handle completes its `.waitForTaskToken` tasks.
     pub fn start(&self, config: ExecutionConfig) -> (Execution, TaskTokens) {
         let tokens = TaskTokens::new(&config.name);
         (
-            Execution { machine: Arc::clone(&self.machine), config, tokens: tokens.clone() },
+            Execution {
+                machine: Arc::clone(&self.machine),
+                config,
+                tokens: tokens.clone(),
+            },
             tokens,
         )
     }
@@ -153,7 +163,10 @@ pub struct TaskFailure {
 
 impl TaskFailure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        TaskFailure { error: error.into(), cause: cause.into() }
+        TaskFailure {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
 }
 
@@ -186,7 +199,12 @@ pub struct ExecutionConfig {
 }
 
 impl ExecutionConfig {
-    pub fn new(name: impl Into<String>, state_machine_name: impl Into<String>, start_time: OffsetDateTime, input: Value) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        state_machine_name: impl Into<String>,
+        start_time: OffsetDateTime,
+        input: Value,
+    ) -> Self {
         ExecutionConfig {
             name: name.into(),
             state_machine_name: state_machine_name.into(),
@@ -286,7 +304,9 @@ impl Execution {
             let mut c = cursor;
             let fut = run.run_machine(machine, cfg.input, &mut c);
             let r = match machine.timeout_seconds {
-                Some(t) => tokio::time::timeout(std::time::Duration::from_secs(t), fut).await.ok(),
+                Some(t) => tokio::time::timeout(std::time::Duration::from_secs(t), fut)
+                    .await
+                    .ok(),
                 None => Some(fut.await),
             };
             cursor = run.history.borrow().len() as u64;
@@ -294,17 +314,34 @@ impl Execution {
         };
         let (status, output, error, cause) = match result {
             Some(Ok(output)) => {
-                run.record(&mut cursor, "ExecutionSucceeded", obj! { "output": run.data_of(&output) });
+                run.record(
+                    &mut cursor,
+                    "ExecutionSucceeded",
+                    obj! { "output": run.data_of(&output) },
+                );
                 (ExecutionStatus::Succeeded, Some(output), None, None)
             }
             Some(Err(e)) => {
-                run.record(&mut cursor, "ExecutionFailed", obj! { "error": e.error.as_str(), "cause": e.cause.as_str() });
+                run.record(
+                    &mut cursor,
+                    "ExecutionFailed",
+                    obj! { "error": e.error.as_str(), "cause": e.cause.as_str() },
+                );
                 (ExecutionStatus::Failed, None, Some(e.error), Some(e.cause))
             }
             None => {
                 let cause = "The execution ran longer than the state machine's TimeoutSeconds";
-                run.record(&mut cursor, "ExecutionTimedOut", json!({ "error": error::names::TIMEOUT, "cause": cause }));
-                (ExecutionStatus::TimedOut, None, Some(error::names::TIMEOUT.to_owned()), Some(cause.to_owned()))
+                run.record(
+                    &mut cursor,
+                    "ExecutionTimedOut",
+                    json!({ "error": error::names::TIMEOUT, "cause": cause }),
+                );
+                (
+                    ExecutionStatus::TimedOut,
+                    None,
+                    Some(error::names::TIMEOUT.to_owned()),
+                    Some(cause.to_owned()),
+                )
             }
         };
         let ended_at = run.now();

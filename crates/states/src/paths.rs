@@ -107,7 +107,9 @@ pub(crate) fn parse_definite(rest: &str) -> Option<Vec<Seg>> {
                 } else {
                     let mut j = i + 1;
                     let mut num = String::new();
-                    while j < chars.len() && (chars[j].is_ascii_digit() || (chars[j] == '-' && j == i + 1)) {
+                    while j < chars.len()
+                        && (chars[j].is_ascii_digit() || (chars[j] == '-' && j == i + 1))
+                    {
                         num.push(chars[j]);
                         j += 1;
                     }
@@ -147,7 +149,9 @@ impl Path {
         } else if let Some(rest) = text.strip_prefix('$') {
             (false, rest)
         } else {
-            return Err(format!("'{text}' is not a JSONPath: it must start with '$'"));
+            return Err(format!(
+                "'{text}' is not a JSONPath: it must start with '$'"
+            ));
         };
         let kind = match parse_definite(rest) {
             Some(segs) => Kind::Definite(segs),
@@ -223,7 +227,9 @@ impl Path {
     pub(crate) fn is_present(&self, data: &Value, ctx: &dyn ContextSource) -> bool {
         match &self.kind {
             Kind::Definite(_) => self.resolve(data, ctx).is_ok(),
-            Kind::Query(_) => matches!(self.resolve(data, ctx), Ok(v) if v.as_array().is_some_and(|a| !a.is_empty())),
+            Kind::Query(_) => {
+                matches!(self.resolve(data, ctx), Ok(v) if v.as_array().is_some_and(|a| !a.is_empty()))
+            }
         }
     }
 }
@@ -250,7 +256,8 @@ pub(crate) fn apply_result_path(
         cur = match seg {
             Seg::Key(k) => {
                 let m = cur.as_object_mut().ok_or_else(fail)?;
-                m.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()))
+                m.entry(k.clone())
+                    .or_insert_with(|| Value::Object(Map::new()))
             }
             Seg::Index(i) => {
                 let a = cur.as_array_mut().ok_or_else(fail)?;
@@ -261,7 +268,9 @@ pub(crate) fn apply_result_path(
     }
     match last {
         Seg::Key(k) => {
-            cur.as_object_mut().ok_or_else(fail)?.insert(k.clone(), result);
+            cur.as_object_mut()
+                .ok_or_else(fail)?
+                .insert(k.clone(), result);
         }
         Seg::Index(i) => {
             let a = cur.as_array_mut().ok_or_else(fail)?;

@@ -64,7 +64,11 @@ impl TaskTokens {
         let salt: u32 = rand::random();
         TaskTokens {
             inner: Arc::default(),
-            prefix: format!("{}-{salt:08x}", execution_name.replace(|c: char| !c.is_ascii_alphanumeric(), "")).into(),
+            prefix: format!(
+                "{}-{salt:08x}",
+                execution_name.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+            )
+            .into(),
         }
     }
 
@@ -79,9 +83,18 @@ impl TaskTokens {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut t = self.lock();
         t.issued += 1;
-        let token = format!("AQB{}-{:06}-{:08x}", self.prefix, t.issued, rand::random::<u32>());
+        let token = format!(
+            "AQB{}-{:06}-{:08x}",
+            self.prefix,
+            t.issued,
+            rand::random::<u32>()
+        );
         t.slots.insert(token.clone(), Slot::Waiting(tx));
-        TokenWait { token, rx, tokens: self.clone() }
+        TokenWait {
+            token,
+            rx,
+            tokens: self.clone(),
+        }
     }
 
     fn close(&self, token: &str) {
@@ -115,7 +128,10 @@ impl TaskTokens {
     pub fn send_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), TokenError> {
         self.send(
             token,
-            TokenMsg::Failure { error: error.to_owned(), cause: cause.to_owned() },
+            TokenMsg::Failure {
+                error: error.to_owned(),
+                cause: cause.to_owned(),
+            },
             true,
         )
     }
@@ -127,6 +143,10 @@ impl TaskTokens {
 
     /// How many tokens are waiting now (for hosts and tests).
     pub fn waiting(&self) -> usize {
-        self.lock().slots.values().filter(|s| matches!(s, Slot::Waiting(_))).count()
+        self.lock()
+            .slots
+            .values()
+            .filter(|s| matches!(s, Slot::Waiting(_)))
+            .count()
     }
 }

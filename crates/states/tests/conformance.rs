@@ -10,7 +10,11 @@ use rm_states::{ExecutionConfig, ExecutionStatus, StateMachine};
 #[test]
 fn conformance_corpus_in_engine() {
     let cases = common::cases();
-    assert!(cases.len() >= 60, "the corpus has only {} cases", cases.len());
+    assert!(
+        cases.len() >= 60,
+        "the corpus has only {} cases",
+        cases.len()
+    );
     let rt = common::virtual_runtime();
     let mut failures = Vec::new();
     for case in &cases {
@@ -35,9 +39,20 @@ fn conformance_corpus_in_engine() {
             ExecutionStatus::Failed => "FAILED",
             ExecutionStatus::TimedOut => "TIMED_OUT",
         };
-        if let Err(why) = common::check(&case.expected, status, outcome.output.as_ref(), outcome.error.as_deref()) {
+        if let Err(why) = common::check(
+            &case.expected,
+            status,
+            outcome.output.as_ref(),
+            outcome.error.as_deref(),
+        ) {
             failures.push(format!("{} ({}): {why}", case.name, case.file.display()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases disagree:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases disagree:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -9,7 +9,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use rm_states::{
-    ExecutionConfig, ExecutionOutcome, ExecutionStatus, StateMachine, TaskFailure, TaskHandler, TaskTokens, TokenError,
+    ExecutionConfig, ExecutionOutcome, ExecutionStatus, StateMachine, TaskFailure, TaskHandler,
+    TaskTokens, TokenError,
 };
 use serde_json::{json, Value};
 use time::macros::datetime;
@@ -20,7 +21,11 @@ fn load(def: Value) -> StateMachine {
     StateMachine::from_json(&def.to_string(), &HashMap::new()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run_with<H: TaskHandler>(machine: &StateMachine, input: Value, make: impl FnOnce(TaskTokens) -> H) -> ExecutionOutcome {
+fn run_with<H: TaskHandler>(
+    machine: &StateMachine,
+    input: Value,
+    make: impl FnOnce(TaskTokens) -> H,
+) -> ExecutionOutcome {
     let (execution, tokens) = machine.start(ExecutionConfig::new("exec", "sm", T0, input));
     let handler = make(tokens);
     common::virtual_runtime().block_on(execution.run(&handler))
@@ -39,28 +44,49 @@ fn two_hour_wait_is_instant_and_timestamps_are_simulated() {
     let out = run_with(&m, json!({}), common::ScriptedHandler::new);
     assert!(wall.elapsed() < Duration::from_secs(1));
     assert_eq!(out.status, ExecutionStatus::Succeeded);
-    assert_eq!(out.output, Some(json!({"entered": "2026-03-01T11:00:00.000Z", "start": "2026-03-01T09:00:00.000Z"})));
+    assert_eq!(
+        out.output,
+        Some(json!({"entered": "2026-03-01T11:00:00.000Z", "start": "2026-03-01T09:00:00.000Z"}))
+    );
     assert_eq!(out.ended_at - out.started_at, time::Duration::hours(2));
     assert_eq!(out.state_transitions, 2);
     assert_eq!(
         types(&out),
-        ["ExecutionStarted", "WaitStateEntered", "WaitStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
+        [
+            "ExecutionStarted",
+            "WaitStateEntered",
+            "WaitStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
     );
     let last = out.history.last().expect("events");
     assert_eq!(last.timestamp, T0 + time::Duration::hours(2));
-    assert!(out.history.windows(2).all(|w| w[1].previous_event_id == w[0].id));
+    assert!(out
+        .history
+        .windows(2)
+        .all(|w| w[1].previous_event_id == w[0].id));
 }
 
 #[test]
 fn wait_timestamp_in_the_simulated_future() {
-    let m = load(json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.at", "End": true}}}));
-    let out = run_with(&m, json!({"at": "2026-03-01T10:30:00Z"}), common::ScriptedHandler::new);
+    let m = load(
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.at", "End": true}}}),
+    );
+    let out = run_with(
+        &m,
+        json!({"at": "2026-03-01T10:30:00Z"}),
+        common::ScriptedHandler::new,
+    );
     assert_eq!(out.ended_at - out.started_at, time::Duration::minutes(90));
 }
 
 #[test]
 fn execution_timeout() {
-    let m = load(json!({"StartAt": "W", "TimeoutSeconds": 60, "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}}));
+    let m = load(
+        json!({"StartAt": "W", "TimeoutSeconds": 60, "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}}),
+    );
     let out = run_with(&m, json!({}), common::ScriptedHandler::new);
     assert_eq!(out.status, ExecutionStatus::TimedOut);
     assert_eq!(out.error.as_deref(), Some("States.Timeout"));
@@ -105,26 +131,50 @@ impl TaskHandler for Concurrency {
 }
 
 fn concurrency(tokens: TaskTokens, fail_index: Option<u64>) -> Concurrency {
-    Concurrency { now: Cell::new(0), max: Cell::new(0), fail_index, tokens, issued: Rc::default() }
+    Concurrency {
+        now: Cell::new(0),
+        max: Cell::new(0),
+        fail_index,
+        tokens,
+        issued: Rc::default(),
+    }
 }
 
 #[test]
 fn map_respects_max_concurrency() {
-    let m = load(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$.max",
+    let m = load(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$.max",
         "ItemSelector": {"index.$": "$$.Map.Item.Index"},
         "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "End": true}}},
-        "End": true}}}));
+        "End": true}}}),
+    );
     let items: Vec<u32> = (0..40).collect();
-    let (execution, tokens) = m.start(ExecutionConfig::new("e", "sm", T0, json!({"items": items, "max": 4})));
+    let (execution, tokens) = m.start(ExecutionConfig::new(
+        "e",
+        "sm",
+        T0,
+        json!({"items": items, "max": 4}),
+    ));
     let h = concurrency(tokens, None);
     let out = common::virtual_runtime().block_on(execution.run(&h));
     assert_eq!(out.status, ExecutionStatus::Succeeded);
     assert_eq!(h.max.get(), 4);
-    assert_eq!(out.output.as_ref().and_then(Value::as_array).map(Vec::len), Some(40));
-    assert_eq!(out.output.as_ref().map(|o| o[39].clone()), Some(json!({"ok": 39})));
+    assert_eq!(
+        out.output.as_ref().and_then(Value::as_array).map(Vec::len),
+        Some(40)
+    );
+    assert_eq!(
+        out.output.as_ref().map(|o| o[39].clone()),
+        Some(json!({"ok": 39}))
+    );
 
     // 0 = unbounded.
-    let (execution, tokens) = m.start(ExecutionConfig::new("e", "sm", T0, json!({"items": items, "max": 0})));
+    let (execution, tokens) = m.start(ExecutionConfig::new(
+        "e",
+        "sm",
+        T0,
+        json!({"items": items, "max": 0}),
+    ));
     let h = concurrency(tokens, None);
     common::virtual_runtime().block_on(execution.run(&h));
     assert_eq!(h.max.get(), 40);
@@ -132,12 +182,19 @@ fn map_respects_max_concurrency() {
 
 #[test]
 fn failing_iteration_aborts_siblings_and_their_tokens() {
-    let m = load(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items",
+    let m = load(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items",
         "ItemSelector": {"index.$": "$$.Map.Item.Index"},
         "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
             "Parameters": {"FunctionName": "await", "Payload": {"index.$": "$.index", "token.$": "$$.Task.Token"}}, "End": true}}},
-        "End": true}}}));
-    let (execution, tokens) = m.start(ExecutionConfig::new("e", "sm", T0, json!({"items": [0, 1, 2, 3, 4]})));
+        "End": true}}}),
+    );
+    let (execution, tokens) = m.start(ExecutionConfig::new(
+        "e",
+        "sm",
+        T0,
+        json!({"items": [0, 1, 2, 3, 4]}),
+    ));
     let h = concurrency(tokens.clone(), Some(2));
     let out = common::virtual_runtime().block_on(execution.run(&h));
     assert_eq!(out.status, ExecutionStatus::Failed);
@@ -151,16 +208,21 @@ fn failing_iteration_aborts_siblings_and_their_tokens() {
     let issued = h.issued.borrow().clone();
     assert_eq!(issued.len(), 5);
     for token in &issued {
-        assert_eq!(tokens.send_success(token, json!({})), Err(TokenError::TaskTimedOut));
+        assert_eq!(
+            tokens.send_success(token, json!({})),
+            Err(TokenError::TaskTimedOut)
+        );
     }
     assert_eq!(tokens.waiting(), 0);
 }
 
 #[test]
 fn parallel_failure_aborts_other_branches() {
-    let m = load(json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+    let m = load(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
         {"StartAt": "Slow", "States": {"Slow": {"Type": "Wait", "Seconds": 3600, "Next": "After"}, "After": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:never", "End": true}}},
-        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "Next": "F"}, "F": {"Type": "Fail", "Error": "Boom"}}}]}}}));
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "Next": "F"}, "F": {"Type": "Fail", "Error": "Boom"}}}]}}}),
+    );
     let out = run_with(&m, json!({}), common::ScriptedHandler::new);
     assert_eq!(out.error.as_deref(), Some("Boom"));
     assert_eq!(out.ended_at - out.started_at, time::Duration::seconds(5));
@@ -169,36 +231,76 @@ fn parallel_failure_aborts_other_branches() {
 
 #[test]
 fn token_semantics() {
-    let m = load(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+    let m = load(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
         "TimeoutSeconds": 100,
-        "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token", "after": 50, "output": {"v": 1}}}, "End": true}}}));
+        "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token", "after": 50, "output": {"v": 1}}}, "End": true}}}),
+    );
     let (execution, tokens) = m.start(ExecutionConfig::new("e", "sm", T0, json!({})));
     let handler = common::ScriptedHandler::new(tokens.clone());
     let out = common::virtual_runtime().block_on(execution.run(&handler));
     assert_eq!(out.output, Some(json!({"v": 1})));
-    assert_eq!(tokens.send_success("no-such-token", json!({})), Err(TokenError::InvalidToken));
-    assert_eq!(tokens.send_heartbeat("no-such-token"), Err(TokenError::InvalidToken));
-    let scheduled = out.history.iter().find(|e| e.r#type == "TaskScheduled").expect("TaskScheduled");
-    let token = scheduled.details["parameters"]["Payload"]["token"].as_str().expect("token in parameters").to_owned();
-    assert_eq!(tokens.send_success(&token, json!({})), Err(TokenError::TaskTimedOut));
-    assert_eq!(tokens.send_failure(&token, "E", "C"), Err(TokenError::TaskTimedOut));
+    assert_eq!(
+        tokens.send_success("no-such-token", json!({})),
+        Err(TokenError::InvalidToken)
+    );
+    assert_eq!(
+        tokens.send_heartbeat("no-such-token"),
+        Err(TokenError::InvalidToken)
+    );
+    let scheduled = out
+        .history
+        .iter()
+        .find(|e| e.r#type == "TaskScheduled")
+        .expect("TaskScheduled");
+    let token = scheduled.details["parameters"]["Payload"]["token"]
+        .as_str()
+        .expect("token in parameters")
+        .to_owned();
+    assert_eq!(
+        tokens.send_success(&token, json!({})),
+        Err(TokenError::TaskTimedOut)
+    );
+    assert_eq!(
+        tokens.send_failure(&token, "E", "C"),
+        Err(TokenError::TaskTimedOut)
+    );
     assert_eq!(
         types(&out),
-        ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
     );
 
     // A task that times out closes its token too.
-    let m = load(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+    let m = load(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
         "TimeoutSeconds": 10,
-        "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token", "after": 50}}, "End": true}}}));
+        "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token", "after": 50}}, "End": true}}}),
+    );
     let (execution, tokens) = m.start(ExecutionConfig::new("e", "sm", T0, json!({})));
     let handler = common::ScriptedHandler::new(tokens.clone());
     let out = common::virtual_runtime().block_on(execution.run(&handler));
     assert_eq!(out.error.as_deref(), Some("States.Timeout"));
     assert!(types(&out).contains(&"TaskTimedOut"));
-    let token = out.history.iter().find(|e| e.r#type == "TaskScheduled").map(|e| e.details["parameters"]["Payload"]["token"].clone());
-    let token = token.and_then(|t| t.as_str().map(str::to_owned)).expect("token");
-    assert_eq!(tokens.send_success(&token, json!({})), Err(TokenError::TaskTimedOut));
+    let token = out
+        .history
+        .iter()
+        .find(|e| e.r#type == "TaskScheduled")
+        .map(|e| e.details["parameters"]["Payload"]["token"].clone());
+    let token = token
+        .and_then(|t| t.as_str().map(str::to_owned))
+        .expect("token");
+    assert_eq!(
+        tokens.send_success(&token, json!({})),
+        Err(TokenError::TaskTimedOut)
+    );
 }
 
 /// Sends heartbeats and completes on its own schedule; the engine must keep the task alive.
@@ -215,7 +317,9 @@ impl TaskHandler for Heartbeats {
                 assert_eq!(tokens.send_heartbeat(&token), Ok(()));
             }
             tokio::time::sleep(Duration::from_secs(50)).await;
-            tokens.send_success(&token, json!("done")).expect("still waiting");
+            tokens
+                .send_success(&token, json!("done"))
+                .expect("still waiting");
         });
         Ok(Value::Null)
     }
@@ -223,9 +327,11 @@ impl TaskHandler for Heartbeats {
 
 #[test]
 fn heartbeats_reset_the_heartbeat_timer() {
-    let m = load(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+    let m = load(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
         "HeartbeatSecondsPath": "$.hb",
-        "Parameters": {"FunctionName": "f", "Payload": {"token.$": "$$.Task.Token"}}, "End": true}}}));
+        "Parameters": {"FunctionName": "f", "Payload": {"token.$": "$$.Task.Token"}}, "End": true}}}),
+    );
     let out = run_with(&m, json!({"hb": 60}), Heartbeats);
     assert_eq!(out.output, Some(json!("done")));
     assert_eq!(out.ended_at - out.started_at, time::Duration::seconds(550));
@@ -234,31 +340,47 @@ fn heartbeats_reset_the_heartbeat_timer() {
 #[test]
 fn retry_intervals_follow_backoff_in_virtual_time() {
     // 3 failures, interval 10 s, rate 2, max delay 25 s: waits 10 + 20 + 25 = 55 s.
-    let m = load(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:flaky",
+    let m = load(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:flaky",
         "Parameters": {"failures": 3},
-        "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 10, "BackoffRate": 2.0, "MaxDelaySeconds": 25, "MaxAttempts": 3}], "End": true}}}));
+        "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 10, "BackoffRate": 2.0, "MaxDelaySeconds": 25, "MaxAttempts": 3}], "End": true}}}),
+    );
     let out = run_with(&m, json!({}), common::ScriptedHandler::new);
     assert_eq!(out.status, ExecutionStatus::Succeeded);
     assert_eq!(out.ended_at - out.started_at, time::Duration::seconds(55));
-    assert_eq!(types(&out).iter().filter(|t| **t == "LambdaFunctionFailed").count(), 3);
+    assert_eq!(
+        types(&out)
+            .iter()
+            .filter(|t| **t == "LambdaFunctionFailed")
+            .count(),
+        3
+    );
     // FULL jitter: somewhere between 0 and 55 s.
-    let m = load(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:flaky",
+    let m = load(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:flaky",
         "Parameters": {"failures": 3},
-        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "BackoffRate": 2.0, "MaxDelaySeconds": 25, "MaxAttempts": 3, "JitterStrategy": "FULL"}], "End": true}}}));
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "BackoffRate": 2.0, "MaxDelaySeconds": 25, "MaxAttempts": 3, "JitterStrategy": "FULL"}], "End": true}}}),
+    );
     for _ in 0..5 {
         let out = run_with(&m, json!({}), common::ScriptedHandler::new);
         assert_eq!(out.status, ExecutionStatus::Succeeded);
         let d = out.ended_at - out.started_at;
-        assert!(d >= time::Duration::ZERO && d <= time::Duration::seconds(55), "{d}");
+        assert!(
+            d >= time::Duration::ZERO && d <= time::Duration::seconds(55),
+            "{d}"
+        );
     }
 }
 
 #[test]
 fn lambda_invoke_wrapper_and_progress_stream() {
-    let m = load(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:echo", "Payload.$": "$"}, "End": true}}}));
+    let m = load(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:echo", "Payload.$": "$"}, "End": true}}}),
+    );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (execution, tokens) = m.start(ExecutionConfig::new("e", "sm", T0, json!({"a": 1})).with_progress(tx));
+    let (execution, tokens) =
+        m.start(ExecutionConfig::new("e", "sm", T0, json!({"a": 1})).with_progress(tx));
     let handler = common::ScriptedHandler::new(tokens);
     let out = common::virtual_runtime().block_on(execution.run(&handler));
     let output = out.output.clone().expect("output");
@@ -278,14 +400,20 @@ fn lambda_invoke_wrapper_and_progress_stream() {
 fn substitutions_and_context() {
     let def = r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"arn": "${Fn}", "keep": "${Unknown}",
         "name.$": "$$.Execution.Name", "id.$": "$$.Execution.Id", "sm.$": "$$.StateMachine.Name"}, "End": true}}}"#;
-    let subs = HashMap::from([("Fn".to_owned(), "arn:aws:lambda:us-east-1:1:function:x".to_owned())]);
+    let subs = HashMap::from([(
+        "Fn".to_owned(),
+        "arn:aws:lambda:us-east-1:1:function:x".to_owned(),
+    )]);
     let m = StateMachine::from_json(def, &subs).expect("loads");
     let (execution, tokens) = m.start(ExecutionConfig::new("rel-42", "release", T0, json!({})));
-    let out = common::virtual_runtime().block_on(execution.run(&common::ScriptedHandler::new(tokens)));
+    let out =
+        common::virtual_runtime().block_on(execution.run(&common::ScriptedHandler::new(tokens)));
     assert_eq!(
         out.output,
-        Some(json!({"arn": "arn:aws:lambda:us-east-1:1:function:x", "keep": "${Unknown}", "name": "rel-42",
-            "id": "arn:aws:states:us-east-1:123456789012:execution:release:rel-42", "sm": "release"}))
+        Some(
+            json!({"arn": "arn:aws:lambda:us-east-1:1:function:x", "keep": "${Unknown}", "name": "rel-42",
+            "id": "arn:aws:states:us-east-1:123456789012:execution:release:rel-42", "sm": "release"})
+        )
     );
 }
 
@@ -298,36 +426,64 @@ fn refused(def: Value) -> rm_states::LoadError {
 
 #[test]
 fn load_time_refusals_name_state_and_field() {
-    let e = refused(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemReader": {}, "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemReader": {}, "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
+    );
     assert_eq!((e.state.as_str(), e.field.as_str()), ("M", "ItemReader"));
-    assert!(e.to_string().contains("'M'") && e.to_string().contains("ItemReader"), "{e}");
+    assert!(
+        e.to_string().contains("'M'") && e.to_string().contains("ItemReader"),
+        "{e}"
+    );
 
-    let e = refused(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ToleratedFailureCount": 1, "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ToleratedFailureCount": 1, "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
+    );
     assert_eq!(e.field, "ToleratedFailureCount");
 
-    let e = refused(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
+    );
     assert_eq!((e.state.as_str(), e.field.as_str()), ("M", "ItemProcessor"));
 
-    let e = refused(json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}));
+    let e = refused(
+        json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}),
+    );
     assert_eq!(e.field, "QueryLanguage");
-    let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "QueryLanguage": "JSONata", "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "QueryLanguage": "JSONata", "End": true}}}),
+    );
     assert_eq!((e.state.as_str(), e.field.as_str()), ("P", "QueryLanguage"));
 
-    let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Bogus": 1, "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Bogus": 1, "End": true}}}),
+    );
     assert_eq!((e.state.as_str(), e.field.as_str()), ("P", "Bogus"));
-    let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Assign": {"x": 1}, "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Assign": {"x": 1}, "End": true}}}),
+    );
     assert_eq!(e.field, "Assign");
 
-    let e = refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "my-function", "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "my-function", "End": true}}}),
+    );
     assert_eq!((e.state.as_str(), e.field.as_str()), ("T", "Resource"));
-    let e = refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2", "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2", "End": true}}}),
+    );
     assert_eq!(e.field, "Resource");
-    let e = refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:1:activity:a", "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:1:activity:a", "End": true}}}),
+    );
     assert_eq!(e.field, "Resource");
 
     // Inside a Map: the state is named with its path.
-    let e = refused(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Credentials": {}, "End": true}}}, "End": true}}}));
-    assert_eq!((e.state.as_str(), e.field.as_str()), ("M/ItemProcessor/P", "Credentials"));
+    let e = refused(
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Credentials": {}, "End": true}}}, "End": true}}}),
+    );
+    assert_eq!(
+        (e.state.as_str(), e.field.as_str()),
+        ("M/ItemProcessor/P", "Credentials")
+    );
 
     // Structure.
     let e = refused(json!({"StartAt": "Nope", "States": {"P": {"Type": "Pass", "End": true}}}));
@@ -336,23 +492,39 @@ fn load_time_refusals_name_state_and_field() {
     assert_eq!((e.state.as_str(), e.field.as_str()), ("P", "Next"));
     let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass"}}}));
     assert_eq!(e.field, "Next");
-    let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true, "Next": "P"}}}));
+    let e = refused(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true, "Next": "P"}}}),
+    );
     assert_eq!(e.field, "End");
-    let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}, "Q": {"Type": "Succeed"}}}));
+    let e = refused(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}, "Q": {"Type": "Succeed"}}}),
+    );
     assert_eq!(e.state, "Q");
-    let e = refused(json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEquals": "x", "Next": "Z"}]}}}));
+    let e = refused(
+        json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEquals": "x", "Next": "Z"}]}}}),
+    );
     assert_eq!((e.state.as_str(), e.field.as_str()), ("C", "Choices"));
-    let e = refused(json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEqualz": "x", "Next": "C"}]}}}));
+    let e = refused(
+        json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEqualz": "x", "Next": "C"}]}}}),
+    );
     assert_eq!(e.field, "Choices");
-    let e = refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true,
-        "Retry": [{"ErrorEquals": ["States.ALL", "X"]}]}}}));
+    let e = refused(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true,
+        "Retry": [{"ErrorEquals": ["States.ALL", "X"]}]}}}),
+    );
     assert_eq!(e.field, "Retry");
-    let e = refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true,
-        "Retry": [{"ErrorEquals": ["X"], "JitterStrategy": "HALF"}]}}}));
+    let e = refused(
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true,
+        "Retry": [{"ErrorEquals": ["X"], "JitterStrategy": "HALF"}]}}}),
+    );
     assert_eq!(e.field, "Retry");
-    let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": "States.Nope(1)"}, "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": "States.Nope(1)"}, "End": true}}}),
+    );
     assert_eq!(e.field, "Parameters");
-    let e = refused(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "ResultPath": "$.a[*]", "End": true}}}));
+    let e = refused(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "ResultPath": "$.a[*]", "End": true}}}),
+    );
     assert_eq!(e.field, "ResultPath");
     assert!(StateMachine::from_json("{not json", &HashMap::new()).is_err());
     assert!(StateMachine::from_json("[]", &HashMap::new()).is_err());
@@ -369,17 +541,28 @@ struct SeedStubs {
 impl TaskHandler for SeedStubs {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, TaskFailure> {
         match function.rsplit(':').next().unwrap_or_default() {
-            "CheckManifest" => Ok(json!({"steps": 1, "manifest": {"releaseId": "5.15", "pipelines": ["a", "b"]}})),
+            "CheckManifest" => {
+                Ok(json!({"steps": 1, "manifest": {"releaseId": "5.15", "pipelines": ["a", "b"]}}))
+            }
             "RunPipeline" => Ok(json!({"error": "", "pipeline": payload["pipeline"]})),
             "CheckPipelines" => {
                 self.polls.set(self.polls.get() + 1);
-                let status = if self.polls.get() > 240 { "COMPLETED" } else { "IN_PROGRESS" };
-                Ok(json!({"releaseId": "5.15", "releaseStatus": status, "releaseTimestamp": "2026-03-01T11:00:00Z"}))
+                let status = if self.polls.get() > 240 {
+                    "COMPLETED"
+                } else {
+                    "IN_PROGRESS"
+                };
+                Ok(
+                    json!({"releaseId": "5.15", "releaseStatus": status, "releaseTimestamp": "2026-03-01T11:00:00Z"}),
+                )
             }
             "updateItem" => {
                 self.updates.set(self.updates.get() + 1);
                 assert_eq!(payload["Key"]["ReleaseId"]["S"], json!("5.15"));
-                assert_eq!(payload["ExpressionAttributeNames"]["#new"], json!("COMPLETED"));
+                assert_eq!(
+                    payload["ExpressionAttributeNames"]["#new"],
+                    json!("COMPLETED")
+                );
                 Ok(json!({"Attributes": {}}))
             }
             other => Err(TaskFailure::new("Unknown", format!("no stub for {other}"))),
@@ -389,36 +572,70 @@ impl TaskHandler for SeedStubs {
 
 #[test]
 fn seed_definition_runs_with_stub_handlers() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds/original-release_machine.asl.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/seeds/original-release_machine.asl.json");
     let def = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let arn = |n: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{n}");
     let subs = HashMap::from([
         ("CheckManifestFunctionArn".to_owned(), arn("CheckManifest")),
         ("RunPipelineFunctionArn".to_owned(), arn("RunPipeline")),
-        ("CheckPipelinesFunctionArn".to_owned(), arn("CheckPipelines")),
-        ("DDBUpdatetem".to_owned(), "arn:aws:states:::dynamodb:updateItem".to_owned()),
+        (
+            "CheckPipelinesFunctionArn".to_owned(),
+            arn("CheckPipelines"),
+        ),
+        (
+            "DDBUpdatetem".to_owned(),
+            "arn:aws:states:::dynamodb:updateItem".to_owned(),
+        ),
         ("DDBTable".to_owned(), "Releases".to_owned()),
     ]);
     let m = StateMachine::from_json(&def, &subs).unwrap_or_else(|e| panic!("{e}"));
-    let stubs = SeedStubs { polls: Cell::new(0), updates: Cell::new(0) };
-    let (execution, _tokens) = m.start(ExecutionConfig::new("seed", "release_machine", T0, json!({"bucket": "b", "key": "k"})));
+    let stubs = SeedStubs {
+        polls: Cell::new(0),
+        updates: Cell::new(0),
+    };
+    let (execution, _tokens) = m.start(ExecutionConfig::new(
+        "seed",
+        "release_machine",
+        T0,
+        json!({"bucket": "b", "key": "k"}),
+    ));
     let wall = Instant::now();
     let out = common::virtual_runtime().block_on(execution.run(&stubs));
-    assert_eq!(out.status, ExecutionStatus::Succeeded, "{:?} {:?}", out.error, out.cause);
+    assert_eq!(
+        out.status,
+        ExecutionStatus::Succeeded,
+        "{:?} {:?}",
+        out.error,
+        out.cause
+    );
     assert_eq!(stubs.updates.get(), 1);
     // 241 polls, 30 s apart: two simulated hours.
-    assert_eq!(out.ended_at - out.started_at, time::Duration::seconds(241 * 30));
+    assert_eq!(
+        out.ended_at - out.started_at,
+        time::Duration::seconds(241 * 30)
+    );
     assert!(wall.elapsed() < Duration::from_secs(5));
     // The polling design's cost: transitions and events grow with the release's duration.
     assert!(out.state_transitions > 700, "{}", out.state_transitions);
-    assert_eq!(types(&out).iter().filter(|t| **t == "MapIterationStarted").count(), 2);
+    assert_eq!(
+        types(&out)
+            .iter()
+            .filter(|t| **t == "MapIterationStarted")
+            .count(),
+        2
+    );
 }
 
 /// CPU time of this thread (Linux schedstat), so that the budget is measured fairly on a
 /// busy machine; wall time where it is not available.
 fn thread_cpu() -> Option<Duration> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
+    s.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
 }
 
 /// Like the release: each of 500 items runs ~6 states, one a waitForTaskToken task
@@ -464,7 +681,10 @@ fn map_of_500_with_task_tokens_is_fast() {
         assert_eq!(out.status, ExecutionStatus::Succeeded, "{:?}", out.cause);
         assert_eq!(out.state_transitions, 3 + 500 * 6);
         // 13 rounds of 40 (MaxConcurrency) pipelines of 7200 s, each then waiting 1 s.
-        assert_eq!(out.ended_at - out.started_at, time::Duration::seconds(13 * 7201));
+        assert_eq!(
+            out.ended_at - out.started_at,
+            time::Duration::seconds(13 * 7201)
+        );
         println!(
             "500-item Map ({} history): {elapsed:?} CPU, {wall:?} wall, {} events, {} transitions",
             if lean { "lean" } else { "full" },
@@ -474,6 +694,72 @@ fn map_of_500_with_task_tokens_is_fast() {
         timings.push(elapsed);
     }
     // Budget: well under 200 ms in the dev build (CPU time of the executing thread).
-    assert!(timings[0] < Duration::from_millis(200), "lean history took {:?}", timings[0]);
-    assert!(timings[1] < Duration::from_millis(300), "full history took {:?}", timings[1]);
+    assert!(
+        timings[0] < Duration::from_millis(200),
+        "lean history took {:?}",
+        timings[0]
+    );
+    assert!(
+        timings[1] < Duration::from_millis(300),
+        "full history took {:?}",
+        timings[1]
+    );
+}
+
+#[test]
+fn hostile_inputs_give_errors_not_panics() {
+    let cases = [
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.ArrayRange(9223372036854775800, 9223372036854775807, 100)"}, "End": true}}}),
+            json!({}),
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.MathAdd(9223372036854775807, 1)"}, "End": true}}}),
+            json!({}),
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.a[-9223372036854775808]", "End": true}}}),
+            json!({"a": [1]}),
+        ),
+        (
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}}),
+            json!({"s": u64::MAX}),
+        ),
+        (
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.t", "End": true}}}),
+            json!({"t": "9999-12-31T23:59:59Z"}),
+        ),
+        (
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken", "HeartbeatSecondsPath": "$.h",
+            "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token", "after": 5}}, "End": true}}}),
+            json!({"h": u64::MAX}),
+        ),
+        (
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrencyPath": "$.m", "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
+            json!([1, 2]),
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.Base64Decode('!!!')"}, "End": true}}}),
+            json!({}),
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.StringToJson('{')"}, "End": true}}}),
+            json!({}),
+        ),
+        (
+            json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "ErrorPath": "$.e"}}}),
+            json!({"e": {"not": "a string"}}),
+        ),
+    ];
+    for (def, input) in cases {
+        let m = load(def.clone());
+        let out = run_with(&m, input, common::ScriptedHandler::new);
+        assert!(
+            out.status == ExecutionStatus::Succeeded
+                || out.error.as_deref() == Some("States.Runtime"),
+            "{def}: {:?} {:?}",
+            out.error,
+            out.cause
+        );
+    }
 }

@@ -53,10 +53,20 @@ async fn client(endpoint: &str) -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::new(&conf)
 }
 
-async fn run_in_moto(client: &aws_sdk_sfn::Client, case: &common::Case, run_id: &str) -> Result<(String, Option<Value>, Option<String>), String> {
+async fn run_in_moto(
+    client: &aws_sdk_sfn::Client,
+    case: &common::Case,
+    run_id: &str,
+) -> Result<(String, Option<Value>, Option<String>), String> {
     let name: String = format!("{}-{run_id}", case.name)
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(80)
         .collect();
     let sm = client
@@ -84,8 +94,14 @@ async fn run_in_moto(client: &aws_sdk_sfn::Client, case: &common::Case, run_id: 
             .await
             .map_err(|e| format!("DescribeExecution: {e:?}"))?;
         if *d.status() != ExecutionStatus::Running {
-            let output = d.output().map(|o| serde_json::from_str(o).unwrap_or(Value::String(o.to_owned())));
-            return Ok((d.status().as_str().to_owned(), output, d.error().map(str::to_owned)));
+            let output = d
+                .output()
+                .map(|o| serde_json::from_str(o).unwrap_or(Value::String(o.to_owned())));
+            return Ok((
+                d.status().as_str().to_owned(),
+                output,
+                d.error().map(str::to_owned),
+            ));
         }
         if Instant::now() > deadline {
             return Err("still RUNNING after 60 s".into());
@@ -99,8 +115,17 @@ async fn conformance_corpus_in_moto() {
     let endpoint = endpoint();
     enable_execution(&endpoint);
     let client = client(&endpoint).await;
-    let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0));
-    let cases: Vec<common::Case> = common::cases().into_iter().filter(|c| c.moto_skip.is_none()).collect();
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let cases: Vec<common::Case> = common::cases()
+        .into_iter()
+        .filter(|c| c.moto_skip.is_none())
+        .collect();
     assert!(cases.len() >= 60, "only {} cases run in moto", cases.len());
     let results: Vec<(String, Result<(), String>)> = stream::iter(cases.iter())
         .map(|case| {
@@ -109,7 +134,9 @@ async fn conformance_corpus_in_moto() {
             async move {
                 let expected = case.moto_expected.as_ref().unwrap_or(&case.expected);
                 let r = match run_in_moto(client, case, run_id).await {
-                    Ok((status, output, error)) => common::check(expected, &status, output.as_ref(), error.as_deref()),
+                    Ok((status, output, error)) => {
+                        common::check(expected, &status, output.as_ref(), error.as_deref())
+                    }
                     Err(e) => Err(e),
                 };
                 (case.name.clone(), r)
@@ -122,6 +149,16 @@ async fn conformance_corpus_in_moto() {
         .iter()
         .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
         .collect();
-    println!("{} cases ran in moto, {} disagree", results.len(), failures.len());
-    assert!(failures.is_empty(), "moto disagrees on {} of {} cases:\n{}", failures.len(), results.len(), failures.join("\n"));
+    println!(
+        "{} cases ran in moto, {} disagree",
+        results.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "moto disagrees on {} of {} cases:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n")
+    );
 }

@@ -35,9 +35,15 @@ pub fn cases() -> Vec<Case> {
     files
         .into_iter()
         .map(|file| {
-            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let field = |k: &str| v.get(k).cloned().unwrap_or_else(|| panic!("{}: missing '{k}'", file.display()));
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let field = |k: &str| {
+                v.get(k)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{}: missing '{k}'", file.display()))
+            };
             Case {
                 name: field("name").as_str().unwrap_or_default().to_owned(),
                 definition: field("definition"),
@@ -59,16 +65,25 @@ pub fn cases() -> Vec<Case> {
 pub fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
 }
 
 /// Checks an outcome against `{"status", "output"?, "error"?}`; `Err` describes the difference.
-pub fn check(expected: &Value, status: &str, output: Option<&Value>, error: Option<&str>) -> Result<(), String> {
+pub fn check(
+    expected: &Value,
+    status: &str,
+    output: Option<&Value>,
+    error: Option<&str>,
+) -> Result<(), String> {
     let want_status = expected["status"].as_str().unwrap_or_default();
     if want_status != status {
         return Err(format!(
@@ -99,7 +114,10 @@ pub struct ScriptedHandler {
 
 impl ScriptedHandler {
     pub fn new(tokens: TaskTokens) -> Self {
-        ScriptedHandler { tokens, calls: RefCell::new(HashMap::new()) }
+        ScriptedHandler {
+            tokens,
+            calls: RefCell::new(HashMap::new()),
+        }
     }
 }
 
@@ -110,7 +128,11 @@ fn secs(v: &Value, k: &str) -> u64 {
 #[async_trait::async_trait(?Send)]
 impl TaskHandler for ScriptedHandler {
     async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, TaskFailure> {
-        let short = function_name.rsplit(':').next().unwrap_or(function_name).to_owned();
+        let short = function_name
+            .rsplit(':')
+            .next()
+            .unwrap_or(function_name)
+            .to_owned();
         let n = {
             let mut calls = self.calls.borrow_mut();
             let c = calls.entry(short.clone()).or_insert(0);
@@ -119,10 +141,18 @@ impl TaskHandler for ScriptedHandler {
         };
         match short.as_str() {
             "fail" => Err(TaskFailure::new(
-                payload.get("error").and_then(Value::as_str).unwrap_or_default(),
-                payload.get("cause").and_then(Value::as_str).unwrap_or_default(),
+                payload
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                payload
+                    .get("cause")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
             )),
-            "flaky" if n <= secs(&payload, "failures") => Err(TaskFailure::new("Flaky", format!("call {n}"))),
+            "flaky" if n <= secs(&payload, "failures") => {
+                Err(TaskFailure::new("Flaky", format!("call {n}")))
+            }
             "sleep" => {
                 tokio::time::sleep(Duration::from_secs(secs(&payload, "seconds"))).await;
                 Ok(payload)
@@ -132,12 +162,17 @@ impl TaskHandler for ScriptedHandler {
                 let token = payload["token"].as_str().unwrap_or_default().to_owned();
                 let after = secs(&payload, "after");
                 let every = secs(&payload, "heartbeatEvery");
-                let fail = payload.get("fail").and_then(Value::as_str).map(str::to_owned);
+                let fail = payload
+                    .get("fail")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 let output = payload.get("output").cloned().unwrap_or(json!({}));
                 tokio::spawn(async move {
                     let start = tokio::time::Instant::now();
                     if every > 0 {
-                        while start.elapsed() + Duration::from_secs(every) < Duration::from_secs(after) {
+                        while start.elapsed() + Duration::from_secs(every)
+                            < Duration::from_secs(after)
+                        {
                             tokio::time::sleep(Duration::from_secs(every)).await;
                             let _ = tokens.send_heartbeat(&token);
                         }
