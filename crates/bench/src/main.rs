@@ -26,6 +26,7 @@ usage: rm-bench [--runs N] [--json PATH] [--log-dir DIR] [--timeout-ms MS] [--en
                 [--invoke JSON] [--note TEXT]... SUBJECT...
 SUBJECT: --subject NAME --exe PATH [--arg A]... [--src DIR] [--kind rust|node]
          [--lambda-target T] [--init-target T] [--zip-bytes N] [--bootstrap-bytes N]
+         [--set K=V]...   (environment of this subject only)
          [--error TEXT]   (not measured: reported with TEXT, e.g. a failed build)
 --src DIR: scan DIR's .rs files for UPPER_CASE string literals (TABLE_NAME, STATE_MACHINE_ARN,
            ...) and give each a plausible value, so the function's main finds what it reads.
@@ -49,6 +50,7 @@ struct Subject {
     zip_bytes: Option<u64>,
     bootstrap_bytes: Option<u64>,
     error: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -124,6 +126,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             "--zip-bytes" => s.zip_bytes = Some(num(v)?),
             "--bootstrap-bytes" => s.bootstrap_bytes = Some(num(v)?),
             "--error" => s.error = Some(v),
+            "--set" => {
+                let (k, val) = v.split_once('=').ok_or("--set wants K=V")?;
+                s.env.push((k.to_owned(), val.to_owned()));
+            }
             _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
         }
     }
@@ -336,6 +342,7 @@ impl Bench<'_> {
         }
         env.extend(lambda_env(&self.stub.runtime_api(), &s.name, &self.home));
         env.extend(self.opts.env.iter().cloned());
+        env.extend(s.env.iter().cloned());
         env
     }
 
