@@ -521,9 +521,11 @@ impl ReleaseStore for SqliteStore {
                 })?;
             match run.execution_id.as_deref() {
                 Some(e) if e == execution_id => return Ok((run, false)),
-                Some(other) => return Err(PortError::ConditionFailed(format!(
+                Some(other) => {
+                    return Err(PortError::ConditionFailed(format!(
                     "pipeline {pipeline} of release {id} was already started as execution {other}"
-                ))),
+                )))
+                }
                 None if run.status != RunStatus::NotStarted => {
                     return Err(PortError::ConditionFailed(format!(
                         "pipeline {pipeline} of release {id} is {}; it cannot be started",
