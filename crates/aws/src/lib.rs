@@ -12,6 +12,20 @@
 //! | `Alarms` | [`CloudWatchAlarms`] |
 //! | `HealthEvents` | [`AwsHealth`] |
 //!
+//! Built once in a function's main:
+//!
+//! ```ignore
+//! let config = rm_aws::load_config().await;
+//! let store = rm_aws::DynamoStore::new(
+//!     aws_sdk_dynamodb::Client::new(&config),
+//!     rm_aws::required_env("TABLE_NAME")?,
+//! );
+//! let pipelines = rm_aws::CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
+//! let tokens = rm_aws::SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
+//! let health = rm_aws::AwsHealth::from_config(&config); // Health's endpoint is us-east-1
+//! // handlers return Result<_, rm_aws::LambdaError>: errorType = TaskError::error_type()
+//! ```
+//!
 //! SDK errors become core's `PortError`: throttling → `Throttled`; 5xx, timeouts and
 //! connection failures → `Transient`; a failed condition → `ConditionFailed`.
 

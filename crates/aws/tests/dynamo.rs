@@ -104,6 +104,16 @@ async fn retried_claim_keeps_runs_that_moved_on(backend: Dynamo) {
         "the retry did not reset a started run"
     );
     assert_eq!(app.execution_id.as_deref(), Some("e-app"));
+
+    // A very late retry, after the release ended, passes without reopening it.
+    store
+        .finish(&rid("r2"), "exec-a", ReleaseStatus::Succeeded, None, T0)
+        .await
+        .unwrap();
+    assert_eq!(store.claim(&rel).await.unwrap(), Claim::Claimed);
+    let stored = store.get(&rid("r2")).await.unwrap().unwrap();
+    assert_eq!(stored.release.status, ReleaseStatus::Succeeded);
+    assert_eq!(stored.runs.len(), 2);
 }
 
 async fn query_reads_the_release_and_all_runs_in_manifest_order(backend: Dynamo) {

@@ -236,10 +236,20 @@ impl ReleaseStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(release_item(record, runs.len())))
-            .condition_expression("attribute_not_exists(#pk) OR #owner = :owner")
+            // A retry by the owner rewrites the release item only while nothing has moved
+            // on (still RUNNING, no stop requested); otherwise the condition fails, the read
+            // below finds the owner and the claim passes without touching the release.
+            .condition_expression(
+                "attribute_not_exists(#pk) OR \
+                 (#owner = :owner AND #status = :running AND #stop = :false)",
+            )
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#stop", STOP_REQUESTED)
             .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":running", s(ReleaseStatus::Running.as_str()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
