@@ -231,3 +231,18 @@ async fn a_malformed_payload_is_bad_input_not_a_panic() {
         assert_eq!(err.error_type(), "BadInput", "{payload}: {err}");
     }
 }
+
+#[tokio::test]
+async fn the_lambda_error_carries_the_error_type_the_state_machine_matches() {
+    let world = World::new(&event_bytes("bad-manifests/invalid-fields.json"));
+    let err = handle(event("task-check-manifest.json"), &world.ports())
+        .await
+        .expect_err("invalid manifest");
+    let diagnostic: lambda_runtime::Diagnostic = rm_aws::LambdaError::from(err).into();
+    assert_eq!(diagnostic.error_type, "ManifestInvalid");
+    assert!(
+        diagnostic.error_message.contains("$.pipelines[0].wave"),
+        "{}",
+        diagnostic.error_message
+    );
+}

@@ -37,7 +37,14 @@ pub async fn handle(payload: Value, ports: &Ports<'_>) -> Result<Value, TaskErro
     let event: CodePipelineJobEvent = match serde_json::from_value(payload) {
         Ok(event) => event,
         Err(e) => {
-            let reason = format!("health gate: the job event could not be read: {e}");
+            // serde's message can quote a value of the event, and the event holds
+            // credentials: only the kind of error is kept.
+            let reason = format!(
+                "health gate: the job event could not be read ({:?} error): its data does not \
+                 have the shape CodePipeline sends (actionConfiguration.configuration, \
+                 inputArtifacts, outputArtifacts, artifactCredentials)",
+                e.classify()
+            );
             return answer_failure(&job_id, &reason, ports).await;
         }
     };

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 const JOB_ID: &str = "c0d3f00d-1111-4e2a-9c1b-0123456789ab";
 
 fn job() -> Value {
-    let path = format!("{}/../../events/codepipeline-job.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../events/codepipeline-job.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_slice(&bytes).expect("events/ files are JSON")
 }
@@ -170,7 +173,11 @@ async fn a_job_whose_data_does_not_decode_is_still_answered() {
 #[tokio::test]
 async fn a_payload_without_a_job_id_is_bad_input_and_answers_nothing() {
     let world = World::new(vec![]);
-    for payload in [json!({}), json!({"CodePipeline.job": {"data": {}}}), json!("job")] {
+    for payload in [
+        json!({}),
+        json!({"CodePipeline.job": {"data": {}}}),
+        json!("job"),
+    ] {
         let err = handle(payload.clone(), &world.ports())
             .await
             .expect_err("no job id");

@@ -70,7 +70,8 @@ impl World {
     async fn call(&self, request: Request) -> (StatusCode, Value, Response<Body>) {
         let response = handle(request, &self.ports()).await;
         assert_eq!(
-            response.headers()["content-type"], "application/json",
+            response.headers()["content-type"],
+            "application/json",
             "every answer is JSON"
         );
         let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
@@ -85,7 +86,8 @@ async fn post_claims_the_release_starts_the_execution_and_answers_202() {
 
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["releaseId"], "2026.03.1");
-    let status_url = "https://abcd123456.execute-api.eu-west-1.amazonaws.com/Prod/releases/2026.03.1";
+    let status_url =
+        "https://abcd123456.execute-api.eu-west-1.amazonaws.com/Prod/releases/2026.03.1";
     assert_eq!(body["statusUrl"], status_url);
     assert_eq!(response.headers()["location"], status_url);
 
@@ -94,7 +96,10 @@ async fn post_claims_the_release_starts_the_execution_and_answers_202() {
     let (name, input) = &started[0];
     assert_eq!(name, "api-c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
     assert_eq!(input, &json!({"claimedRelease": "2026.03.1"}));
-    assert!(body["executionArn"].as_str().unwrap().ends_with(name.as_str()));
+    assert!(body["executionArn"]
+        .as_str()
+        .unwrap()
+        .ends_with(name.as_str()));
 
     let stored = world
         .store
@@ -115,7 +120,10 @@ async fn post_of_a_claimed_release_id_is_409() {
     world.call(post("first-call", None)).await;
     let (status, body, _) = world.call(post("second-call", None)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("2026.03.1"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("2026.03.1"),
+        "{body}"
+    );
     assert_eq!(world.executions.started().len(), 1, "no second execution");
 }
 
@@ -141,7 +149,8 @@ async fn post_of_an_invalid_manifest_is_400_with_every_error() {
 #[tokio::test]
 async fn post_of_unknown_pipelines_empty_or_non_json_bodies_is_400() {
     let world = World::new();
-    let unknown = r#"{"releaseId": "2026.03.2", "pipelines": ["payments-api", "no-such-pipeline"]}"#;
+    let unknown =
+        r#"{"releaseId": "2026.03.2", "pipelines": ["payments-api", "no-such-pipeline"]}"#;
     let (status, body, _) = world.call(post("unknown", Some(unknown))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["path"], "$.pipelines[1].name");
@@ -164,7 +173,13 @@ async fn a_failed_start_is_500_with_a_message_and_gives_the_id_back() {
         .fail_with(PortError::Transient("connection reset".into()));
     let (status, body, _) = world.call(post("first", None)).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("connection reset"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection reset"),
+        "{body}"
+    );
     assert!(world
         .store
         .get(&ReleaseId::parse("2026.03.1").unwrap())
