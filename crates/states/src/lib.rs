@@ -52,6 +52,28 @@
 //! * [`ExecutionConfig::progress`]: an optional channel that receives every
 //!   [`HistoryEvent`] as it is recorded, for live progress.
 //!
+//! * [`ExecutionConfig::history_data`] (`without_history_data()`): keep inputs, outputs and
+//!   parameters out of the history for large runs.
+//!
+//! # Semantics worth knowing
+//!
+//! * A definite path (`$.a.b[0].c`, `$['x']`) yields the value; an indefinite one (`[*]`,
+//!   filters, slices, `..`) yields the list of matches (`[]` when nothing matches). A
+//!   definite path that matches nothing, an intrinsic function with bad arguments, a
+//!   ResultPath that cannot be applied, and a Choice `Variable` that does not resolve
+//!   (except for `IsPresent`) are `States.Runtime`, which no Retry or Catch handles.
+//! * A failing Map iteration or Parallel branch aborts its siblings (their futures are
+//!   dropped, their task tokens closed) and the state fails with the iteration's own error
+//!   name and cause (`States.BranchFailed` is not used).
+//! * `States.TaskFailed` in ErrorEquals matches every error but `States.Timeout`;
+//!   `States.Timeout` also matches `States.HeartbeatTimeout`. A task failure with an empty
+//!   error name is reported as `States.TaskFailed`.
+//! * `States.MathRandom(start, end)` includes both bounds (moto's parity-tested executor
+//!   agrees). Retry with `JitterStrategy: FULL` waits a uniform random fraction of the
+//!   backoff delay.
+//! * A task's TimeoutSecondsPath / HeartbeatSecondsPath / Map's MaxConcurrencyPath are read
+//!   from the state's input after InputPath.
+//!
 //! # Refused at load
 //!
 //! QueryLanguage JSONata, variables (`Assign`), `Arguments`/`Output`, Task `Credentials`,

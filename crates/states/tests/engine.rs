@@ -763,3 +763,24 @@ fn hostile_inputs_give_errors_not_panics() {
         );
     }
 }
+
+/// The project's own definition must load unchanged (the CLI runs it with the real handlers).
+#[test]
+fn release_definition_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../statemachine/release.asl.json");
+    let def = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let arn = |n: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{n}");
+    let subs: HashMap<String, String> = [
+        "CheckManifest",
+        "PollExecution",
+        "RecordState",
+        "StartPipelines",
+    ]
+    .iter()
+    .map(|n| (format!("{n}FunctionArn"), arn(n)))
+    .collect();
+    if let Err(e) = StateMachine::from_json(&def, &subs) {
+        panic!("{}: {e}", path.display());
+    }
+}
