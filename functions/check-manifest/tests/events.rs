@@ -246,3 +246,11 @@ async fn the_lambda_error_carries_the_error_type_the_state_machine_matches() {
         diagnostic.error_message
     );
 }
+
+#[test]
+fn the_task_input_wraps_the_s3_event_as_the_state_machine_does() {
+    // CheckManifest's Parameters: {"input.$": "$", "executionName.$": "$$.Execution.Name"}.
+    let task = event("task-check-manifest.json");
+    assert_eq!(task["input"], event("s3-object-created.json"));
+    assert!(task["executionName"].is_string());
+}
