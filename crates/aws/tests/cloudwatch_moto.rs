@@ -74,6 +74,9 @@ async fn reads_alarm_states_by_name_and_prefix_from_moto() {
         .send()
         .await
         .unwrap();
-    let recovered = alarms.describe(std::slice::from_ref(&firing), &[]).await.unwrap();
+    let recovered = alarms
+        .describe(std::slice::from_ref(&firing), &[])
+        .await
+        .unwrap();
     assert_eq!(recovered[0].state, "OK");
 }
