@@ -50,6 +50,12 @@ pub trait ReleaseStore: Send + Sync {
     /// The release and all its runs; `None` if unknown.
     async fn get(&self, release_id: &ReleaseId) -> PortResult<Option<StoredRelease>>;
 
+    /// The release item alone, without its runs: what a task needs to check a flag. The
+    /// default reads the whole release; stores override it with a single-item read.
+    async fn release_record(&self, release_id: &ReleaseId) -> PortResult<Option<ReleaseRecord>> {
+        Ok(self.get(release_id).await?.map(|s| s.release))
+    }
+
     /// One run.
     async fn get_run(
         &self,

@@ -495,6 +495,11 @@ impl ReleaseStore for SqliteStore {
         Ok(Some(StoredRelease { release, runs }))
     }
 
+    async fn release_record(&self, release_id: &ReleaseId) -> PortResult<Option<ReleaseRecord>> {
+        let conn = self.lock();
+        load_release(&conn, release_id.as_str()).map_err(sql_err)
+    }
+
     async fn get_run(
         &self,
         release_id: &ReleaseId,

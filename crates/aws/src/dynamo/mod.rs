@@ -350,6 +350,14 @@ impl ReleaseStore for DynamoStore {
         Ok(())
     }
 
+    async fn release_record(&self, release_id: &ReleaseId) -> PortResult<Option<ReleaseRecord>> {
+        self.get_item(release_key_item(release_id))
+            .await?
+            .as_ref()
+            .map(decode_release)
+            .transpose()
+    }
+
     async fn get(&self, release_id: &ReleaseId) -> PortResult<Option<StoredRelease>> {
         let items = self.query_release(release_id).await?;
         let Some(release_item) = items.iter().find(|i| is_release_item(i)) else {

@@ -75,8 +75,8 @@ pub async fn start_pipeline(
         .await?;
     // StopRunning marks the release before it lists runs; a start that landed after the
     // listing stops itself here.
-    if let Some(stored) = ports.store.get(&rid).await? {
-        if stored.release.stop_requested {
+    if let Some(release) = ports.store.release_record(&rid).await? {
+        if release.stop_requested {
             let reason = format!("release {rid} is stopping");
             ports
                 .pipelines
