@@ -616,6 +616,12 @@ fn seed_definition_runs_with_stub_handlers() {
         time::Duration::seconds(241 * 30)
     );
     assert!(wall.elapsed() < Duration::from_secs(5));
+    println!(
+        "seed polling design, 2 pipelines, 2 simulated hours: {} transitions, {} events, {:?} wall",
+        out.state_transitions,
+        out.history.len(),
+        wall.elapsed()
+    );
     // The polling design's cost: transitions and events grow with the release's duration.
     assert!(out.state_transitions > 700, "{}", out.state_transitions);
     assert_eq!(
