@@ -4,8 +4,8 @@
 //! 1. 500 pipelines in 10 waves, all succeeding, about two simulated hours: wall time and peak
 //!    RSS (budget < 1 s, < 200 MB).
 //! 2. History events per pipeline with 10-minute and with 4-hour pipelines: equal, <= 25.
-//! 3. The seed's polling design (`seed_release_machine.asl.json`, a copy of
-//!    `shared/seeds/original-release_machine.asl.json`) in the same engine with stub tasks, for
+//! 3. The seed's polling design (`events/seed/original-release_machine.asl.json`, a copy of
+//!    the seed repository's definition) in the same engine with stub tasks, for
 //!    the same releases: history events, state transitions and CodePipeline calls.
 
 use rm_local::runner::{RunOptions, RunReport};
@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use time::macros::datetime;
 
-const SEED: &str = include_str!("seed_release_machine.asl.json");
+const SEED: &str = include_str!("../../../events/seed/original-release_machine.asl.json");
 
 fn manifest(pipelines: usize, waves: usize, max_concurrency: u32, timeout_minutes: u32) -> Value {
     let per_wave = pipelines.div_ceil(waves);

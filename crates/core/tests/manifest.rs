@@ -98,7 +98,7 @@ fn revision(action: &str, kind: &str, value: &str) -> Value {
 
 fn shared_seed() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seeds/original-release-manifest.json")
+        .join("../../events/seed/original-release-manifest.json")
 }
 
 // ---------------------------------------------------------------------------------------------

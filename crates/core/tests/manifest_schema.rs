@@ -79,7 +79,7 @@ fn corpus() -> Vec<(&'static str, String, bool, Option<Unexpressible>)> {
         format!("[{}]", v.join(","))
     };
     let seed =
-        std::fs::read_to_string(repo_root().join("../shared/seeds/original-release-manifest.json"))
+        std::fs::read_to_string(repo_root().join("events/seed/original-release-manifest.json"))
             .expect("the seed manifest exists");
     let padded = {
         let base = r#"{"releaseId": "r1", "pipelines": ["a"]}"#;

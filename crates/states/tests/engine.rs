@@ -571,7 +571,7 @@ impl TaskHandler for SeedStubs {
 #[test]
 fn seed_definition_runs_with_stub_handlers() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seeds/original-release_machine.asl.json");
+        .join("../../events/seed/original-release_machine.asl.json");
     let def = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let arn = |n: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{n}");
     let subs = HashMap::from([
