@@ -14,16 +14,19 @@
 //!
 //! Built once in a function's main:
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn main_of_a_function() -> Result<(), rm_aws::MissingEnv> {
 //! let config = rm_aws::load_config().await;
-//! let store = rm_aws::DynamoStore::new(
+//! let _store = rm_aws::DynamoStore::new(
 //!     aws_sdk_dynamodb::Client::new(&config),
 //!     rm_aws::required_env("TABLE_NAME")?,
 //! );
-//! let pipelines = rm_aws::CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
-//! let tokens = rm_aws::SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
-//! let health = rm_aws::AwsHealth::from_config(&config); // Health's endpoint is us-east-1
+//! let _pipelines = rm_aws::CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
+//! let _tokens = rm_aws::SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
+//! let _health = rm_aws::AwsHealth::from_config(&config); // Health's endpoint is us-east-1
 //! // handlers return Result<_, rm_aws::LambdaError>: errorType = TaskError::error_type()
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! SDK errors become core's `PortError`: throttling → `Throttled`; 5xx, timeouts and
