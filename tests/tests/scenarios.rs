@@ -208,7 +208,7 @@ async fn sweep_completes_when_events_are_lost() {
 }
 
 /// Scenario 6: the same upload event delivered twice at once: one release runs, the other
-/// execution ends `{"outcome": "Duplicate"}`.
+/// execution ends `{"outcome": "Duplicate", "releaseId": ...}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicate_event_runs_one_release() {
     let stack = stack(json!({"defaults": {"durationSeconds": 2}})).await;
@@ -221,13 +221,10 @@ async fn duplicate_event_runs_one_release() {
         stack.start_execution("dup-1-b", &input)
     );
     let (out_a, out_b) = tokio::join!(succeeded(&stack, &a), succeeded(&stack, &b));
-    let duplicate = json!({"outcome": "Duplicate"});
-    let dups = [&out_a, &out_b]
-        .iter()
-        .filter(|o| ***o == duplicate)
-        .count();
+    let is_duplicate = |o: &Value| o["outcome"] == "Duplicate" && o["releaseId"] == "dup-1";
+    let dups = [&out_a, &out_b].iter().filter(|o| is_duplicate(o)).count();
     assert_eq!(dups, 1, "exactly one Duplicate: {out_a} / {out_b}");
-    let winner = if out_a == duplicate {
+    let winner = if is_duplicate(&out_a) {
         "dup-1-b"
     } else {
         "dup-1-a"
