@@ -12,6 +12,11 @@
 //! S3 note: build the S3 client with path-style addressing
 //! (`aws_sdk_s3::config::Builder::from(&cfg).force_path_style(true)`), since virtual-hosted
 //! bucket names cannot resolve to a loopback server.
+//!
+//! [`props`] holds what the handlers' property tests share: strategies, mutations of the
+//! sample events, the in-memory world and the checks of an answer.
+
+pub mod props;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -167,7 +167,8 @@ pub async fn run_health_gate(
                 pass: false,
                 reason,
             };
-            jobs.fail(job_id, &decision.reason).await?;
+            // The parse error quotes the settings (an unknown field's name, ...): capped too.
+            jobs.fail(job_id, &job_message(&decision.reason)).await?;
             return Ok(decision);
         }
     };
@@ -190,12 +191,16 @@ pub async fn run_health_gate(
         None
     };
     let decision = evaluate_gate(&settings, alarm_result, issue_result);
-    // CodePipeline caps the message at 5000 characters.
-    let message: String = decision.reason.chars().take(4900).collect();
+    let message = job_message(&decision.reason);
     if decision.pass {
         jobs.succeed(job_id, &message).await?;
     } else {
         jobs.fail(job_id, &message).await?;
     }
     Ok(decision)
+}
+
+/// A job result's message: CodePipeline caps it at 5000 characters.
+fn job_message(reason: &str) -> String {
+    reason.chars().take(4900).collect()
 }

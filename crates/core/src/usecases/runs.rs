@@ -264,7 +264,8 @@ pub async fn stop_running(
         }
         complete_if_terminal(&run, ports).await?;
     }
-    let attempt = attempt + 1;
+    // Saturating: the count comes from the task input, and u32::MAX + 1 must not panic.
+    let attempt = attempt.saturating_add(1);
     if attempt >= MAX_STOP_ATTEMPTS && remaining > 0 {
         tracing::warn!(release = %rid, remaining, "runs still not terminal after the bounded stop wait");
         remaining = 0;
