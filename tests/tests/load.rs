@@ -2,16 +2,22 @@
 //! conditional writes) claim exactly one release; a release of 100 pipelines completes through
 //! the whole stack (its wall time is printed as an `E2E_FIGURES` JSON line).
 
+use futures::StreamExt;
 use rm_core::release::{ReleaseStatus, RunStatus};
 use rm_e2e::{report, DynamoTarget, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// `cargo lambda watch --concurrency` for the claim race: instances of check-manifest.
+const INSTANCES: u32 = 8;
+/// Invocations waiting on watch at once.
+const IN_FLIGHT: usize = 2 * INSTANCES as usize;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_duplicate_check_manifests_claim_one_release() {
     let stack = Stack::start(StackOptions {
         sim: json!({}),
-        concurrency: 8,
+        concurrency: INSTANCES,
         dynamo: DynamoTarget::Dynalite,
         state_machine: false,
     })
@@ -27,7 +33,21 @@ async fn two_hundred_duplicate_check_manifests_claim_one_release() {
         let stack = &stack;
         async move { (i, stack.invoke("check-manifest", payload).await) }
     });
-    let results = futures::future::join_all(calls).await;
+    // All 200 race for the claim; at most IN_FLIGHT at once reach watch, which queues them
+    // for its instances (watch stalls when hundreds of requests wait on it at once).
+    let results: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(300),
+        futures::stream::iter(calls)
+            .buffer_unordered(IN_FLIGHT)
+            .collect(),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "200 check-manifest invocations did not end in 300 s\n{}",
+            stack.diagnostics(None)
+        )
+    });
     let took = t0.elapsed();
     let mut claimed = Vec::new();
     let mut duplicates = 0;
