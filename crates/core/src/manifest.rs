@@ -6,12 +6,14 @@
 
 use crate::error::{Rejection, ValidationError};
 use crate::release::ReleaseId;
+use bumpalo::Bump;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
 pub const MAX_PIPELINES: usize = 500;
@@ -137,8 +139,9 @@ impl Manifest {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| reject(format!("the manifest is not UTF-8 text: {e}")))?;
-        let (value, raw_release_id) =
-            read(text).map_err(|e| reject(format!("the manifest is not valid JSON: {e}")))?;
+        let arena = Bump::new();
+        let (value, raw_release_id) = read(text, &arena)
+            .map_err(|e| reject(format!("the manifest is not valid JSON: {e}")))?;
         Self::validate(&value, raw_release_id)
     }
 
@@ -146,7 +149,8 @@ impl Manifest {
     /// `raw_release_id` is the release id's JSON text when known, so a number keeps its
     /// digits exactly as written.
     pub fn from_value(value: &Value, raw_release_id: Option<&str>) -> Result<Manifest, Rejection> {
-        Self::validate(&Json::from_value(value), raw_release_id)
+        let arena = Bump::new();
+        Self::validate(&Json::from_value(value, &arena), raw_release_id)
     }
 
     fn validate(value: &Json, raw_release_id: Option<&str>) -> Result<Manifest, Rejection> {
@@ -177,63 +181,66 @@ impl Manifest {
     }
 }
 
-/// A JSON value as the validator reads it. Strings borrow from the manifest's text where they
-/// can and an object's members stay in a list: reading the largest manifest allocates a few
-/// thousand times instead of the tens of thousands a [`Value`] costs (the 1 ms budget).
-/// Members are unique, in the order of their first appearance, the last value winning — as in
-/// `Value`.
-#[derive(Debug, Clone)]
+/// A JSON value as the validator reads it. It borrows everything: strings from the manifest's
+/// text where they can, the rest (escaped strings, numbers, items, members) from one arena per
+/// read, so reading the largest manifest allocates a few arena chunks rather than once per
+/// object, and nothing is dropped value by value (the 1 ms budget). An object's members are
+/// unique, in the order of their first appearance, the last value winning — as in [`Value`].
+#[derive(Debug, Clone, Copy)]
 enum Json<'a> {
     Null,
     Bool(bool),
-    Number(serde_json::Number),
-    String(Cow<'a, str>),
-    Array(Vec<Json<'a>>),
-    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+    Number(&'a serde_json::Number),
+    String(&'a str),
+    Array(&'a [Json<'a>]),
+    Object(&'a Object<'a>),
 }
 
-type Object<'a> = [(Cow<'a, str>, Json<'a>)];
+type Object<'a> = [(&'a str, Json<'a>)];
 
 impl<'a> Json<'a> {
-    fn from_value(v: &'a Value) -> Self {
+    fn from_value(v: &'a Value, arena: &'a Bump) -> Self {
         match v {
             Value::Null => Json::Null,
             Value::Bool(b) => Json::Bool(*b),
-            Value::Number(n) => Json::Number(n.clone()),
-            Value::String(s) => Json::String(Cow::Borrowed(s)),
-            Value::Array(items) => Json::Array(items.iter().map(Json::from_value).collect()),
+            Value::Number(n) => Json::Number(n),
+            Value::String(s) => Json::String(s),
+            Value::Array(items) => Json::Array(
+                arena.alloc_slice_fill_iter(items.iter().map(|v| Json::from_value(v, arena))),
+            ),
             Value::Object(o) => Json::Object(
-                o.iter()
-                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v)))
-                    .collect(),
+                arena.alloc_slice_fill_iter(
+                    o.iter()
+                        .map(|(k, v)| (k.as_str(), Json::from_value(v, arena))),
+                ),
             ),
         }
     }
 
     /// Only for messages: the value as JSON text.
-    fn to_value(&self) -> Value {
+    fn to_value(self) -> Value {
         match self {
             Json::Null => Value::Null,
-            Json::Bool(b) => Value::Bool(*b),
+            Json::Bool(b) => Value::Bool(b),
             Json::Number(n) => Value::Number(n.clone()),
-            Json::String(s) => Value::String(s.to_string()),
-            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
+            Json::String(s) => Value::String(s.to_owned()),
+            Json::Array(items) => Value::Array(items.iter().map(|v| v.to_value()).collect()),
             Json::Object(o) => Value::Object(
                 o.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .map(|(k, v)| ((*k).to_owned(), v.to_value()))
                     .collect(),
             ),
         }
     }
 
-    fn as_str(&self) -> Option<&str> {
+    fn as_str(&self) -> Option<&'a str> {
         match self {
             Json::String(s) => Some(s),
             _ => None,
         }
     }
 
-    fn as_object(&self) -> Option<&Object<'a>> {
+    fn as_object(&self) -> Option<&'a Object<'a>> {
         match self {
             Json::Object(o) => Some(o),
             _ => None,
@@ -249,165 +256,207 @@ impl<'a> Json<'a> {
 }
 
 fn get<'o, 'a>(obj: &'o Object<'a>, key: &str) -> Option<&'o Json<'a>> {
-    obj.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    obj.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
-/// Reads a [`Json`]; at the top level (`top`) it also keeps the text of `releaseId`.
-struct JsonVisitor {
+/// Reads [`Json`] values into an arena. An object's members (an array's items) gather on a
+/// stack shared by the whole read and move into one slice of the arena when it closes.
+struct Reader<'a> {
+    arena: &'a Bump,
+    members: Vec<(&'a str, Json<'a>)>,
+    items: Vec<Json<'a>>,
+    /// The top-level `releaseId`'s text as written.
+    raw_release_id: Option<&'a str>,
+}
+
+/// Past this many members an object finds repeated keys through a map, not a scan.
+const SCAN_MEMBERS: usize = 16;
+
+impl<'a> Reader<'a> {
+    /// A seed for a value below the top level.
+    fn value(&mut self) -> ValueSeed<'_, 'a> {
+        ValueSeed {
+            reader: self,
+            top: false,
+        }
+    }
+
+    /// Adds a member to the object gathering from `start`. A repeated key keeps its first
+    /// place and takes the new value; `index` finds keys once the object is large.
+    fn add_member(
+        &mut self,
+        start: usize,
+        index: &mut Option<HashMap<&'a str, usize>>,
+        key: &'a str,
+        value: Json<'a>,
+    ) {
+        let members = &mut self.members[start..];
+        if members.len() == SCAN_MEMBERS && index.is_none() {
+            *index = Some(
+                members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (*k, i))
+                    .collect(),
+            );
+        }
+        let existing = match index {
+            Some(index) => index.get(key).copied(),
+            None => members.iter().position(|(k, _)| *k == key),
+        };
+        match existing {
+            Some(i) => members[i].1 = value,
+            None => {
+                if let Some(index) = index {
+                    index.insert(key, members.len());
+                }
+                self.members.push((key, value));
+            }
+        }
+    }
+
+    /// Moves the members gathered from `start` into the arena.
+    fn close_object(&mut self, start: usize) -> &'a Object<'a> {
+        let members = self.arena.alloc_slice_copy(&self.members[start..]);
+        self.members.truncate(start);
+        members
+    }
+
+    /// Moves the items gathered from `start` into the arena.
+    fn close_array(&mut self, start: usize) -> &'a [Json<'a>] {
+        let items = self.arena.alloc_slice_copy(&self.items[start..]);
+        self.items.truncate(start);
+        items
+    }
+}
+
+/// Reads one value; at the top level (`top`) it also keeps the text of `releaseId`.
+struct ValueSeed<'r, 'a> {
+    reader: &'r mut Reader<'a>,
     top: bool,
 }
 
-struct JsonSeed;
+impl<'de: 'a, 'a> DeserializeSeed<'de> for ValueSeed<'_, 'a> {
+    type Value = Json<'a>;
 
-impl<'de> DeserializeSeed<'de> for JsonSeed {
-    type Value = Json<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
-        d.deserialize_any(JsonVisitor { top: false })
-            .map(|(v, _)| v)
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'a>, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
 /// A key, borrowed from the text unless it has escapes.
-struct KeySeed;
+struct KeySeed<'a>(&'a Bump);
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
+impl<'de: 'a, 'a> DeserializeSeed<'de> for KeySeed<'a> {
+    type Value = &'a str;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(KeySeed)
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'a str, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
+impl<'de: 'a, 'a> Visitor<'de> for KeySeed<'a> {
+    type Value = &'a str;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a string")
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
+        Ok(v)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
+        Ok(self.0.alloc_str(v))
     }
 }
 
-/// Past this many members an object finds repeated keys through a map, not a scan.
-const SCAN_MEMBERS: usize = 16;
-
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = (Json<'de>, Option<&'de RawValue>);
+impl<'de: 'a, 'a> Visitor<'de> for ValueSeed<'_, 'a> {
+    type Value = Json<'a>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok((Json::Null, None))
+        Ok(Json::Null)
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok((Json::Bool(v), None))
+        Ok(Json::Bool(v))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok((Json::Number(v.into()), None))
+        Ok(Json::Number(self.reader.arena.alloc(v.into())))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok((Json::Number(v.into()), None))
+        Ok(Json::Number(self.reader.arena.alloc(v.into())))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(|n| (Json::Number(n), None))
-            .ok_or_else(|| E::custom("a number that is not finite"))
+        let n = serde_json::Number::from_f64(v)
+            .ok_or_else(|| E::custom("a number that is not finite"))?;
+        Ok(Json::Number(self.reader.arena.alloc(n)))
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok((Json::String(Cow::Borrowed(v)), None))
+        Ok(Json::String(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok((Json::String(Cow::Owned(v.to_owned())), None))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok((Json::String(Cow::Owned(v)), None))
+        Ok(Json::String(self.reader.arena.alloc_str(v)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(JsonSeed)? {
-            items.push(item);
+        let reader = self.reader;
+        let start = reader.items.len();
+        while let Some(item) = seq.next_element_seed(reader.value())? {
+            reader.items.push(item);
         }
-        Ok((Json::Array(items), None))
+        Ok(Json::Array(reader.close_array(start)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        // Room for the manifest's own objects (at most 5 known members) in one allocation.
-        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::with_capacity(8);
-        let mut index: Option<HashMap<Cow<'de, str>, usize>> = None;
-        let mut raw_release_id = None;
-        while let Some(key) = map.next_key_seed(KeySeed)? {
+        let reader = self.reader;
+        let start = reader.members.len();
+        let mut index: Option<HashMap<&'a str, usize>> = None;
+        while let Some(key) = map.next_key_seed(KeySeed(reader.arena))? {
             let value = if self.top && key == "releaseId" {
                 let raw: &'de RawValue = map.next_value()?;
-                raw_release_id = Some(raw);
-                serde_json::from_str(raw.get())
-                    .map(|v: JsonOwnedSeed<'de>| v.0)
+                reader.raw_release_id = Some(raw.get());
+                // Its value, read on its own as `serde_json::from_str` would.
+                let mut d = serde_json::Deserializer::from_str(raw.get());
+                reader
+                    .value()
+                    .deserialize(&mut d)
+                    .and_then(|v| d.end().map(|()| v))
                     .map_err(de::Error::custom)?
             } else {
-                map.next_value_seed(JsonSeed)?
+                map.next_value_seed(reader.value())?
             };
-            if members.len() == SCAN_MEMBERS && index.is_none() {
-                index = Some(
-                    members
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (k, _))| (k.clone(), i))
-                        .collect(),
-                );
-            }
-            let existing = match &index {
-                Some(index) => index.get(&key).copied(),
-                None => members.iter().position(|(k, _)| *k == key),
-            };
-            match existing {
-                Some(i) => members[i].1 = value,
-                None => {
-                    if let Some(index) = &mut index {
-                        index.insert(key.clone(), members.len());
-                    }
-                    members.push((key, value));
-                }
-            }
+            reader.add_member(start, &mut index, key, value);
         }
-        Ok((Json::Object(members), raw_release_id))
+        Ok(Json::Object(reader.close_object(start)))
     }
 }
 
-/// A [`Json`] read on its own (the release id's value from its raw text).
-struct JsonOwnedSeed<'a>(Json<'a>);
-
-impl<'de> Deserialize<'de> for JsonOwnedSeed<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        JsonSeed.deserialize(d).map(JsonOwnedSeed)
-    }
-}
-
-/// Reads the manifest's text: its value, and the release id's text as written.
-fn read(text: &str) -> serde_json::Result<(Json<'_>, Option<&str>)> {
+/// Reads the manifest's text into `arena`: its value, and the release id's text as written.
+fn read<'a>(text: &'a str, arena: &'a Bump) -> serde_json::Result<(Json<'a>, Option<&'a str>)> {
+    let mut reader = Reader {
+        arena,
+        members: Vec::new(),
+        items: Vec::new(),
+        raw_release_id: None,
+    };
     let mut d = serde_json::Deserializer::from_str(text);
-    let (value, raw) = d.deserialize_any(JsonVisitor { top: true })?;
+    let value = ValueSeed {
+        reader: &mut reader,
+        top: true,
+    }
+    .deserialize(&mut d)?;
     d.end()?;
-    Ok((value, raw.map(RawValue::get)))
+    Ok((value, reader.raw_release_id))
 }
 
 fn json_type(v: &Json) -> &'static str {
@@ -421,6 +470,28 @@ fn json_type(v: &Json) -> &'static str {
     }
 }
 
+/// The bytes of `[A-Za-z0-9.@_-]`, by value: the characters of an AWS name.
+const AWS_NAME_BYTES: [bool; 256] = ascii_alphanumeric_and(b".@_-");
+/// The bytes of `[A-Za-z0-9@_-]`: the characters of a pipeline variable's name.
+const VARIABLE_NAME_BYTES: [bool; 256] = ascii_alphanumeric_and(b"@_-");
+
+/// A table of the ASCII letters and digits and the bytes of `extra` (a lookup is cheaper than
+/// the comparisons, on every byte of every name).
+const fn ascii_alphanumeric_and(extra: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        set[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        set[extra[i] as usize] = true;
+        i += 1;
+    }
+    set
+}
+
 /// Checks a pipeline name against CodePipeline's rule `[A-Za-z0-9.@_-]{1,100}`.
 pub fn check_pipeline_name(name: &str) -> Result<(), String> {
     check_aws_name(name, 100, "a pipeline name")
@@ -430,15 +501,18 @@ fn check_aws_name(name: &str, max: usize, what: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
     }
-    let len = name.chars().count();
-    if len > max {
+    if longer_than(name, max) {
+        let len = name.chars().count();
         return Err(format!(
             "is {len} characters long; {what} has at most {max}"
         ));
     }
+    // Every allowed character is ASCII, so the first byte not allowed starts the first
+    // character not allowed.
     if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '_' | '-')))
+        .bytes()
+        .position(|b| !AWS_NAME_BYTES[usize::from(b)])
+        .and_then(|at| name[at..].chars().next())
     {
         return Err(format!(
             "{name:?} contains {bad:?}; {what} may only use letters, digits, '.', '@', '_' and '-'"
@@ -450,6 +524,34 @@ fn check_aws_name(name: &str, max: usize, what: &str) -> Result<(), String> {
 /// Whether `s` has more than `max` characters (counted only when its bytes could be).
 fn longer_than(s: &str, max: usize) -> bool {
     s.len() > max && s.chars().count() > max
+}
+
+/// The hash of the set of pipeline names, a word at a time (as rustc's FxHash). SipHash showed
+/// in the profile, and its defence against crafted collisions is worth little here: at most
+/// [`MAX_PIPELINES`] names, so the worst case stays bounded.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let mut last = [0; 8];
+        last[..words.remainder().len()].copy_from_slice(words.remainder());
+        self.add(u64::from_le_bytes(last));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// `$.pipelines[i]`, written only when an error needs it.
@@ -467,13 +569,25 @@ impl Validator {
         self.errors.push(ValidationError::new(path, message));
     }
 
-    fn unknown_fields(&mut self, obj: &Object, path: impl Fn() -> String, allowed: &[&str]) {
-        for (key, _) in obj.iter().filter(|(k, _)| !allowed.contains(&k.as_ref())) {
-            self.err(
-                member(&path(), key),
-                format!("unknown field; allowed fields are {}", allowed.join(", ")),
-            );
+    /// The values of `obj`'s fields named in `allowed`, in that order; any other member is an
+    /// unknown field (reported in the object's order).
+    fn fields<'o, 'a, const N: usize>(
+        &mut self,
+        obj: &'o Object<'a>,
+        path: impl Fn() -> String,
+        allowed: [&str; N],
+    ) -> [Option<&'o Json<'a>>; N] {
+        let mut values = [None; N];
+        for (key, value) in obj {
+            match allowed.iter().position(|name| name == key) {
+                Some(i) => values[i] = Some(value),
+                None => self.err(
+                    member(&path(), key),
+                    format!("unknown field; allowed fields are {}", allowed.join(", ")),
+                ),
+            }
         }
+        values
     }
 
     fn manifest(&mut self, value: &Json, raw_release_id: Option<&str>) -> Option<Manifest> {
@@ -487,10 +601,10 @@ impl Validator {
             );
             return None;
         };
-        self.unknown_fields(
+        let [release_id, description, pipelines, max_concurrency, on_failure] = self.fields(
             obj,
             || "$".to_owned(),
-            &[
+            [
                 "releaseId",
                 "description",
                 "pipelines",
@@ -498,8 +612,8 @@ impl Validator {
                 "onFailure",
             ],
         );
-        let release_id = self.release_id(get(obj, "releaseId"), raw_release_id);
-        let description = match get(obj, "description") {
+        let release_id = self.release_id(release_id, raw_release_id);
+        let description = match description {
             None | Some(Json::Null) => None,
             Some(Json::String(s)) if longer_than(s, MAX_DESCRIPTION_CHARS) => {
                 self.err(
@@ -517,11 +631,11 @@ impl Validator {
                 None
             }
         };
-        let max_concurrency = match get(obj, "maxConcurrency") {
+        let max_concurrency = match max_concurrency {
             None => Some(DEFAULT_MAX_CONCURRENCY),
             Some(v) => self.integer(v, || "$.maxConcurrency".into(), 1, MAX_CONCURRENCY),
         };
-        let on_failure = match get(obj, "onFailure") {
+        let on_failure = match on_failure {
             None => Some(OnFailure::default()),
             Some(Json::String(s)) if OnFailure::parse(s).is_some() => OnFailure::parse(s),
             Some(v) => {
@@ -532,7 +646,7 @@ impl Validator {
                 None
             }
         };
-        let pipelines = self.pipelines(get(obj, "pipelines"));
+        let pipelines = self.pipelines(pipelines);
         Some(Manifest {
             release_id: release_id?,
             description,
@@ -615,14 +729,15 @@ impl Validator {
             return None;
         }
         let before = self.errors.len();
-        let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
+        let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
+            HashSet::with_capacity_and_hasher(items.len(), Default::default());
         let mut specs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             if let Some(spec) = self.pipeline(item, i) {
                 specs.push(spec);
             }
             let name = match item {
-                Json::String(s) => Some(s.as_ref()),
+                Json::String(s) => Some(*s),
                 Json::Object(o) => get(o, "name").and_then(Json::as_str),
                 _ => None,
             };
@@ -643,7 +758,7 @@ impl Validator {
         let obj = match item {
             Json::String(name) => {
                 return match check_pipeline_name(name) {
-                    Ok(()) => Some(PipelineSpec::new(name.as_ref(), 1)),
+                    Ok(()) => Some(PipelineSpec::new(*name, 1)),
                     Err(m) => {
                         self.err(field("name")(), m);
                         None
@@ -663,10 +778,10 @@ impl Validator {
             }
         };
         let before = self.errors.len();
-        self.unknown_fields(
+        let [name, wave, variables, source_revisions, timeout_minutes] = self.fields(
             obj,
             || item_path(i),
-            &[
+            [
                 "name",
                 "wave",
                 "variables",
@@ -674,7 +789,7 @@ impl Validator {
                 "timeoutMinutes",
             ],
         );
-        let name = match get(obj, "name") {
+        let name = match name {
             None => {
                 self.err(field("name")(), "is required");
                 None
@@ -694,17 +809,16 @@ impl Validator {
                 None
             }
         };
-        let wave = match get(obj, "wave") {
+        let wave = match wave {
             None => Some(1),
             Some(v) => self.integer(v, field("wave"), 1, MAX_WAVE),
         };
-        let timeout_minutes = match get(obj, "timeoutMinutes") {
+        let timeout_minutes = match timeout_minutes {
             None => Some(DEFAULT_TIMEOUT_MINUTES),
             Some(v) => self.integer(v, field("timeoutMinutes"), 1, MAX_TIMEOUT_MINUTES),
         };
-        let variables = self.variables(get(obj, "variables"), field("variables"));
-        let source_revisions =
-            self.source_revisions(get(obj, "sourceRevisions"), field("sourceRevisions"));
+        let variables = self.variables(variables, field("variables"));
+        let source_revisions = self.source_revisions(source_revisions, field("sourceRevisions"));
         if self.errors.len() != before {
             return None;
         }
@@ -746,12 +860,10 @@ impl Validator {
                 ),
             );
         }
-        for (name, v) in obj {
+        for (name, v) in obj.iter() {
             let name_ok = !name.is_empty()
                 && name.len() <= 128
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-'));
+                && name.bytes().all(|b| VARIABLE_NAME_BYTES[usize::from(b)]);
             if !name_ok {
                 self.err(
                     member(&path(), name),
@@ -817,8 +929,9 @@ impl Validator {
                 );
                 continue;
             };
-            self.unknown_fields(obj, ipath, &["actionName", "revisionType", "revisionValue"]);
-            let action_name = self.required_string(obj, ipath, "actionName");
+            let [action_name, revision_type, revision_value] =
+                self.fields(obj, ipath, ["actionName", "revisionType", "revisionValue"]);
+            let action_name = self.required_string(action_name, ipath, "actionName");
             if let Some(a) = action_name {
                 if let Err(m) = check_aws_name(a, 100, "an action name") {
                     self.err(format!("{}.actionName", ipath()), m);
@@ -831,7 +944,7 @@ impl Validator {
                     seen.push(a);
                 }
             }
-            let revision_type = self.required_string(obj, ipath, "revisionType");
+            let revision_type = self.required_string(revision_type, ipath, "revisionType");
             if let Some(t) = revision_type {
                 if !REVISION_TYPES.contains(&t) {
                     self.err(
@@ -840,7 +953,7 @@ impl Validator {
                     );
                 }
             }
-            let revision_value = self.required_string(obj, ipath, "revisionValue");
+            let revision_value = self.required_string(revision_value, ipath, "revisionValue");
             if let Some(v) = revision_value {
                 if longer_than(v, 1500) {
                     self.err(
@@ -862,13 +975,13 @@ impl Validator {
         out
     }
 
-    fn required_string<'o>(
+    fn required_string<'a>(
         &mut self,
-        obj: &'o Object,
+        value: Option<&Json<'a>>,
         path: impl Fn() -> String,
         field: &str,
-    ) -> Option<&'o str> {
-        match get(obj, field) {
+    ) -> Option<&'a str> {
+        match value {
             Some(Json::String(s)) if !s.is_empty() => Some(s),
             Some(Json::String(_)) => {
                 self.err(format!("{}.{field}", path()), "must not be empty");
