@@ -13,7 +13,6 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 pub const MAX_MANIFEST_BYTES: usize = 256 * 1024;
 pub const MAX_PIPELINES: usize = 500;
@@ -526,34 +525,6 @@ fn longer_than(s: &str, max: usize) -> bool {
     s.len() > max && s.chars().count() > max
 }
 
-/// The hash of the set of pipeline names, a word at a time (as rustc's FxHash). SipHash showed
-/// in the profile, and its defence against crafted collisions is worth little here: at most
-/// [`MAX_PIPELINES`] names, so the worst case stays bounded.
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            self.add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-        }
-        let mut last = [0; 8];
-        last[..words.remainder().len()].copy_from_slice(words.remainder());
-        self.add(u64::from_le_bytes(last));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// `$.pipelines[i]`, written only when an error needs it.
 fn item_path(i: usize) -> String {
     format!("$.pipelines[{i}]")
@@ -729,7 +700,8 @@ impl Validator {
             return None;
         }
         let before = self.errors.len();
-        let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
+        // foldhash: SipHash showed in the profile.
+        let mut seen: HashSet<&str, foldhash::fast::RandomState> =
             HashSet::with_capacity_and_hasher(items.len(), Default::default());
         let mut specs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
