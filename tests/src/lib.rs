@@ -67,12 +67,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// A file of `events/`, parsed.
-pub fn event(name: &str) -> Value {
-    let path = repo_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
+pub use rm_testkit::event;
 
 /// The ARN moto's Step Functions call for a function: what DefinitionSubstitutions resolve to.
 pub fn function_arn(name: &str) -> String {

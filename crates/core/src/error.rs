@@ -84,6 +84,20 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    /// Every name [`TaskError::error_type`] answers: what the state machine's Retry and Catch
+    /// match on.
+    pub const ERROR_TYPES: [&'static str; 9] = [
+        "ManifestInvalid",
+        "ManifestUnreadable",
+        "Duplicate",
+        "BadInput",
+        "NotFound",
+        "Throttled",
+        "Transient",
+        "PipelineNotStartable",
+        "Internal",
+    ];
+
     /// The Lambda `errorType` / Step Functions error name.
     pub fn error_type(&self) -> &'static str {
         match self {

@@ -18,6 +18,17 @@
 
 pub mod props;
 
+/// A sample file of `events/` (the repository's), as bytes.
+pub fn event_bytes(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A sample file of `events/`, as JSON.
+pub fn event(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&event_bytes(name)).expect("events/ files are JSON")
+}
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -34,20 +34,6 @@ pub fn config() -> Config {
     }
 }
 
-/// Every `errorType` a task can end with ([`TaskError::error_type`]): the names the state
-/// machine's Retry and Catch match on.
-pub const ERROR_TYPES: [&str; 9] = [
-    "ManifestInvalid",
-    "ManifestUnreadable",
-    "Duplicate",
-    "BadInput",
-    "NotFound",
-    "Throttled",
-    "Transient",
-    "PipelineNotStartable",
-    "Internal",
-];
-
 /// The sample release of `events/`: its id, the execution that owns it, its pipelines.
 pub const SAMPLE_RELEASE: &str = "2026.03.1";
 pub const SAMPLE_EXECUTION: &str = "rm-2026-03-02T09-15-00-17793124";
@@ -196,16 +182,7 @@ pub fn any_bytes() -> BoxedStrategy<Vec<u8>> {
     vec(any::<u8>(), 0..512).boxed()
 }
 
-/// A sample file of `events/`, as bytes.
-pub fn event_bytes(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// A sample file of `events/`, as JSON.
-pub fn event(name: &str) -> Value {
-    serde_json::from_slice(&event_bytes(name)).expect("events/ files are JSON")
-}
+pub use crate::{event, event_bytes};
 
 /// One step of a path into a JSON value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,6 +396,13 @@ pub fn mutated(sample: Value) -> BoxedStrategy<Value> {
     prop_oneof![reshaped, revalued].boxed()
 }
 
+/// A mutation ([`mutated`]) of one of the `events/` samples `names`.
+pub fn mutated_event(names: &[&'static str]) -> BoxedStrategy<Value> {
+    select(names.to_vec())
+        .prop_flat_map(|name| mutated(event(name)))
+        .boxed()
+}
+
 /// `sample` cut short, with bytes flipped, or with bytes spliced in: broken text of a real
 /// document.
 pub fn corrupted(sample: Vec<u8>) -> BoxedStrategy<Vec<u8>> {
@@ -483,7 +467,7 @@ pub fn check_rejection(r: &Rejection) -> Result<(), TestCaseError> {
 pub fn check_task_error(e: &TaskError, allowed: &[&str]) -> Result<(), TestCaseError> {
     let kind = e.error_type();
     prop_assert!(
-        ERROR_TYPES.contains(&kind),
+        TaskError::ERROR_TYPES.contains(&kind),
         "undocumented errorType {}",
         kind
     );

@@ -4,19 +4,11 @@ use check_manifest::{handle, Ports};
 use rm_core::memory::{FakePipelines, FakeSource, ManualClock, MemoryStore};
 use rm_core::tasks::Outcome;
 use rm_core::{ReleaseId, TaskError};
+use rm_testkit::{event, event_bytes};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "release-machine-manifests-111122223333";
 const KEY: &str = "releases/2026.03.1/release-manifest.json";
-
-fn event_bytes(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn event(name: &str) -> Value {
-    serde_json::from_slice(&event_bytes(name)).expect("events/ files are JSON")
-}
 
 struct World {
     store: MemoryStore,

@@ -9,12 +9,7 @@ use serde_json::{json, Value};
 const JOB_ID: &str = "c0d3f00d-1111-4e2a-9c1b-0123456789ab";
 
 fn job() -> Value {
-    let path = format!(
-        "{}/../../events/codepipeline-job.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_slice(&bytes).expect("events/ files are JSON")
+    rm_testkit::event("codepipeline-job.json")
 }
 
 fn with_user_parameters(params: Value) -> Value {

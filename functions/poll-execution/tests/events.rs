@@ -5,13 +5,8 @@ use rm_core::ports::ReleaseStore;
 use rm_core::tasks::{CheckManifestRequest, PipelineRef};
 use rm_core::usecases::{self, RunPorts};
 use rm_core::{ReleaseId, RunStatus};
-use serde_json::{json, Value};
-
-fn event(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_slice(&bytes).expect("events/ files are JSON")
-}
+use rm_testkit::event;
+use serde_json::json;
 
 struct World {
     store: MemoryStore,

@@ -2,11 +2,10 @@
 //! the sweep did, or a typed error, and never panics.
 
 use proptest::prelude::*;
-use proptest::sample::select;
 use rm_core::TaskError;
 use rm_testkit::props::{
-    any_json, any_text, block_on, check_keys, check_result, config, event, mutated, text_field,
-    World,
+    any_json, any_text, block_on, check_keys, check_result, config, event, mutated_event,
+    text_field, World,
 };
 use serde_json::Value;
 
@@ -56,12 +55,11 @@ fn check_answer(out: Value) -> Result<(), TestCaseError> {
 }
 
 fn sample() -> impl Strategy<Value = Value> {
-    select(vec![
+    mutated_event(&[
         "task-await-pipeline.json",
         "scheduled-sweep.json",
         "task-sweep.json",
     ])
-    .prop_flat_map(|name| mutated(event(name)))
 }
 
 proptest! {

@@ -6,16 +6,11 @@ use rm_core::ports::{Clock, ReleaseStore, RunKey};
 use rm_core::tasks::CheckManifestRequest;
 use rm_core::usecases::{self, RunPorts};
 use rm_core::{ReleaseId, RunStatus};
+use rm_testkit::event;
 use serde_json::{json, Value};
 
 const EXECUTION_ID: &str = "12345678-1234-5678-abcd-12345678abcd";
 const TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAAeMc2fVw9ZQ8EXAMPLETASKTOKEN";
-
-fn event(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_slice(&bytes).expect("events/ files are JSON")
-}
 
 fn rid() -> ReleaseId {
     ReleaseId::parse("2026.03.1").unwrap()

@@ -3,12 +3,11 @@
 //! answers what it did or a typed error, the decoder a change or a reason, and neither panics.
 
 use proptest::prelude::*;
-use proptest::sample::select;
 use rm_core::usecases::decode_state_change;
 use rm_core::view::ReleaseView;
 use rm_core::{ReleaseStatus, RunStatus, TaskError};
 use rm_testkit::props::{
-    any_json, block_on, check_keys, check_result, config, event, mutated, text_field, World,
+    any_json, block_on, check_keys, check_result, config, mutated_event, text_field, World,
 };
 use serde_json::{json, Value};
 
@@ -123,21 +122,19 @@ fn check_decoded(event: &Value) -> Result<(), TestCaseError> {
 }
 
 fn state_change() -> impl Strategy<Value = Value> {
-    select(vec![
+    mutated_event(&[
         "codepipeline-execution-started.json",
         "codepipeline-execution-succeeded.json",
         "codepipeline-execution-failed.json",
         "codepipeline-execution-stopped.json",
     ])
-    .prop_flat_map(|name| mutated(event(name)))
 }
 
 fn record_release() -> impl Strategy<Value = Value> {
-    select(vec![
+    mutated_event(&[
         "task-record-release-succeeded.json",
         "task-record-release-failed.json",
     ])
-    .prop_flat_map(|name| mutated(event(name)))
 }
 
 proptest! {

@@ -7,13 +7,8 @@ use rm_core::error::PortError;
 use rm_core::memory::{FakeExecutions, FakePipelines, ManualClock, MemoryStore};
 use rm_core::ports::ReleaseStore;
 use rm_core::ReleaseId;
+use rm_testkit::event;
 use serde_json::{json, Value};
-
-fn event(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_slice(&bytes).expect("events/ files are JSON")
-}
 
 fn request(event: Value) -> Request {
     lambda_http::request::from_str(&event.to_string()).expect("an API Gateway proxy event")

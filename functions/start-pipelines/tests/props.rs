@@ -2,10 +2,9 @@
 //! StopRunning count) or a typed error, and never panics.
 
 use proptest::prelude::*;
-use proptest::sample::select;
 use rm_core::TaskError;
 use rm_testkit::props::{
-    any_json, block_on, check_keys, check_result, config, event, mutated, text_field, World,
+    any_json, block_on, check_keys, check_result, config, event, mutated_event, text_field, World,
 };
 use serde_json::Value;
 
@@ -58,12 +57,11 @@ fn check_answer(out: Value) -> Result<(), TestCaseError> {
 }
 
 fn sample() -> impl Strategy<Value = Value> {
-    select(vec![
+    mutated_event(&[
         "task-start-pipeline.json",
         "task-stop-timed-out.json",
         "task-stop-running.json",
     ])
-    .prop_flat_map(|name| mutated(event(name)))
 }
 
 proptest! {
