@@ -13,6 +13,7 @@
 
 mod stub;
 
+use clap::{CommandFactory, Parser};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -20,18 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use stub::Stub;
-
-const USAGE: &str = "\
-usage: rm-bench [--runs N] [--json PATH] [--log-dir DIR] [--timeout-ms MS] [--env K=V]...
-                [--invoke JSON] [--note TEXT]... SUBJECT...
-SUBJECT: --subject NAME --exe PATH [--arg A]... [--src DIR] [--kind rust|node]
-         [--lambda-target T] [--init-target T] [--zip-bytes N] [--bootstrap-bytes N]
-         [--set K=V]...   (environment of this subject only)
-         [--error TEXT]   (not measured: reported with TEXT, e.g. a failed build)
---src DIR: scan DIR's .rs files for UPPER_CASE string literals (TABLE_NAME, STATE_MACHINE_ARN,
-           ...) and give each a plausible value, so the function's main finds what it reads.
---invoke JSON: after the measurement, answer the held /next with one invocation carrying JSON
-           and time until the runtime posts its response or error (first_invoke_ms in the JSON).";
 
 /// Budgets of ARCHITECTURE.md §8 (MB = 2^20 bytes, as scripts/test counts the zip budget).
 const INIT_BUDGET_MS: f64 = 10.0;
@@ -65,76 +54,139 @@ struct Options {
     subjects: Vec<Subject>,
 }
 
+/// The options before the first `--subject`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rm-bench",
+    about = "Lambda init time and memory against a stub Runtime API (ARCHITECTURE.md §8).",
+    override_usage = "rm-bench [OPTIONS] SUBJECT...\n       \
+        SUBJECT: --subject NAME [SUBJECT OPTIONS]",
+    after_help = SUBJECT_HELP
+)]
+struct GlobalArgs {
+    /// Process starts per subject, after one discarded warm-up (0 counts as 1).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    runs: u64,
+    /// Where to write the figures as JSON.
+    #[arg(long, default_value = "target/bench/lambda.json", value_name = "PATH")]
+    json: PathBuf,
+    /// Where each subject's output goes.
+    #[arg(long, default_value = "target/bench/logs", value_name = "DIR")]
+    log_dir: PathBuf,
+    /// How long to wait for a process's first /next (and for --invoke's answer).
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    timeout_ms: u64,
+    /// Environment of every measured process.
+    #[arg(long = "env", value_name = "K=V", value_parser = key_value)]
+    env: Vec<(String, String)>,
+    /// After the measurement, answer the held /next with one invocation carrying JSON and time
+    /// until the runtime posts its response or error (first_invoke_ms in the JSON).
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
+    invoke: Option<String>,
+    /// A line printed after the table and kept in the JSON.
+    #[arg(long = "note", value_name = "TEXT", allow_hyphen_values = true)]
+    notes: Vec<String>,
+}
+
+const SUBJECT_HELP: &str = "\
+Subject options (after --subject NAME, up to the next --subject):
+  --exe PATH             the executable to measure
+  --arg A                an argument for it (repeatable)
+  --src DIR              scan DIR's .rs files for UPPER_CASE string literals (TABLE_NAME,
+                         STATE_MACHINE_ARN, ...) and give each a plausible value, so the
+                         function's main finds what it reads
+  --kind rust|node       (default rust)
+  --lambda-target T, --init-target T, --zip-bytes N, --bootstrap-bytes N
+  --set K=V              environment of this subject only (repeatable)
+  --error TEXT           not measured: reported with TEXT, e.g. a failed build";
+
+/// One subject: `--subject NAME` and the options up to the next `--subject`.
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true, disable_help_flag = true)]
+struct SubjectArgs {
+    #[arg(long)]
+    subject: String,
+    #[arg(long, default_value = "rust")]
+    kind: String,
+    #[arg(long)]
+    exe: Option<PathBuf>,
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    args: Vec<String>,
+    #[arg(long)]
+    src: Option<PathBuf>,
+    #[arg(long)]
+    lambda_target: Option<String>,
+    #[arg(long)]
+    init_target: Option<String>,
+    #[arg(long)]
+    zip_bytes: Option<u64>,
+    #[arg(long)]
+    bootstrap_bytes: Option<u64>,
+    #[arg(long, allow_hyphen_values = true)]
+    error: Option<String>,
+    #[arg(long = "set", value_parser = key_value)]
+    set: Vec<(String, String)>,
+}
+
+fn key_value(v: &str) -> Result<(String, String), String> {
+    let (k, val) = v.split_once('=').ok_or("wants K=V")?;
+    Ok((k.to_owned(), val.to_owned()))
+}
+
+/// The global options, then one group per `--subject` (each group is parsed on its own, so a
+/// subject's options apply to it alone). Errors (and `--help`) come back as the text to print.
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
-    let mut o = Options {
-        runs: 20,
-        json: PathBuf::from("target/bench/lambda.json"),
-        log_dir: PathBuf::from("target/bench/logs"),
-        timeout: Duration::from_secs(10),
-        env: Vec::new(),
-        notes: Vec::new(),
-        invoke: None,
-        subjects: Vec::new(),
-    };
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            return Err(USAGE.to_owned());
+    let args: Vec<String> = args.into_iter().collect();
+    // Split at each `--subject` that is a flag, not the value of a flag taking text.
+    let mut cuts = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--subject" => cuts.push(i),
+            // Options whose value may itself look like a flag.
+            "--arg" | "--note" | "--invoke" | "--error" => i += 1,
+            _ => {}
         }
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let num = |v: String| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
-        if flag == "--subject" {
-            o.subjects.push(Subject {
-                name: value()?,
-                kind: "rust".into(),
-                ..Subject::default()
-            });
-            continue;
-        }
-        let global = matches!(
-            flag.as_str(),
-            "--runs" | "--json" | "--log-dir" | "--timeout-ms" | "--env" | "--note" | "--invoke"
-        );
-        if global {
-            let v = value()?;
-            match flag.as_str() {
-                "--runs" => o.runs = num(v)?.max(1) as usize,
-                "--json" => o.json = v.into(),
-                "--log-dir" => o.log_dir = v.into(),
-                "--timeout-ms" => o.timeout = Duration::from_millis(num(v)?),
-                "--env" => {
-                    let (k, val) = v.split_once('=').ok_or("--env wants K=V")?;
-                    o.env.push((k.to_owned(), val.to_owned()));
-                }
-                "--invoke" => o.invoke = Some(v),
-                _ => o.notes.push(v),
-            }
-            continue;
-        }
-        let s = o
-            .subjects
-            .last_mut()
-            .ok_or_else(|| format!("{flag} before any --subject\n{USAGE}"))?;
-        let v = value()?;
-        match flag.as_str() {
-            "--exe" => s.exe = v.into(),
-            "--arg" => s.args.push(v),
-            "--src" => s.src = Some(v.into()),
-            "--kind" => s.kind = v,
-            "--lambda-target" => s.lambda_target = Some(v),
-            "--init-target" => s.init_target = Some(v),
-            "--zip-bytes" => s.zip_bytes = Some(num(v)?),
-            "--bootstrap-bytes" => s.bootstrap_bytes = Some(num(v)?),
-            "--error" => s.error = Some(v),
-            "--set" => {
-                let (k, val) = v.split_once('=').ok_or("--set wants K=V")?;
-                s.env.push((k.to_owned(), val.to_owned()));
-            }
-            _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
-        }
+        i += 1;
     }
+    let first = cuts.first().copied().unwrap_or(args.len());
+    let global = GlobalArgs::try_parse_from(
+        std::iter::once("rm-bench".to_owned()).chain(args[..first].iter().cloned()),
+    )
+    .map_err(|e| e.render().to_string())?;
+    let mut subjects = Vec::new();
+    for (n, &at) in cuts.iter().enumerate() {
+        let end = cuts.get(n + 1).copied().unwrap_or(args.len());
+        let a = SubjectArgs::try_parse_from(&args[at..end]).map_err(|e| e.render().to_string())?;
+        subjects.push(Subject {
+            name: a.subject,
+            kind: a.kind,
+            exe: a.exe.unwrap_or_default(),
+            args: a.args,
+            src: a.src,
+            lambda_target: a.lambda_target,
+            init_target: a.init_target,
+            zip_bytes: a.zip_bytes,
+            bootstrap_bytes: a.bootstrap_bytes,
+            error: a.error,
+            env: a.set,
+        });
+    }
+    let o = Options {
+        runs: global.runs.max(1) as usize,
+        json: global.json,
+        log_dir: global.log_dir,
+        timeout: Duration::from_millis(global.timeout_ms),
+        env: global.env,
+        notes: global.notes,
+        invoke: global.invoke,
+        subjects,
+    };
     if o.subjects.is_empty() {
-        return Err(format!("nothing to measure\n{USAGE}"));
+        return Err(format!(
+            "nothing to measure\n{}",
+            GlobalArgs::command().render_usage()
+        ));
     }
     let no_exe = |s: &&Subject| s.exe.as_os_str().is_empty() && s.error.is_none();
     if let Some(s) = o.subjects.iter().find(no_exe) {
@@ -703,5 +755,15 @@ mod tests {
         assert_eq!(o.subjects[0].zip_bytes, Some(10));
         assert_eq!(o.subjects[1].args, vec!["x.js"]);
         assert!(parse_args(["--exe".to_string(), "x".into()]).is_err());
+        assert!(parse_args(["--runs".to_string(), "3".into()]).is_err());
+        let args = "--env A=1 --note -x --subject a --error -built --set K=V --subject b --exe /b --arg --subject";
+        let o = parse_args(args.split(' ').map(String::from)).unwrap();
+        assert_eq!(
+            (o.runs, o.env.len(), o.notes.clone()),
+            (20, 1, vec!["-x".to_owned()])
+        );
+        assert_eq!(o.subjects[0].error.as_deref(), Some("-built"));
+        assert_eq!(o.subjects[0].env, vec![("K".to_owned(), "V".to_owned())]);
+        assert_eq!(o.subjects[1].args, vec!["--subject"]);
     }
 }
