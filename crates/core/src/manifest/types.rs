@@ -1,0 +1,112 @@
+//! What a manifest is, once read and validated.
+
+use super::DEFAULT_TIMEOUT_MINUTES;
+use crate::release::ReleaseId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What to do with the other pipelines when one fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stop the running siblings (the default).
+    #[default]
+    Stop,
+    /// Let them finish; start no later wave.
+    Continue,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Continue => "continue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "stop" => Some(Self::Stop),
+            "continue" => Some(Self::Continue),
+            _ => None,
+        }
+    }
+}
+
+/// A source revision override for StartPipelineExecution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRevision {
+    pub action_name: String,
+    pub revision_type: String,
+    pub revision_value: String,
+}
+
+/// One pipeline of a release, normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineSpec {
+    pub name: String,
+    pub wave: u32,
+    /// Pipeline-level variables for StartPipelineExecution, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_revisions: Vec<SourceRevision>,
+    pub timeout_minutes: u32,
+}
+
+impl PipelineSpec {
+    pub fn new(name: impl Into<String>, wave: u32) -> Self {
+        Self {
+            name: name.into(),
+            wave,
+            variables: BTreeMap::new(),
+            source_revisions: Vec::new(),
+            timeout_minutes: DEFAULT_TIMEOUT_MINUTES,
+        }
+    }
+
+    pub fn timeout_seconds(&self) -> u64 {
+        u64::from(self.timeout_minutes) * 60
+    }
+}
+
+/// A validated, normalized manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub release_id: ReleaseId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub pipelines: Vec<PipelineSpec>,
+    pub max_concurrency: u32,
+    pub on_failure: OnFailure,
+}
+
+/// A wave: the pipelines started together, in manifest order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wave<'a> {
+    pub number: u32,
+    pub pipelines: Vec<&'a PipelineSpec>,
+}
+
+impl Manifest {
+    /// The waves in ascending order, each with its pipelines in manifest order.
+    pub fn waves(&self) -> Vec<Wave<'_>> {
+        let mut numbers: Vec<u32> = self.pipelines.iter().map(|p| p.wave).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers
+            .into_iter()
+            .map(|number| Wave {
+                number,
+                pipelines: self.pipelines.iter().filter(|p| p.wave == number).collect(),
+            })
+            .collect()
+    }
+
+    pub fn pipeline(&self, name: &str) -> Option<&PipelineSpec> {
+        self.pipelines.iter().find(|p| p.name == name)
+    }
+}
