@@ -140,3 +140,140 @@ async fn reads_the_given_version() {
         .unwrap_err();
     assert!(matches!(err, SourceError::NotFound { .. }), "{err:?}");
 }
+
+// ------------------------------------------------------------------ keys with a space or `+`
+
+#[tokio::test]
+async fn a_key_with_a_space_is_read_as_given_or_form_encoded() {
+    let client = s3().await;
+    let b = bucket(&client).await;
+    let key = "releases/Nov train/release-manifest.json";
+    put(&client, &b, key, MANIFEST).await;
+    let source = S3ManifestSource::new(client);
+    for given in [
+        key,
+        // S3's notification formats encode keys: a space is `+` (or %20).
+        "releases/Nov+train/release-manifest.json",
+        "releases/Nov%20train/release-manifest.json",
+    ] {
+        let bytes = source
+            .read(&b, given, None, 1024)
+            .await
+            .unwrap_or_else(|e| panic!("{given}: {e}"));
+        assert_eq!(bytes, MANIFEST, "{given}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_with_a_plus_is_read_as_given_first() {
+    let client = s3().await;
+    let b = bucket(&client).await;
+    put(&client, &b, "a+b/x.json", b"plus").await;
+    let source = S3ManifestSource::new(client.clone());
+    assert_eq!(source.read(&b, "a+b/x.json", None, 1024).await.unwrap(), b"plus");
+    // Encoded, `+` is %2B.
+    assert_eq!(source.read(&b, "a%2Bb/x.json", None, 1024).await.unwrap(), b"plus");
+    // The key as given wins over its decoded form when both exist.
+    put(&client, &b, "a b/x.json", b"space").await;
+    assert_eq!(source.read(&b, "a+b/x.json", None, 1024).await.unwrap(), b"plus");
+    assert_eq!(source.read(&b, "a b/x.json", None, 1024).await.unwrap(), b"space");
+}
+
+#[tokio::test]
+async fn a_missing_encoded_key_is_reported_as_given() {
+    let client = s3().await;
+    let b = bucket(&client).await;
+    let source = S3ManifestSource::new(client);
+    let err = source
+        .read(&b, "releases/Dec+train/release-manifest.json", None, 1024)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SourceError::NotFound {
+            bucket: b.clone(),
+            key: "releases/Dec+train/release-manifest.json".into()
+        }
+    );
+}
+
+// ------------------------------------------------------------------ AccessDenied (mocked)
+//
+// moto enforces no IAM, so it never answers a missing key with 403 AccessDenied as S3 does for
+// a caller without s3:ListBucket: aws-smithy-mocks stands in for S3 here.
+
+mod access_denied {
+    use super::MANIFEST;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::Client;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use rm_aws::S3ManifestSource;
+    use rm_core::ports::{ManifestSource, SourceError};
+
+    fn client(rules: &[&Rule]) -> Client {
+        mock_client!(aws_sdk_s3, RuleMode::Sequential, rules, |c| c
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()))
+    }
+
+    fn denied(key: &'static str) -> Rule {
+        mock!(Client::get_object)
+            .match_requests(move |r| r.key() == Some(key))
+            .then_error(|| {
+                GetObjectError::generic(
+                    ErrorMetadata::builder()
+                        .code("AccessDenied")
+                        .message("Access Denied")
+                        .build(),
+                )
+            })
+    }
+
+    #[tokio::test]
+    async fn a_denied_read_is_not_found_and_says_why() {
+        let rule = denied("releases/r1/release-manifest.json");
+        let source = S3ManifestSource::new(client(&[&rule]));
+        let err = source
+            .read("bkt", "releases/r1/release-manifest.json", None, 1024)
+            .await
+            .unwrap_err();
+        let SourceError::NotFound { bucket, key } = &err else {
+            panic!("expected NotFound (ManifestUnreadable), got {err:?}");
+        };
+        assert_eq!(bucket, "bkt");
+        assert!(key.starts_with("releases/r1/release-manifest.json ("), "{key}");
+        let message = err.to_string();
+        for part in [
+            "s3://bkt/releases/r1/release-manifest.json",
+            "AccessDenied",
+            "the object is missing, or this function may not read it",
+            "s3:ListBucket",
+        ] {
+            assert!(message.contains(part), "{part:?} not in {message}");
+        }
+        // Nothing to decode: one request.
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_denied_encoded_key_is_retried_decoded() {
+        // Without s3:ListBucket, the encoded key (absent) answers AccessDenied, not NoSuchKey.
+        let first = denied("releases/Nov+train/release-manifest.json");
+        let second = mock!(Client::get_object)
+            .match_requests(|r| r.key() == Some("releases/Nov train/release-manifest.json"))
+            .then_output(|| {
+                GetObjectOutput::builder()
+                    .content_length(MANIFEST.len() as i64)
+                    .body(ByteStream::from_static(MANIFEST))
+                    .build()
+            });
+        let source = S3ManifestSource::new(client(&[&first, &second]));
+        let bytes = source
+            .read("bkt", "releases/Nov+train/release-manifest.json", None, 1024)
+            .await
+            .unwrap();
+        assert_eq!(bytes, MANIFEST);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+}
