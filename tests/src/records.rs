@@ -1,0 +1,108 @@
+//! Assertions on the run records a release stored: how many there are first, then each one.
+
+use rm_core::release::{RunRecord, RunStatus, StoredRelease};
+use rm_core::view::ReleaseView;
+use rm_local::sim::SimExecution;
+
+/// A run's history as its statuses, in order.
+pub fn run_statuses(run: &RunRecord) -> Vec<RunStatus> {
+    run.history.iter().map(|h| h.status).collect()
+}
+
+fn pretty(release: &StoredRelease) -> String {
+    serde_json::to_string_pretty(&ReleaseView::from(release)).unwrap_or_default()
+}
+
+/// Asserts the release's run records against `expected` (pipeline, final status) and the
+/// emulator's `executions`:
+///
+/// - there is exactly one run per expected pipeline, and no other (the count first, so an
+///   empty list fails);
+/// - each run has the expected status;
+/// - a run that never started (`NotStarted`) has no execution id, no start, and no history, and
+///   the emulator has no execution of its pipeline;
+/// - a started run has the execution id of the one execution of its pipeline the emulator
+///   started, a start time, an end time when its status is terminal, and a history that begins
+///   with `InProgress`, ends with its status and only moves forward (no status twice).
+///
+/// # Panics
+/// With the release as JSON when a check fails.
+pub fn assert_runs(
+    release: &StoredRelease,
+    executions: &[SimExecution],
+    expected: &[(&str, RunStatus)],
+) {
+    let id = &release.release.release_id;
+    let mut want: Vec<&str> = expected.iter().map(|(p, _)| *p).collect();
+    want.sort_unstable();
+    let mut got: Vec<&str> = release.runs.iter().map(RunRecord::pipeline).collect();
+    got.sort_unstable();
+    assert_eq!(
+        release.runs.len(),
+        expected.len(),
+        "release {id}: {} run records for {} pipelines {want:?}: {got:?}\n{}",
+        release.runs.len(),
+        expected.len(),
+        pretty(release)
+    );
+    assert_eq!(got, want, "release {id}: the runs' pipelines");
+    for (pipeline, status) in expected {
+        let run = release
+            .runs
+            .iter()
+            .find(|r| r.pipeline() == *pipeline)
+            .unwrap_or_else(|| panic!("release {id}: no run of {pipeline}"));
+        let history = run_statuses(run);
+        let what = format!(
+            "release {id}, run {pipeline}: status {}, execution {:?}, history {history:?}",
+            run.status, run.execution_id
+        );
+        assert_eq!(run.status, *status, "{what}\n{}", pretty(release));
+        let started: Vec<&SimExecution> = executions
+            .iter()
+            .filter(|e| e.pipeline == *pipeline)
+            .collect();
+        if *status == RunStatus::NotStarted {
+            assert!(
+                run.execution_id.is_none() && run.started_at.is_none() && history.is_empty(),
+                "{what}: a run that never started"
+            );
+            assert!(
+                started.is_empty(),
+                "{what}: the emulator started {started:?}"
+            );
+            continue;
+        }
+        assert_eq!(
+            started.len(),
+            1,
+            "{what}: the emulator's executions of {pipeline}: {started:?}"
+        );
+        assert_eq!(
+            run.execution_id.as_deref(),
+            Some(started[0].execution_id.as_str()),
+            "{what}: not the execution the emulator started"
+        );
+        assert!(run.started_at.is_some(), "{what}: no startedAt");
+        assert_eq!(
+            run.ended_at.is_some(),
+            status.is_terminal(),
+            "{what}: endedAt {:?}",
+            run.ended_at
+        );
+        assert_eq!(
+            history.first(),
+            Some(&RunStatus::InProgress),
+            "{what}: the history starts with the start"
+        );
+        assert_eq!(
+            history.last(),
+            Some(status),
+            "{what}: the history ends with the status"
+        );
+        assert!(
+            history.windows(2).all(|w| w[0].rank() < w[1].rank()),
+            "{what}: the history moves forward, each status once"
+        );
+    }
+}

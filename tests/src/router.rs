@@ -1,0 +1,272 @@
+//! The in-process Lambda router: moto's Step Functions executor sends every boto call to
+//! `localhost:$MOTO_PORT`, which is this router. `/2015-03-31/functions/<name or ARN>/invocations`
+//! goes to `cargo lambda watch` with the (percent-encoded) ARN reduced to the function name, and
+//! watch's answer is turned into AWS's (a handler error, HTTP 500 from watch, becomes 200 with
+//! `X-Amz-Function-Error: Unhandled`); everything else goes to moto. Every invocation is logged.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What [`urlencode`] leaves as it is: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `%`-encodes what a URL path segment cannot hold (an ARN's `:` stays legal but moto encodes
+/// it; so do we).
+pub fn urlencode(s: &str) -> String {
+    utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+/// The router, serving on its own 127.0.0.1 port until dropped.
+pub(crate) struct Router {
+    pub(crate) url: String,
+    pub(crate) port: u16,
+    pub(crate) state: Arc<RouterState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Router {
+    /// Binds a free port and serves: invocations to `watch_url`, the rest to `moto_url`.
+    pub(crate) async fn start(moto_url: &str, watch_url: &str) -> Router {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind the router");
+        let port = listener.local_addr().expect("the router's address").port();
+        let state = Arc::new(RouterState {
+            moto: moto_url.to_owned(),
+            watch: watch_url.to_owned(),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(600))
+                .build()
+                .expect("HTTP client"),
+            log: Mutex::default(),
+        });
+        let app = axum::Router::new()
+            .fallback(route)
+            .with_state(Arc::clone(&state));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Router {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            state,
+            task,
+        }
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One invocation through the Lambda Invoke API, as AWS answers it.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub status: u16,
+    /// `X-Amz-Function-Error` (`Unhandled`) when the handler failed.
+    pub function_error: Option<String>,
+    /// The payload the function returned, or `{"errorType", "errorMessage"}`.
+    pub payload: Value,
+}
+
+impl Invocation {
+    /// The payload of a successful invocation.
+    ///
+    /// # Panics
+    /// If the function failed.
+    pub fn ok(self) -> Value {
+        assert!(
+            self.function_error.is_none() && self.status == 200,
+            "the function failed: {} {:?}: {}",
+            self.status,
+            self.function_error,
+            self.payload
+        );
+        self.payload
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct RouterLog {
+    pub(crate) lines: Vec<String>,
+}
+
+pub(crate) struct RouterState {
+    moto: String,
+    watch: String,
+    pub(crate) client: reqwest::Client,
+    log: Mutex<RouterLog>,
+}
+
+impl RouterState {
+    fn log(&self, line: String) {
+        self.router_log().lines.push(line);
+    }
+
+    pub(crate) fn router_log(&self) -> std::sync::MutexGuard<'_, RouterLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]` (or a plain name) → `NAME`.
+pub fn function_name(raw: &str) -> String {
+    let decoded = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    if decoded.starts_with("arn:") {
+        decoded
+            .split(':')
+            .nth(6)
+            .map(str::to_owned)
+            .unwrap_or(decoded)
+    } else {
+        decoded
+    }
+}
+
+const HOP_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "keep-alive",
+];
+
+async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let path = parts.uri.path();
+    let invoke = path
+        .strip_prefix("/2015-03-31/functions/")
+        .and_then(|rest| rest.strip_suffix("/invocations"));
+    if let Some(raw) = invoke {
+        let name = function_name(raw);
+        return invoke_watch(&router, &name, body).await;
+    }
+    let url = format!(
+        "{}{}",
+        router.moto,
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut forward = router.client.request(parts.method.clone(), &url);
+    for (k, v) in &parts.headers {
+        if !HOP_HEADERS.contains(&k.as_str()) {
+            forward = forward.header(k, v);
+        }
+    }
+    match forward.body(body).send().await {
+        Ok(response) => {
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.unwrap_or_default();
+            let mut out = Response::new(Body::from(bytes));
+            *out.status_mut() = status;
+            for (k, v) in &headers {
+                if !HOP_HEADERS.contains(&k.as_str()) {
+                    out.headers_mut().append(k, v.clone());
+                }
+            }
+            out
+        }
+        Err(e) => {
+            router.log(format!("moto {} {url}: {e}", parts.method));
+            (StatusCode::BAD_GATEWAY, format!("router → moto: {e}")).into_response()
+        }
+    }
+}
+
+async fn invoke_watch(router: &RouterState, name: &str, body: axum::body::Bytes) -> Response {
+    let url = format!("{}/2015-03-31/functions/{name}/invocations", router.watch);
+    let t0 = Instant::now();
+    let result = router.client.post(&url).body(body).send().await;
+    let ms = t0.elapsed().as_millis();
+    match result {
+        Ok(response) => {
+            let status = response.status();
+            let bytes = response.bytes().await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            let short: String = text.chars().take(300).collect();
+            let mut out = Response::new(Body::from(bytes.clone()));
+            out.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            out.headers_mut().insert(
+                "x-amz-executed-version",
+                HeaderValue::from_static("$LATEST"),
+            );
+            if status.is_success() {
+                router.log(format!("invoke {name}: 200 in {ms} ms"));
+            } else if status == StatusCode::INTERNAL_SERVER_ERROR
+                && serde_json::from_slice::<Value>(&bytes)
+                    .map(|v| v.get("errorType").is_some())
+                    .unwrap_or(false)
+            {
+                // AWS: the invocation succeeded, the function did not.
+                router.log(format!("invoke {name}: function error in {ms} ms: {short}"));
+                out.headers_mut().insert(
+                    "x-amz-function-error",
+                    HeaderValue::from_static("Unhandled"),
+                );
+            } else {
+                router.log(format!(
+                    "invoke {name}: watch answered {status} in {ms} ms: {short}"
+                ));
+                *out.status_mut() = status;
+            }
+            out
+        }
+        Err(e) => {
+            router.log(format!(
+                "invoke {name}: watch unreachable after {ms} ms: {e}"
+            ));
+            (
+                StatusCode::BAD_GATEWAY,
+                [("x-amzn-errortype", "ServiceException")],
+                json!({"__type": "ServiceException", "message": format!("router → watch: {e}")})
+                    .to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_from_arns_and_encoded_arns() {
+        assert_eq!(function_name("record-state"), "record-state");
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:check-manifest"),
+            "check-manifest"
+        );
+        let encoded =
+            urlencode("arn:aws:lambda:us-east-1:123456789012:function:poll-execution:$LATEST");
+        assert_eq!(
+            encoded,
+            "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Apoll-execution%3A%24LATEST"
+        );
+        assert_eq!(function_name(&encoded), "poll-execution");
+        // An incomplete escape stays as it is.
+        assert_eq!(function_name("a%3Ab%"), "a:b%");
+        assert_eq!(urlencode("a-b_c.d~e f/g"), "a-b_c.d~e%20f%2Fg");
+    }
+}
