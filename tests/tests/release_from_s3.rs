@@ -4,7 +4,7 @@
 //! (emulator) and the state transitions per pipeline (moto's execution history) as a JSON line.
 
 use rm_core::release::{ReleaseStatus, RunStatus};
-use rm_e2e::{report, Stack, StackOptions, DEFAULT_WAIT};
+use rm_e2e::{assert_runs, report, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
 use serde_json::json;
 use std::time::Instant;
 
@@ -49,16 +49,20 @@ async fn manifest_uploaded_to_s3_releases_every_pipeline() {
         .expect("the release is recorded");
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
     assert!(release.release.ended_at.is_some());
-    assert_eq!(release.runs.len(), pipelines.len());
+    let executions = stack.emulator.executions();
+    assert_eq!(executions.len(), pipelines.len(), "{executions:#?}");
+    let expected: Vec<(&str, RunStatus)> = pipelines
+        .iter()
+        .map(|p| (*p, RunStatus::Succeeded))
+        .collect();
+    assert_runs(&release, &executions, &expected);
     for run in &release.runs {
-        assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
-        assert!(run.execution_id.is_some() && run.started_at.is_some() && run.ended_at.is_some());
-        let statuses: Vec<RunStatus> = run.history.iter().map(|h| h.status).collect();
-        assert!(
-            statuses.contains(&RunStatus::InProgress)
-                && statuses.last() == Some(&RunStatus::Succeeded),
-            "{}: history {statuses:?}",
-            run.pipeline()
+        assert_eq!(
+            run_statuses(run),
+            [RunStatus::InProgress, RunStatus::Succeeded],
+            "{}: {:?}",
+            run.pipeline(),
+            run.history
         );
     }
     let view = stack.release_view("2026.03.1").await.unwrap();
@@ -79,9 +83,7 @@ async fn manifest_uploaded_to_s3_releases_every_pipeline() {
         "wave 2 starts after wave 1 ends"
     );
 
-    // Each pipeline started exactly once, with its variables.
-    let executions = stack.emulator.executions();
-    assert_eq!(executions.len(), pipelines.len());
+    // Each pipeline started exactly once (assert_runs), with its variables.
     let payments = executions
         .iter()
         .find(|e| e.pipeline == "payments-api")

@@ -3,7 +3,7 @@
 //! in moto's DynamoDB.
 
 use rm_core::release::{ReleaseStatus, RunStatus};
-use rm_e2e::{event, Stack, StackOptions, DEFAULT_WAIT};
+use rm_e2e::{assert_runs, event, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -58,10 +58,14 @@ async fn api_post_then_conflict() {
     succeeded(&stack, &arn).await;
     let release = stack.release("api-1").await.unwrap();
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
-    assert!(release
-        .runs
-        .iter()
-        .all(|r| r.status == RunStatus::Succeeded));
+    assert_runs(
+        &release,
+        &stack.emulator.executions(),
+        &[
+            ("orders", RunStatus::Succeeded),
+            ("billing", RunStatus::Succeeded),
+        ],
+    );
 
     let again = stack.invoke("release-api", api_post(&manifest)).await.ok();
     assert_eq!(again["statusCode"], 409, "{again}");
@@ -104,15 +108,18 @@ async fn one_failure_stops_the_siblings() {
     assert_eq!(release.release.status, ReleaseStatus::Failed);
     let cause = release.release.cause.clone().unwrap_or_default();
     assert!(cause.contains("bad-pipe"), "cause {cause:?}");
-    for run in &release.runs {
-        let want = if run.pipeline() == "bad-pipe" {
-            RunStatus::Failed
-        } else {
-            RunStatus::Stopped
-        };
-        assert_eq!(run.status, want, "{}: {:?}", run.pipeline(), run.history);
-    }
-    for e in stack.emulator.executions() {
+    let executions = stack.emulator.executions();
+    assert_runs(
+        &release,
+        &executions,
+        &[
+            ("good-a", RunStatus::Stopped),
+            ("bad-pipe", RunStatus::Failed),
+            ("good-b", RunStatus::Stopped),
+        ],
+    );
+    assert_eq!(executions.len(), 3, "{executions:#?}");
+    for e in executions {
         if e.pipeline != "bad-pipe" {
             assert!(
                 e.stop_reason.is_some(),
@@ -141,6 +148,26 @@ async fn throttled_starts_are_retried_once_started() {
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
     let executions = stack.emulator.executions();
     assert_eq!(executions.len(), 3, "{executions:#?}");
+    // Each run records the one execution that started, started and ended once: the throttled
+    // attempts left no trace in the records.
+    assert_runs(
+        &release,
+        &executions,
+        &[
+            ("hot", RunStatus::Succeeded),
+            ("warm", RunStatus::Succeeded),
+            ("cool", RunStatus::Succeeded),
+        ],
+    );
+    for run in &release.runs {
+        assert_eq!(
+            run_statuses(run),
+            [RunStatus::InProgress, RunStatus::Succeeded],
+            "{}: {:?}",
+            run.pipeline(),
+            run.history
+        );
+    }
     let calls = stack.emulator.calls();
     assert_eq!(
         calls["hot"]["StartPipelineExecution.throttled"], 6,
@@ -200,10 +227,14 @@ async fn sweep_completes_when_events_are_lost() {
     assert!(stack.emulator.events().is_empty(), "no event was delivered");
     let release = stack.release("sweep-1").await.unwrap();
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
-    assert!(release
-        .runs
-        .iter()
-        .all(|r| r.status == RunStatus::Succeeded));
+    assert_runs(
+        &release,
+        &stack.emulator.executions(),
+        &[
+            ("quiet-a", RunStatus::Succeeded),
+            ("quiet-b", RunStatus::Succeeded),
+        ],
+    );
     eprintln!("[e2e] sweep: {sweeps} sweeps until the release ended");
 }
 
@@ -232,11 +263,28 @@ async fn duplicate_event_runs_one_release() {
     let release = stack.release("dup-1").await.unwrap();
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
     assert_eq!(release.release.owner, winner);
+    let executions = stack.emulator.executions();
     assert_eq!(
-        stack.emulator.executions().len(),
+        executions.len(),
         2,
-        "each pipeline started once"
+        "each pipeline started once: {executions:#?}"
     );
+    // One run per pipeline, holding the one execution started, recorded once: the duplicate
+    // execution wrote nothing.
+    assert_runs(
+        &release,
+        &executions,
+        &[("one", RunStatus::Succeeded), ("two", RunStatus::Succeeded)],
+    );
+    for run in &release.runs {
+        assert_eq!(
+            run_statuses(run),
+            [RunStatus::InProgress, RunStatus::Succeeded],
+            "{}: {:?}",
+            run.pipeline(),
+            run.history
+        );
+    }
 }
 
 /// Scenario 7: the health gate fails the job while a configured alarm is in ALARM (moto
