@@ -105,19 +105,83 @@ async fn without_a_support_plan_the_check_fails_with_the_reason() {
     let health = AwsHealth::new(client(&[&denied]));
     let err = health.open_issues(&[], &[]).await.unwrap_err();
     assert!(matches!(err, PortError::Other(_)), "{err:?}");
-    assert!(
-        err.to_string().contains("SubscriptionRequiredException"),
-        "{err}"
-    );
+    let message = err.to_string();
+    for part in [
+        "SubscriptionRequiredException",
+        "the account lacks a Business/Enterprise support plan",
+        "disable the health check",
+        "\"failOpen\": true",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+}
+
+fn unavailable() -> Rule {
+    mock!(Client::describe_events).then_error(|| {
+        DescribeEventsError::generic(
+            ErrorMetadata::builder()
+                .code("ServiceUnavailable")
+                .message("the active endpoint is failing over")
+                .build(),
+        )
+    })
 }
 
 #[tokio::test]
-async fn from_config_uses_the_global_endpoint_region() {
-    let config = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("eu-central-1"))
+async fn an_unreachable_active_endpoint_fails_over_to_the_passive_one() {
+    let active = unavailable();
+    let passive = mock!(Client::describe_events).then_output(|| {
+        DescribeEventsOutput::builder()
+            .events(event("EC2", "eu-west-1", "AWS_EC2_OPERATIONAL_ISSUE"))
+            .build()
+    });
+    let health = AwsHealth::with_failover(client(&[&active]), client(&[&passive]));
+    let issues = health.open_issues(&[], &[]).await.unwrap();
+    assert_eq!(issues.len(), 1);
+    assert_eq!((active.num_calls(), passive.num_calls()), (1, 1));
+
+    // Answers that are not about reachability are not retried elsewhere.
+    let denied = mock!(Client::describe_events).then_error(|| {
+        DescribeEventsError::generic(
+            ErrorMetadata::builder()
+                .code("SubscriptionRequiredException")
+                .build(),
+        )
+    });
+    let unused =
+        mock!(Client::describe_events).then_output(|| DescribeEventsOutput::builder().build());
+    let health = AwsHealth::with_failover(client(&[&denied]), client(&[&unused]));
+    assert!(health.open_issues(&[], &[]).await.is_err());
+    assert_eq!(unused.num_calls(), 0);
+}
+
+fn config_in(region: &'static str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new(region))
         .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
-    let health = AwsHealth::from_config(&config);
-    let region = health.client().config().region().map(|r| r.to_string());
-    assert_eq!(region.as_deref(), Some("us-east-1"));
+        .build()
+}
+
+fn region_of(client: &Client) -> Option<String> {
+    client.config().region().map(|r| r.to_string())
+}
+
+#[tokio::test]
+async fn from_config_uses_the_global_endpoints_of_the_partition() {
+    // aws: us-east-1 active, us-east-2 passive, whatever the function's region.
+    let health = AwsHealth::from_config(&config_in("eu-central-1"));
+    assert_eq!(region_of(health.client()).as_deref(), Some("us-east-1"));
+    assert_eq!(
+        health.failover_client().and_then(region_of).as_deref(),
+        Some("us-east-2")
+    );
+    // aws-cn and aws-us-gov have their own Health endpoints.
+    let health = AwsHealth::from_config(&config_in("cn-north-1"));
+    assert_eq!(
+        region_of(health.client()).as_deref(),
+        Some("cn-northwest-1")
+    );
+    assert!(health.failover_client().is_none());
+    let health = AwsHealth::from_config(&config_in("us-gov-east-1"));
+    assert_eq!(region_of(health.client()).as_deref(), Some("us-gov-west-1"));
 }

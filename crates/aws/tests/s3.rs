@@ -170,13 +170,25 @@ async fn a_key_with_a_plus_is_read_as_given_first() {
     let b = bucket(&client).await;
     put(&client, &b, "a+b/x.json", b"plus").await;
     let source = S3ManifestSource::new(client.clone());
-    assert_eq!(source.read(&b, "a+b/x.json", None, 1024).await.unwrap(), b"plus");
+    assert_eq!(
+        source.read(&b, "a+b/x.json", None, 1024).await.unwrap(),
+        b"plus"
+    );
     // Encoded, `+` is %2B.
-    assert_eq!(source.read(&b, "a%2Bb/x.json", None, 1024).await.unwrap(), b"plus");
+    assert_eq!(
+        source.read(&b, "a%2Bb/x.json", None, 1024).await.unwrap(),
+        b"plus"
+    );
     // The key as given wins over its decoded form when both exist.
     put(&client, &b, "a b/x.json", b"space").await;
-    assert_eq!(source.read(&b, "a+b/x.json", None, 1024).await.unwrap(), b"plus");
-    assert_eq!(source.read(&b, "a b/x.json", None, 1024).await.unwrap(), b"space");
+    assert_eq!(
+        source.read(&b, "a+b/x.json", None, 1024).await.unwrap(),
+        b"plus"
+    );
+    assert_eq!(
+        source.read(&b, "a b/x.json", None, 1024).await.unwrap(),
+        b"space"
+    );
 }
 
 #[tokio::test]
@@ -242,7 +254,10 @@ mod access_denied {
             panic!("expected NotFound (ManifestUnreadable), got {err:?}");
         };
         assert_eq!(bucket, "bkt");
-        assert!(key.starts_with("releases/r1/release-manifest.json ("), "{key}");
+        assert!(
+            key.starts_with("releases/r1/release-manifest.json ("),
+            "{key}"
+        );
         let message = err.to_string();
         for part in [
             "s3://bkt/releases/r1/release-manifest.json",
@@ -270,7 +285,12 @@ mod access_denied {
             });
         let source = S3ManifestSource::new(client(&[&first, &second]));
         let bytes = source
-            .read("bkt", "releases/Nov+train/release-manifest.json", None, 1024)
+            .read(
+                "bkt",
+                "releases/Nov+train/release-manifest.json",
+                None,
+                1024,
+            )
             .await
             .unwrap();
         assert_eq!(bytes, MANIFEST);
