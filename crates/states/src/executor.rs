@@ -265,10 +265,23 @@ fn deadline_after(from: Instant, secs: u64) -> Instant {
 /// A running Map iteration: its index, its last history event and its result.
 type IterationFuture<'a> = LocalBoxFuture<'a, (usize, u64, Result<Value, StatesError>)>;
 
+/// The details of a failed or timed-out task event.
+fn error_details(e: &StatesError) -> Value {
+    obj! { "error": e.error.as_str(), "cause": e.cause.as_str() }
+}
+
 /// How a task attempt ended when it did not succeed.
 enum TaskEnd {
     Failed(StatesError),
     TimedOut(StatesError),
+}
+
+impl TaskEnd {
+    fn into_error(self) -> StatesError {
+        match self {
+            TaskEnd::Failed(e) | TaskEnd::TimedOut(e) => e,
+        }
+    }
 }
 
 impl<'h> Run<'h> {
@@ -627,11 +640,10 @@ impl<'h> Run<'h> {
                 .await
                 .map_err(|f| TaskEnd::Failed(failure_error(f)))?;
             let Some(mut wait) = wait else {
-                return Ok((result, false));
+                return Ok(result);
             };
             let started = Instant::now();
             let mut hb_deadline = heartbeat.map(|h| deadline_after(started, h));
-            let submitted = (result, true);
             loop {
                 let msg = match hb_deadline {
                     Some(d) => match tokio::time::timeout_at(d, wait.rx.recv()).await {
@@ -646,7 +658,7 @@ impl<'h> Run<'h> {
                     None => wait.rx.recv().await,
                 };
                 match msg {
-                    Some(TokenMsg::Success(v)) => return Ok((v, submitted.1)),
+                    Some(TokenMsg::Success(v)) => return Ok(v),
                     Some(TokenMsg::Failure { error, cause }) => {
                         return Err(TaskEnd::Failed(failure_error(TaskFailure { error, cause })))
                     }
@@ -671,62 +683,30 @@ impl<'h> Run<'h> {
                 Err(_) => Err(TaskEnd::TimedOut(StatesError::new(names::TIMEOUT, ""))),
             }
         };
-        match ended {
-            Ok((result, _waited)) => {
-                let output =
-                    if spec.integration == Integration::LambdaInvoke && !spec.wait_for_token {
-                        lambda_wrapper(result)
-                    } else {
-                        result
-                    };
-                if lambda_arn {
-                    self.record(
-                        cursor,
-                        "LambdaFunctionSucceeded",
-                        obj! { "output": self.data(&output) },
-                    );
-                } else {
-                    self.record(
-                        cursor,
-                        "TaskSucceeded",
-                        obj! { "resourceType": resource_type, "resource": resource, "output": self.data(&output) },
-                    );
-                }
-                Ok(output)
+        let ended = ended.map(|result| {
+            if spec.integration == Integration::LambdaInvoke && !spec.wait_for_token {
+                lambda_wrapper(result)
+            } else {
+                result
             }
-            Err(TaskEnd::Failed(e)) => {
-                if lambda_arn {
-                    self.record(
-                        cursor,
-                        "LambdaFunctionFailed",
-                        obj! { "error": e.error.as_str(), "cause": e.cause.as_str() },
-                    );
-                } else {
-                    self.record(
-                        cursor,
-                        "TaskFailed",
-                        obj! { "resourceType": resource_type, "resource": resource, "error": e.error.as_str(), "cause": e.cause.as_str() },
-                    );
-                }
-                Err(e)
+        });
+
+        // One closing event: {LambdaFunction,Task}{Succeeded,Failed,TimedOut}.
+        let (outcome, details) = match &ended {
+            Ok(output) => ("Succeeded", obj! { "output": self.data(output) }),
+            Err(TaskEnd::Failed(e)) => ("Failed", error_details(e)),
+            Err(TaskEnd::TimedOut(e)) => ("TimedOut", error_details(e)),
+        };
+        if lambda_arn {
+            self.record(cursor, &format!("LambdaFunction{outcome}"), details);
+        } else {
+            let mut d = obj! { "resourceType": resource_type, "resource": resource };
+            if let (Some(o), Value::Object(rest)) = (d.as_object_mut(), details) {
+                o.extend(rest);
             }
-            Err(TaskEnd::TimedOut(e)) => {
-                if lambda_arn {
-                    self.record(
-                        cursor,
-                        "LambdaFunctionTimedOut",
-                        obj! { "error": e.error.as_str(), "cause": e.cause.as_str() },
-                    );
-                } else {
-                    self.record(
-                        cursor,
-                        "TaskTimedOut",
-                        obj! { "resourceType": resource_type, "resource": resource, "error": e.error.as_str(), "cause": e.cause.as_str() },
-                    );
-                }
-                Err(e)
-            }
+            self.record(cursor, &format!("Task{outcome}"), d);
         }
+        ended.map_err(TaskEnd::into_error)
     }
 
     async fn run_parallel(
