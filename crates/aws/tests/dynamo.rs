@@ -50,10 +50,10 @@ on_both!(
     release_claim_gives_up_only_unstarted_releases,
 );
 
-/// The behaviour every store must have (core's contract, shared with SQLite and memory).
+/// The behaviour every store must have (the testkit's contract, shared with SQLite and memory).
 async fn store_contract(backend: Dynamo) {
     let store = fresh_store(backend).await;
-    rm_core::store_contract::check_all(&store, "contract-").await;
+    rm_testkit::store_contract::check_all(&store, "contract-").await;
 }
 
 async fn claim_first_wins_and_duplicate_leaves_the_winner_untouched(backend: Dynamo) {

@@ -8,7 +8,6 @@ pub mod manifest;
 pub mod memory;
 pub mod ports;
 pub mod release;
-pub mod store_contract;
 pub mod tasks;
 pub mod usecases;
 pub mod view;

@@ -604,11 +604,6 @@ fn client_request_tokens_are_stable_and_use_allowed_characters() {
     assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && a.len() <= 128);
 }
 
-#[tokio::test]
-async fn the_memory_store_meets_the_store_contract() {
-    rm_core::store_contract::check_all(&MemoryStore::new(), "mem-").await;
-}
-
 trait NowPlus {
     fn now_plus(&self, secs: i64) -> time::OffsetDateTime;
 }

@@ -3,8 +3,8 @@
 
 use futures::executor::block_on;
 use rm_core::ports::{Claim, ReleaseStore};
-use rm_core::store_contract;
 use rm_local::SqliteStore;
+use rm_testkit::store_contract;
 
 #[test]
 fn the_sqlite_store_meets_the_store_contract() {

@@ -15,8 +15,13 @@
 //!
 //! [`props`] holds what the handlers' property tests share: strategies, mutations of the
 //! sample events, the in-memory world and the checks of an answer.
+//!
+//! [`store_contract`] is the behaviour every `ReleaseStore` must have; the memory, SQLite and
+//! DynamoDB stores' tests each run it. It lives here, not in rm-core, so the Lambdas do not
+//! carry test fixtures.
 
 pub mod props;
+pub mod store_contract;
 
 /// A sample file of `events/` (the repository's), as bytes.
 pub fn event_bytes(name: &str) -> Vec<u8> {

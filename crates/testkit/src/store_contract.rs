@@ -1,9 +1,9 @@
 //! The behaviour every [`ReleaseStore`] must have. Each adapter's tests call [`check_all`]
 //! on a fresh store, so DynamoDB, SQLite and memory agree.
 
-use crate::manifest::{Manifest, OnFailure, PipelineSpec};
-use crate::ports::{Claim, NewRelease, ReleaseStore, RunKey};
-use crate::release::*;
+use rm_core::manifest::{Manifest, OnFailure, PipelineSpec};
+use rm_core::ports::{Claim, NewRelease, ReleaseStore, RunKey};
+use rm_core::release::*;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
