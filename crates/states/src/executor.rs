@@ -222,7 +222,7 @@ fn failure_error(f: TaskFailure) -> StatesError {
 }
 
 fn lambda_wrapper(payload: Value) -> Value {
-    let request_id = uuid_like();
+    let request_id = uuid::Uuid::new_v4().to_string();
     obj! {
         "ExecutedVersion": "$LATEST",
         "Payload": payload,
@@ -242,18 +242,6 @@ fn lambda_wrapper(payload: Value) -> Value {
         "SdkResponseMetadata": obj! { "RequestId": request_id },
         "StatusCode": 200,
     }
-}
-
-fn uuid_like() -> String {
-    let h = hex::encode(rand::random::<[u8; 16]>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// `from + secs`, or about thirty years ahead when that overflows.

@@ -267,21 +267,6 @@ fn number(f: f64) -> Value {
     }
 }
 
-fn uuid_v4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 impl Call {
     /// Evaluates the call against the state's data and context.
     pub(crate) fn eval(&self, data: &Value, ctx: &dyn ContextSource) -> Result<Value, StatesError> {
@@ -515,7 +500,7 @@ impl Call {
             }
             "UUID" => {
                 arity(name, a, 0..=0)?;
-                Ok(Value::String(uuid_v4()))
+                Ok(Value::String(uuid::Uuid::new_v4().to_string()))
             }
             other => Err(bad(other, "unknown function")),
         }
@@ -659,6 +644,9 @@ mod tests {
                 .len(),
             36
         );
+        let id = ev("States.UUID()", d.clone()).unwrap();
+        let id = uuid::Uuid::parse_str(id.as_str().unwrap()).unwrap();
+        assert_eq!(id.get_version_num(), 4);
         assert!(ev("States.JsonMerge($.o, $.o, true)", d).is_err());
     }
 
