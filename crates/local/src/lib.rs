@@ -2,8 +2,12 @@
 //! simulated CodePipeline ([`sim::SimPipelines`], scripted by a `--sim` file), a
 //! [`clock::VirtualClock`] and task tokens on the engine's ([`tokens::EngineTokens`]) — and the
 //! [`runner`] that executes `statemachine/release.asl.json` with them in virtual time.
+//!
+//! The CodePipeline emulator (`emulator`, over HTTP on loopback, for the end-to-end tests)
+//! is behind the `emulator` feature, off by default.
 
 pub mod clock;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod runner;
 pub mod sim;
