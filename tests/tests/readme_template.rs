@@ -572,3 +572,38 @@ fn no_partition_is_hard_coded() {
         "template.yaml: use ${{AWS::Partition}}"
     );
 }
+
+#[test]
+fn the_definition_takes_its_partition_from_the_template() {
+    let definition = read("statemachine/release.asl.json");
+    assert!(
+        !definition.contains("arn:aws:"),
+        "release.asl.json: a Task resource comes from DefinitionSubstitutions"
+    );
+    let t = template();
+    let subs = &t["Resources"]["ReleaseStateMachine"]["Properties"]["DefinitionSubstitutions"];
+    for (key, resource) in [
+        ("LambdaInvoke", "arn:aws:states:::lambda:invoke"),
+        (
+            "LambdaInvokeWaitForTaskToken",
+            "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        ),
+    ] {
+        let value = &subs[key];
+        assert_eq!(eval(value, "s"), resource, "{key}");
+        let text = format!("{value:?}");
+        assert!(text.contains("${AWS::Partition}"), "{key}: {text}");
+    }
+    // Every ${...} of the definition is substituted.
+    let defined = keys(subs);
+    let mut rest = definition.as_str();
+    while let Some(i) = rest.find("${") {
+        let end = rest[i..].find('}').unwrap() + i;
+        let name = &rest[i + 2..end];
+        assert!(
+            defined.contains(name),
+            "${{{name}}} is not in DefinitionSubstitutions"
+        );
+        rest = &rest[end..];
+    }
+}
