@@ -27,6 +27,26 @@ const BATCH_SIZE: usize = 25;
 const WRITE_CONCURRENCY: usize = 16;
 /// How often unprocessed batch items are retried before giving up as throttled.
 const MAX_BATCH_ATTEMPTS: u32 = 8;
+/// The backoff before the first retry of unprocessed batch items, and its ceiling.
+const BATCH_BACKOFF_BASE: Duration = Duration::from_millis(25);
+const BATCH_BACKOFF_CAP: Duration = Duration::from_millis(1600);
+
+/// The wait before retry `attempt` (1, 2, ...) of a batch's unprocessed items: exponential
+/// backoff with full jitter, uniform in `[0, min(cap, base * 2^attempt)]`, so the writers that
+/// were throttled together do not come back together.
+///
+/// DynamoDB's BatchWriteItem reference: "If DynamoDB returns any unprocessed items, you should
+/// retry the batch operation on those items. However, we strongly recommend that you use an
+/// exponential backoff algorithm." <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html>
+/// Full jitter as in AWS's "Exponential Backoff And Jitter" (Architecture Blog); the attempts
+/// are bounded by [`MAX_BATCH_ATTEMPTS`].
+fn batch_backoff(attempt: u32) -> Duration {
+    let ceiling = BATCH_BACKOFF_BASE
+        .saturating_mul(1 << attempt.min(16))
+        .min(BATCH_BACKOFF_CAP);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::random_range(0..=ceiling_ms))
+}
 
 /// Releases and pipeline runs in one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -88,7 +108,8 @@ impl DynamoStore {
     }
 
     /// Writes new run items with BatchWriteItem, 25 at a time, retrying unprocessed items with
-    /// backoff.
+    /// exponential backoff and full jitter ([`batch_backoff`]), at most [`MAX_BATCH_ATTEMPTS`]
+    /// calls per batch.
     async fn write_runs_batched(&self, runs: Vec<Item>) -> PortResult<()> {
         let mut runs = runs;
         while !runs.is_empty() {
@@ -112,7 +133,7 @@ impl DynamoStore {
                             requests.len()
                         )));
                     }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                    tokio::time::sleep(batch_backoff(attempt)).await;
                 }
                 attempt += 1;
                 let out = self
@@ -721,5 +742,22 @@ where
         ))
     } else {
         port_error(&format!("DynamoDB {what}"), err)
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn batch_backoff_is_full_jitter_under_an_exponential_ceiling() {
+        for attempt in 1..MAX_BATCH_ATTEMPTS {
+            let ceiling = (BATCH_BACKOFF_BASE * (1 << attempt)).min(BATCH_BACKOFF_CAP);
+            let waits: Vec<Duration> = (0..200).map(|_| batch_backoff(attempt)).collect();
+            assert!(waits.iter().all(|w| *w <= ceiling), "attempt {attempt}");
+            // Jittered: not one fixed wait.
+            assert!(waits.iter().any(|w| *w != waits[0]), "attempt {attempt}");
+        }
+        assert!(batch_backoff(u32::MAX) <= BATCH_BACKOFF_CAP);
     }
 }
