@@ -73,6 +73,9 @@
 //!   backoff delay.
 //! * A task's TimeoutSecondsPath / HeartbeatSecondsPath / Map's MaxConcurrencyPath are read
 //!   from the state's input after InputPath.
+//! * An execution runs at most one year (Step Functions' maximum execution time for Standard
+//!   workflows), whatever its TimeoutSeconds: then it times out with `States.Timeout`. A Wait
+//!   state's literal `Seconds` is at most 99999999.
 //!
 //! # Refused at load
 //!
@@ -115,6 +118,9 @@ pub use tokens::{TaskTokens, TokenError};
 
 use definition::Machine;
 use executor::Run;
+
+/// One year: the longest a Standard execution may run.
+const MAX_EXECUTION_SECONDS: u64 = 365 * 86_400;
 
 /// A loaded, validated state machine definition.
 #[derive(Debug, Clone)]
@@ -325,12 +331,15 @@ impl Execution {
         let result = {
             let mut c = cursor;
             let fut = run.run_machine(machine, cfg.input, &mut c);
-            let r = match machine.timeout_seconds {
-                Some(t) => tokio::time::timeout(std::time::Duration::from_secs(t), fut)
-                    .await
-                    .ok(),
-                None => Some(fut.await),
-            };
+            // Step Functions ends a Standard execution after one year whatever its
+            // TimeoutSeconds says (docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html,
+            // "Maximum execution time": it fails with States.Timeout).
+            let limit = machine
+                .timeout_seconds
+                .map_or(MAX_EXECUTION_SECONDS, |t| t.min(MAX_EXECUTION_SECONDS));
+            let r = tokio::time::timeout(std::time::Duration::from_secs(limit), fut)
+                .await
+                .ok();
             cursor = run.history.borrow().len() as u64;
             r
         };
@@ -352,7 +361,14 @@ impl Execution {
                 (ExecutionStatus::Failed, None, Some(e.error), Some(e.cause))
             }
             None => {
-                let cause = "The execution ran longer than the state machine's TimeoutSeconds";
+                let cause = if machine
+                    .timeout_seconds
+                    .is_some_and(|t| t <= MAX_EXECUTION_SECONDS)
+                {
+                    "The execution ran longer than the state machine's TimeoutSeconds"
+                } else {
+                    "The execution ran longer than the one-year maximum execution time"
+                };
                 run.record(
                     &mut cursor,
                     "ExecutionTimedOut",

@@ -6,7 +6,7 @@ mod common;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rm_states::{
     ExecutionConfig, ExecutionOutcome, ExecutionStatus, StateMachine, TaskFailure, TaskHandler,
@@ -524,8 +524,20 @@ fn load_time_refusals_name_state_and_field() {
         json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "ResultPath": "$.a[*]", "End": true}}}),
     );
     assert_eq!(e.field, "ResultPath");
-    assert!(StateMachine::from_json("{not json", &HashMap::new()).is_err());
-    assert!(StateMachine::from_json("[]", &HashMap::new()).is_err());
+    let e = refused(
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 100_000_000, "End": true}}}),
+    );
+    assert_eq!(
+        (e.state.as_str(), e.field.as_str(), e.message.as_str()),
+        ("W", "Seconds", "must be an integer from 0 to 99999999")
+    );
+    let e = StateMachine::from_json("{not json", &HashMap::new()).expect_err("not JSON");
+    assert!(
+        e.message.starts_with("the definition is not valid JSON: "),
+        "{e}"
+    );
+    let e = StateMachine::from_json("[]", &HashMap::new()).expect_err("not an object");
+    assert_eq!(e.message, "a state machine must be a JSON object");
 }
 
 /// Stubs for the seed's Lambdas: the manifest has two pipelines; CheckPipelines reports
@@ -598,7 +610,6 @@ fn seed_definition_runs_with_stub_handlers() {
         T0,
         json!({"bucket": "b", "key": "k"}),
     ));
-    let wall = Instant::now();
     let out = common::virtual_runtime().block_on(execution.run(&stubs));
     assert_eq!(
         out.status,
@@ -614,10 +625,9 @@ fn seed_definition_runs_with_stub_handlers() {
         time::Duration::seconds(241 * 30)
     );
     println!(
-        "seed polling design, 2 pipelines, 2 simulated hours: {} transitions, {} events, {:?} wall",
+        "seed polling design, 2 pipelines, 2 simulated hours: {} transitions, {} events",
         out.state_transitions,
         out.history.len(),
-        wall.elapsed()
     );
     // The polling design's cost: transitions and events grow with the release's duration.
     assert!(out.state_transitions > 700, "{}", out.state_transitions);
@@ -628,17 +638,6 @@ fn seed_definition_runs_with_stub_handlers() {
             .count(),
         2
     );
-}
-
-/// CPU time of this thread (Linux schedstat), so that the budget is measured fairly on a
-/// busy machine; wall time where it is not available.
-fn thread_cpu() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-        .map(Duration::from_nanos)
 }
 
 /// Like the release: each of 500 items runs ~6 states, one a waitForTaskToken task
@@ -664,7 +663,7 @@ fn map_of_500_with_task_tokens_completes_in_virtual_time() {
         "End": {"Type": "Succeed"}}}));
     let items: Vec<String> = (0..500).map(|i| format!("pipeline-{i}")).collect();
     let input = json!({"items": items, "release": "r1"});
-    let mut timings = Vec::new();
+    // The time budget is measured by the local_run bench (crates/cli/benches), not here.
     for lean in [true, false] {
         let mut config = ExecutionConfig::new("big", "sm", T0, input.clone());
         if lean {
@@ -672,15 +671,7 @@ fn map_of_500_with_task_tokens_completes_in_virtual_time() {
         }
         let (execution, tokens) = m.start(config);
         let handler = common::ScriptedHandler::new(tokens);
-        let rt = common::virtual_runtime();
-        let wall = Instant::now();
-        let cpu = thread_cpu();
-        let out = rt.block_on(execution.run(&handler));
-        let wall = wall.elapsed();
-        let elapsed = match (cpu, thread_cpu()) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
-            _ => wall,
-        };
+        let out = common::virtual_runtime().block_on(execution.run(&handler));
         assert_eq!(out.status, ExecutionStatus::Succeeded, "{:?}", out.cause);
         assert_eq!(out.state_transitions, 3 + 500 * 6);
         // 13 rounds of 40 (MaxConcurrency) pipelines of 7200 s, each then waiting 1 s.
@@ -688,73 +679,132 @@ fn map_of_500_with_task_tokens_completes_in_virtual_time() {
             out.ended_at - out.started_at,
             time::Duration::seconds(13 * 7201)
         );
-        println!(
-            "500-item Map ({} history): {elapsed:?} CPU, {wall:?} wall, {} events, {} transitions",
-            if lean { "lean" } else { "full" },
-            out.history.len(),
-            out.state_transitions
+        let last = out.history.last().expect("events");
+        assert_eq!(last.r#type, "ExecutionSucceeded");
+        assert_eq!(last.timestamp, T0 + time::Duration::seconds(13 * 7201));
+        // The lean history keeps the events but none of the data.
+        let started = &out.history[0];
+        assert_eq!(
+            started.details["input"].is_null(),
+            lean,
+            "{:?}",
+            started.details
         );
-        timings.push(elapsed);
     }
-    // The time budget is measured by the local_run bench (crates/cli/benches), not here.
-    assert_eq!(timings.len(), 2);
+}
+
+/// What a hostile case must end with, exactly.
+enum Expect {
+    Output(Value),
+    Failed(&'static str, &'static str),
+    TimedOut(&'static str),
 }
 
 #[test]
 fn hostile_inputs_give_errors_not_panics() {
+    let one_year = time::Duration::days(365);
+    let runtime = |cause| Expect::Failed("States.Runtime", cause);
     let cases = [
+        // The next element would overflow i64: the range stops before it.
         (
             json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.ArrayRange(9223372036854775800, 9223372036854775807, 100)"}, "End": true}}}),
             json!({}),
+            Expect::Output(json!({"r": [9223372036854775800_i64]})),
+            time::Duration::ZERO,
         ),
         (
             json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.MathAdd(9223372036854775807, 1)"}, "End": true}}}),
             json!({}),
+            runtime("Invalid arguments in States.MathAdd: integer overflow"),
+            time::Duration::ZERO,
         ),
         (
             json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.a[-9223372036854775808]", "End": true}}}),
             json!({"a": [1]}),
+            runtime("Invalid path '$.a[-9223372036854775808]' : No results for path: $.a[-9223372036854775808]"),
+            time::Duration::ZERO,
         ),
+        // Longer than the one-year maximum execution time: States.Timeout after one year
+        // (it used to "succeed" thirty simulated years later, tokio's far-future cap).
         (
             json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}}),
             json!({"s": u64::MAX}),
+            Expect::TimedOut("The execution ran longer than the one-year maximum execution time"),
+            one_year,
         ),
         (
             json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.t", "End": true}}}),
             json!({"t": "9999-12-31T23:59:59Z"}),
+            Expect::TimedOut("The execution ran longer than the one-year maximum execution time"),
+            one_year,
         ),
+        // A heartbeat that never fires does not stop the task from completing.
         (
             json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken", "HeartbeatSecondsPath": "$.h",
             "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token", "after": 5}}, "End": true}}}),
             json!({"h": u64::MAX}),
+            Expect::Output(json!({})),
+            time::Duration::seconds(5),
         ),
         (
             json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrencyPath": "$.m", "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
             json!([1, 2]),
+            runtime("Invalid path '$.m' : No results for path: $.m"),
+            time::Duration::ZERO,
         ),
         (
             json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.Base64Decode('!!!')"}, "End": true}}}),
             json!({}),
+            runtime("Invalid arguments in States.Base64Decode: Invalid symbol 33, offset 0."),
+            time::Duration::ZERO,
         ),
         (
             json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"r.$": "States.StringToJson('{')"}, "End": true}}}),
             json!({}),
+            runtime("Invalid arguments in States.StringToJson: EOF while parsing an object at line 1 column 1"),
+            time::Duration::ZERO,
         ),
         (
             json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "ErrorPath": "$.e"}}}),
             json!({"e": {"not": "a string"}}),
+            runtime(r#"The ErrorPath/CausePath must resolve to a string, got {"not":"a string"}"#),
+            time::Duration::ZERO,
         ),
     ];
-    for (def, input) in cases {
+    for (def, input, expect, duration) in cases {
         let m = load(def.clone());
         let out = run_with(&m, input, common::ScriptedHandler::new);
-        assert!(
-            out.status == ExecutionStatus::Succeeded
-                || out.error.as_deref() == Some("States.Runtime"),
-            "{def}: {:?} {:?}",
-            out.error,
-            out.cause
+        let got = (
+            out.status,
+            out.output.clone(),
+            out.error.as_deref(),
+            out.cause.as_deref(),
         );
+        match expect {
+            Expect::Output(v) => {
+                assert_eq!(
+                    got,
+                    (ExecutionStatus::Succeeded, Some(v), None, None),
+                    "{def}"
+                )
+            }
+            Expect::Failed(error, cause) => assert_eq!(
+                got,
+                (ExecutionStatus::Failed, None, Some(error), Some(cause)),
+                "{def}"
+            ),
+            Expect::TimedOut(cause) => assert_eq!(
+                got,
+                (
+                    ExecutionStatus::TimedOut,
+                    None,
+                    Some("States.Timeout"),
+                    Some(cause)
+                ),
+                "{def}"
+            ),
+        }
+        assert_eq!(out.ended_at - out.started_at, duration, "{def}");
     }
 }
 

@@ -16,9 +16,19 @@ pub(super) const FIELDS: &[&str] = &[
     "End",
 ];
 
+const MAX_SECONDS: u64 = 99_999_999;
+
 pub(super) fn load(c: &Ctx) -> Result<Kind, LoadError> {
     let mut found = Vec::new();
     if let Some(n) = c.uint("Seconds", 0)? {
+        // "A positive, integer value from 0 up to 99999999" (the Wait state's page in the
+        // Step Functions developer guide).
+        if n > MAX_SECONDS {
+            return Err(c.err(
+                "Seconds",
+                format!("must be an integer from 0 to {MAX_SECONDS}"),
+            ));
+        }
         found.push(WaitFor::Seconds(n));
     }
     if let Some(p) = c.reference_path("SecondsPath")? {
