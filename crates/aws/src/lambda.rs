@@ -1,9 +1,71 @@
-//! [`LambdaError`]: a task's error as the Lambda runtime reports it, so the state machine's
-//! Retry and Catch match on `errorType` (`Throttled`, `Transient`, `ManifestInvalid`, ...).
+//! A Lambda `main` in one call: [`serve_task`] builds the AWS ports once and hands every
+//! invocation to core's one dispatch ([`rm_core::handlers::dispatch`]), the same code the
+//! local runner calls. [`LambdaError`]: a task's error as the Lambda runtime reports it, so
+//! the state machine's Retry and Catch match on `errorType` (`Throttled`, `Transient`,
+//! `ManifestInvalid`, ...).
 
-use lambda_runtime::Diagnostic;
+use crate::{required_env, CodePipelineClient, DynamoStore, SfnTaskTokens};
+use aws_config::SdkConfig;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rm_core::error::{PortError, TaskError};
+use rm_core::handlers::{dispatch, Function, TaskPorts};
+use rm_core::ports::{ManifestSource, SourceError, SystemClock};
+use serde_json::Value;
 use std::fmt;
+
+/// Serves `function` of the release state machine: builds its AWS ports once (the manifest
+/// source with `source`, so only check-manifest links S3), then answers every invocation with
+/// [`dispatch`].
+pub async fn serve_task<S: ManifestSource + 'static>(
+    function: Function,
+    source: impl FnOnce(&SdkConfig) -> S,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = crate::load_config().await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        required_env("TABLE_NAME")?,
+    );
+    let pipelines = CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
+    let tokens = SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
+    let source = source(&config);
+    let ports = &TaskPorts {
+        store: &store,
+        pipelines: &pipelines,
+        tokens: &tokens,
+        source: &source,
+        clock: &SystemClock,
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        dispatch(function, event.payload, ports)
+            .await
+            .map_err(LambdaError::from)
+    }))
+    .await
+}
+
+/// The manifest source of a function that reads no manifests (all but check-manifest).
+pub fn no_manifests(_: &SdkConfig) -> NoManifests {
+    NoManifests
+}
+
+/// A [`ManifestSource`] that has none: only CheckManifest reads manifests.
+pub struct NoManifests;
+
+#[async_trait::async_trait]
+impl ManifestSource for NoManifests {
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+        _max_bytes: usize,
+    ) -> Result<Vec<u8>, SourceError> {
+        Err(SourceError::Port(PortError::Other(format!(
+            "this function reads no manifests (asked for s3://{bucket}/{key}): only check-manifest does"
+        ))))
+    }
+}
 
 /// A handler's error: wraps core's [`TaskError`]; its `errorType` is
 /// [`TaskError::error_type`] and its `errorMessage` the error's text.

@@ -48,6 +48,6 @@ pub use config::{load_config, required_env, MissingEnv};
 pub use dynamo::schema::create_table;
 pub use dynamo::DynamoStore;
 pub use health::AwsHealth;
-pub use lambda::LambdaError;
+pub use lambda::{no_manifests, serve_task, LambdaError};
 pub use s3::S3ManifestSource;
 pub use sfn::{SfnExecutions, SfnTaskTokens};

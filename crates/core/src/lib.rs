@@ -4,6 +4,7 @@
 //! No AWS SDK and no I/O here: adapters live in `rm-aws` (AWS) and `rm-local` (embedded).
 
 pub mod error;
+pub mod handlers;
 pub mod manifest;
 pub mod memory;
 pub mod ports;

@@ -1,5 +1,9 @@
 //! The ports the use cases need. Adapters: `rm-aws` (DynamoDB, CodePipeline, S3, Step
 //! Functions, CloudWatch, Health) and `rm-local` (SQLite, simulated pipelines, virtual clock).
+//!
+//! Ports come in families, one struct per family of use cases ([`RunPorts`] for the release
+//! run, [`ManifestPorts`] for the manifest check, [`ApiPorts`] for the API, [`GatePorts`] for
+//! the gate): a use case takes its family's struct, never a list of positional ports.
 
 use crate::error::PortError;
 use crate::manifest::{Manifest, PipelineSpec};
@@ -263,4 +267,67 @@ pub trait HealthEvents: Send + Sync {
 pub trait JobResults: Send + Sync {
     async fn succeed(&self, job_id: &str, message: &str) -> PortResult<()>;
     async fn fail(&self, job_id: &str, message: &str) -> PortResult<()>;
+}
+
+/// The release run: start, await, record, stop, sweep.
+#[derive(Clone, Copy)]
+pub struct RunPorts<'a> {
+    pub store: &'a dyn ReleaseStore,
+    pub pipelines: &'a dyn Pipelines,
+    pub tokens: &'a dyn TaskTokens,
+    pub clock: &'a dyn Clock,
+}
+
+/// Claiming a release id: what the manifest check and the API share.
+#[derive(Clone, Copy)]
+pub struct ClaimPorts<'a> {
+    pub store: &'a dyn ReleaseStore,
+    pub pipelines: &'a dyn Pipelines,
+    pub clock: &'a dyn Clock,
+}
+
+/// The manifest check: read, validate, check the pipelines, claim.
+#[derive(Clone, Copy)]
+pub struct ManifestPorts<'a> {
+    pub store: &'a dyn ReleaseStore,
+    pub pipelines: &'a dyn Pipelines,
+    pub source: &'a dyn ManifestSource,
+    pub clock: &'a dyn Clock,
+}
+
+impl<'a> ManifestPorts<'a> {
+    pub fn claim(&self) -> ClaimPorts<'a> {
+        ClaimPorts {
+            store: self.store,
+            pipelines: self.pipelines,
+            clock: self.clock,
+        }
+    }
+}
+
+/// The API: submit a release, read releases.
+#[derive(Clone, Copy)]
+pub struct ApiPorts<'a> {
+    pub store: &'a dyn ReleaseStore,
+    pub pipelines: &'a dyn Pipelines,
+    pub executions: &'a dyn Executions,
+    pub clock: &'a dyn Clock,
+}
+
+impl<'a> ApiPorts<'a> {
+    pub fn claim(&self) -> ClaimPorts<'a> {
+        ClaimPorts {
+            store: self.store,
+            pipelines: self.pipelines,
+            clock: self.clock,
+        }
+    }
+}
+
+/// The gate: alarms, AWS Health, and the CodePipeline job it answers.
+#[derive(Clone, Copy)]
+pub struct GatePorts<'a> {
+    pub alarms: &'a dyn Alarms,
+    pub health: &'a dyn HealthEvents,
+    pub jobs: &'a dyn JobResults,
 }

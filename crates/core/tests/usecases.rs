@@ -1,7 +1,9 @@
 //! The use cases against in-memory ports: what the Lambdas do, without AWS.
 
 use rm_core::memory::*;
-use rm_core::ports::{AlarmState, Clock, ReleaseStore, StartError};
+use rm_core::ports::{
+    AlarmState, ApiPorts, Clock, GatePorts, ManifestPorts, ReleaseStore, StartError,
+};
 use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
 use rm_core::tasks::*;
 use rm_core::usecases::*;
@@ -45,14 +47,13 @@ impl World {
             input,
             execution_name: execution.into(),
         };
-        check_manifest(
-            &req,
-            &self.store,
-            &self.pipelines,
-            &self.source,
-            &self.clock,
-        )
-        .await
+        let ports = ManifestPorts {
+            store: &self.store,
+            pipelines: &self.pipelines,
+            source: &self.source,
+            clock: &self.clock,
+        };
+        check_manifest(&req, &ports).await
     }
 
     fn pref(&self, pipeline: &str) -> PipelineRef {
@@ -363,8 +364,7 @@ async fn stop_running_stops_siblings_and_waits_until_they_are_terminal() {
                 cause: None,
             }),
         },
-        &w.store,
-        w.clock.now(),
+        &w.ports(),
     )
     .await
     .unwrap();
@@ -421,7 +421,7 @@ async fn success_is_recorded_only_when_every_run_succeeded() {
     w.pipelines.set_status(&exec, RunStatus::Succeeded);
     sweep(&w.ports()).await.unwrap();
     await_pipeline("r1", "app", "t", &w.ports()).await.unwrap();
-    let view = record_release(&req, &w.store, w.clock.now()).await.unwrap();
+    let view = record_release(&req, &w.ports()).await.unwrap();
     assert_eq!(view.status, ReleaseStatus::Succeeded);
     assert_eq!(view.pipelines[0].history.len(), 2);
     let again = record_release(
@@ -429,8 +429,7 @@ async fn success_is_recorded_only_when_every_run_succeeded() {
             status: ReleaseStatus::Failed,
             ..req.clone()
         },
-        &w.store,
-        w.clock.now(),
+        &w.ports(),
     )
     .await
     .unwrap();
@@ -444,7 +443,7 @@ async fn success_is_recorded_only_when_every_run_succeeded() {
         ..req
     };
     assert_eq!(
-        record_release(&intruder, &w.store, w.clock.now())
+        record_release(&intruder, &w.ports(),)
             .await
             .unwrap_err()
             .error_type(),
@@ -456,23 +455,19 @@ async fn success_is_recorded_only_when_every_run_succeeded() {
 async fn the_api_claims_then_starts_and_gives_the_claim_back_if_the_start_fails() {
     let w = World::new(&["app"]);
     let execs = FakeExecutions::default();
+    let api = ApiPorts {
+        store: &w.store,
+        pipelines: &w.pipelines,
+        executions: &execs,
+        clock: &w.clock,
+    };
     let body = br#"{"releaseId": "api-1", "pipelines": ["app"]}"#;
-    let out = submit_release(
-        body,
-        "x1",
-        Some("arn:aws:iam::1:user/me"),
-        &w.store,
-        &w.pipelines,
-        &execs,
-        &w.clock,
-    )
-    .await
-    .unwrap();
-    assert!(matches!(out, SubmitOutcome::Accepted { .. }));
-    assert_eq!(execs.started()[0].1, json!({"claimedRelease": "api-1"}));
-    let again = submit_release(body, "x2", None, &w.store, &w.pipelines, &execs, &w.clock)
+    let out = submit_release(body, "x1", Some("arn:aws:iam::1:user/me"), &api)
         .await
         .unwrap();
+    assert!(matches!(out, SubmitOutcome::Accepted { .. }));
+    assert_eq!(execs.started()[0].1, json!({"claimedRelease": "api-1"}));
+    let again = submit_release(body, "x2", None, &api).await.unwrap();
     assert!(matches!(again, SubmitOutcome::Conflict { .. }));
     let started_by_api = w
         .check(json!({"claimedRelease": "api-1"}), "x1")
@@ -484,10 +479,7 @@ async fn the_api_claims_then_starts_and_gives_the_claim_back_if_the_start_fails(
         br#"{"releaseId": "", "pipelines": ["ghost"]}"#,
         "x3",
         None,
-        &w.store,
-        &w.pipelines,
-        &execs,
-        &w.clock,
+        &api,
     )
     .await
     .unwrap();
@@ -500,10 +492,7 @@ async fn the_api_claims_then_starts_and_gives_the_claim_back_if_the_start_fails(
         br#"{"releaseId": "api-2", "pipelines": ["ghost"]}"#,
         "x4",
         None,
-        &w.store,
-        &w.pipelines,
-        &execs,
-        &w.clock,
+        &api,
     )
     .await
     .unwrap();
@@ -511,16 +500,12 @@ async fn the_api_claims_then_starts_and_gives_the_claim_back_if_the_start_fails(
 
     execs.fail_with(rm_core::error::PortError::Transient("boom".into()));
     let body3 = br#"{"releaseId": "api-3", "pipelines": ["app"]}"#;
+    assert!(submit_release(body3, "x5", None, &api,).await.is_err());
     assert!(
-        submit_release(body3, "x5", None, &w.store, &w.pipelines, &execs, &w.clock)
-            .await
-            .is_err()
-    );
-    assert!(
-        get_release("api-3", &w.store).await.unwrap().is_none(),
+        get_release("api-3", &api).await.unwrap().is_none(),
         "the id is not used up"
     );
-    assert!(get_release("api-1", &w.store).await.unwrap().is_some());
+    assert!(get_release("api-1", &api).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -541,9 +526,11 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
     let d = run_health_gate(
         "job-1",
         Some(r#"{"alarmPrefixes": ["prod-"]}"#),
-        &alarms,
-        &health,
-        &jobs,
+        &GatePorts {
+            alarms: &alarms,
+            health: &health,
+            jobs: &jobs,
+        },
     )
     .await
     .unwrap();
@@ -558,9 +545,11 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
     let ok = run_health_gate(
         "job-2",
         Some(r#"{"alarmNames": ["prod-db-cpu"]}"#),
-        &alarms,
-        &health,
-        &jobs,
+        &GatePorts {
+            alarms: &alarms,
+            health: &health,
+            jobs: &jobs,
+        },
     )
     .await
     .unwrap();
@@ -570,9 +559,11 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
     let closed = run_health_gate(
         "job-3",
         Some(r#"{"alarmNames": ["x"]}"#),
-        &alarms,
-        &health,
-        &jobs,
+        &GatePorts {
+            alarms: &alarms,
+            health: &health,
+            jobs: &jobs,
+        },
     )
     .await
     .unwrap();
@@ -580,17 +571,27 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
     let open = run_health_gate(
         "job-4",
         Some(r#"{"alarmNames": ["x"], "failOpen": true}"#),
-        &alarms,
-        &health,
-        &jobs,
+        &GatePorts {
+            alarms: &alarms,
+            health: &health,
+            jobs: &jobs,
+        },
     )
     .await
     .unwrap();
     assert!(open.pass && open.reason.contains("failing open"));
 
-    let bad = run_health_gate("job-5", Some(r#"{"alarms": "x"}"#), &alarms, &health, &jobs)
-        .await
-        .unwrap();
+    let bad = run_health_gate(
+        "job-5",
+        Some(r#"{"alarms": "x"}"#),
+        &GatePorts {
+            alarms: &alarms,
+            health: &health,
+            jobs: &jobs,
+        },
+    )
+    .await
+    .unwrap();
     assert!(!bad.pass && bad.reason.contains("UserParameters"));
     assert_eq!(jobs.results().len(), 5, "every job is answered");
 }

@@ -11,20 +11,15 @@ use crate::sim::{ApiCalls, SimExecution, SimFile, SimPipelines};
 use crate::store::{RunChange, SqliteStore};
 use crate::tokens::EngineTokens;
 use rm_core::error::{Rejection, TaskError, ValidationError};
+use rm_core::handlers::{self, Function, TaskPorts};
 use rm_core::manifest::Manifest;
-use rm_core::ports::{Clock, ManifestSource, ReleaseStore, SourceError};
+use rm_core::ports::{ManifestSource, ReleaseStore, SourceError};
 use rm_core::release::{ReleaseId, ReleaseStatus};
-use rm_core::tasks::{
-    CheckManifestRequest, CheckManifestResponse, Outcome, PollRequest, RecordRequest,
-    StartPipelinesRequest,
-};
-use rm_core::usecases::{self, ChangeOutcome, RunPorts};
+use rm_core::tasks::{CheckManifestResponse, Outcome};
 use rm_core::view::ReleaseView;
 use rm_states::{
     ExecutionConfig, ExecutionStatus, HistoryEvent, StateMachine, TaskFailure, TaskHandler,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -41,22 +36,28 @@ pub const STATE_MACHINE_NAME: &str = "release-machine";
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// The local functions, named as the definition's substitutions resolve them.
-pub const CHECK_MANIFEST: &str = "check-manifest";
-pub const START_PIPELINES: &str = "start-pipelines";
-pub const POLL_EXECUTION: &str = "poll-execution";
-pub const RECORD_STATE: &str = "record-state";
+pub const CHECK_MANIFEST: &str = Function::CheckManifest.name();
+pub const START_PIPELINES: &str = Function::StartPipelines.name();
+pub const POLL_EXECUTION: &str = Function::PollExecution.name();
+pub const RECORD_STATE: &str = Function::RecordState.name();
 
-/// DefinitionSubstitutions: each `${...FunctionArn}` becomes a local function name.
+/// DefinitionSubstitutions: each `${...FunctionArn}` becomes a local function name; the Lambda
+/// invoke integrations get the `aws` partition's ARNs (the template passes its own partition's).
 pub fn substitutions() -> HashMap<String, String> {
-    [
-        ("CheckManifestFunctionArn", CHECK_MANIFEST),
-        ("StartPipelinesFunctionArn", START_PIPELINES),
-        ("PollExecutionFunctionArn", POLL_EXECUTION),
-        ("RecordStateFunctionArn", RECORD_STATE),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    Function::ALL
+        .into_iter()
+        .map(|f| (f.substitution().to_owned(), f.name().to_owned()))
+        .chain(
+            [
+                ("LambdaInvoke", "arn:aws:states:::lambda:invoke"),
+                (
+                    "LambdaInvokeWaitForTaskToken",
+                    "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                ),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .collect()
 }
 
 /// What the run reports while it runs.
@@ -297,14 +298,17 @@ async fn run_in_virtual_time(
         input,
     ));
     let tokens = EngineTokens(engine_tokens);
-    let functions = LocalFunctions {
-        store: &store,
-        pipelines: &sim,
-        tokens: &tokens,
-        clock: &clock,
-        rejection: RefCell::new(None),
-        progress,
-    };
+    let functions = LocalFunctions::new(
+        TaskPorts {
+            store: &store,
+            pipelines: &sim,
+            tokens: &tokens,
+            source: &LocalFiles,
+            clock: &clock,
+        },
+        start_time,
+    )
+    .with_progress(progress);
 
     let outcome = {
         let execution = execution.run(&functions);
@@ -424,35 +428,34 @@ impl ManifestSource for LocalFiles {
     }
 }
 
-/// The four functions of the release state machine, in-process.
-struct LocalFunctions<'a> {
-    store: &'a SqliteStore,
-    pipelines: &'a SimPipelines,
-    tokens: &'a EngineTokens,
-    clock: &'a VirtualClock,
+/// The four functions of the release state machine, in-process: a lookup into core's one
+/// dispatch ([`handlers::dispatch`]), the code each Lambda `main` serves. The runner only
+/// watches the answers (for progress and for a rejection's structured errors); it never
+/// answers for a function.
+pub struct LocalFunctions<'a> {
+    ports: TaskPorts<'a>,
+    /// When the run started: progress reports time elapsed since.
+    start: OffsetDateTime,
     /// The last rejection of CheckManifest, with its structured errors.
     rejection: RefCell<Option<Rejection>>,
     progress: Option<ProgressFn>,
 }
 
-fn decode<T: DeserializeOwned>(function: &str, payload: Value) -> Result<T, TaskError> {
-    serde_json::from_value(payload)
-        .map_err(|e| TaskError::BadInput(format!("{function} cannot read its payload: {e}")))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Value, TaskError> {
-    serde_json::to_value(value)
-        .map_err(|e| TaskError::Internal(format!("cannot encode the result: {e}")))
-}
-
-impl LocalFunctions<'_> {
-    fn ports(&self) -> RunPorts<'_> {
-        RunPorts {
-            store: self.store,
-            pipelines: self.pipelines,
-            tokens: self.tokens,
-            clock: self.clock,
+impl<'a> LocalFunctions<'a> {
+    /// The functions over these ports (the local run's: the SQLite store, the simulated
+    /// pipelines, the engine's task tokens, the local files, the virtual clock).
+    pub fn new(ports: TaskPorts<'a>, start: OffsetDateTime) -> Self {
+        LocalFunctions {
+            ports,
+            start,
+            rejection: RefCell::new(None),
+            progress: None,
         }
+    }
+
+    fn with_progress(mut self, progress: Option<ProgressFn>) -> Self {
+        self.progress = progress;
+        self
     }
 
     fn report(&self, p: Progress) {
@@ -461,20 +464,64 @@ impl LocalFunctions<'_> {
         }
     }
 
-    async fn check_manifest(&self, payload: Value) -> Result<Value, TaskError> {
-        let request: CheckManifestRequest = decode(CHECK_MANIFEST, payload)?;
-        let response: CheckManifestResponse = usecases::check_manifest(
-            &request,
-            self.store,
-            self.pipelines,
-            &LocalFiles,
-            self.clock,
-        )
-        .await?;
+    fn elapsed(&self) -> Duration {
+        (self.ports.clock.now() - self.start)
+            .try_into()
+            .unwrap_or_default()
+    }
+
+    /// Invokes the function named `function_name` (its binary's name) with `payload`: the
+    /// answer the Lambda would give.
+    pub async fn call(&self, function_name: &str, payload: Value) -> Result<Value, TaskError> {
+        let function = Function::from_name(function_name)
+            .ok_or_else(|| TaskError::Internal(format!("no local function {function_name:?}")))?;
+        let mut execution_name = None;
+        if self.progress.is_some() {
+            execution_name = self.observe_request(function, &payload);
+        }
+        let answer = handlers::dispatch(function, payload, &self.ports).await;
+        match (&answer, execution_name) {
+            (Ok(value), Some(execution_name)) => self.observe_check(value, execution_name),
+            (Err(TaskError::ManifestInvalid(rejection)), _) => {
+                *self.rejection.borrow_mut() = Some(rejection.clone());
+            }
+            _ => {}
+        }
+        answer
+    }
+
+    /// StopRunning's first attempt: the release begins stopping. For CheckManifest, the
+    /// execution's name.
+    fn observe_request(&self, function: Function, payload: &Value) -> Option<String> {
+        if function == Function::CheckManifest {
+            return Some(
+                payload
+                    .get("executionName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        if function == Function::StartPipelines
+            && payload.get("action") == Some(&json!("stopRunning"))
+            && payload.get("attempt").and_then(Value::as_u64) == Some(0)
+        {
+            self.report(Progress::Stopping {
+                elapsed: self.elapsed(),
+            });
+        }
+        None
+    }
+
+    /// CheckManifest claimed the release: its waves.
+    fn observe_check(&self, answer: &Value, execution_name: String) {
+        let Ok(response) = serde_json::from_value::<CheckManifestResponse>(answer.clone()) else {
+            return;
+        };
         if response.outcome == Outcome::Started {
             self.report(Progress::Started {
                 release_id: response.release_id.clone(),
-                execution_name: request.execution_name.clone(),
+                execution_name,
                 waves: response
                     .waves
                     .iter()
@@ -482,80 +529,6 @@ impl LocalFunctions<'_> {
                     .collect(),
                 max_concurrency: response.max_concurrency.unwrap_or_default(),
             });
-        }
-        encode(&response)
-    }
-
-    async fn start_pipelines(&self, payload: Value) -> Result<Value, TaskError> {
-        let ports = self.ports();
-        match decode(START_PIPELINES, payload)? {
-            StartPipelinesRequest::Start(r) => encode(&usecases::start_pipeline(&r, &ports).await?),
-            StartPipelinesRequest::StopTimedOut(r) => {
-                encode(&usecases::stop_timed_out(&r, &ports).await?)
-            }
-            StartPipelinesRequest::StopRunning {
-                release_id,
-                execution_name,
-                attempt,
-            } => {
-                if attempt == 0 {
-                    self.report(Progress::Stopping {
-                        elapsed: self.clock.elapsed(),
-                    });
-                }
-                encode(
-                    &usecases::stop_running(&release_id, &execution_name, attempt, &ports).await?,
-                )
-            }
-        }
-    }
-
-    async fn poll_execution(&self, payload: Value) -> Result<Value, TaskError> {
-        let ports = self.ports();
-        // An EventBridge "Scheduled Event" is the sweep too.
-        if payload.get("detail-type") == Some(&json!("Scheduled Event")) {
-            return encode(&usecases::sweep(&ports).await?);
-        }
-        match decode(POLL_EXECUTION, payload)? {
-            PollRequest::Await {
-                release_id,
-                pipeline,
-                task_token,
-                ..
-            } => encode(
-                &usecases::await_pipeline(&release_id, &pipeline, &task_token, &ports).await?,
-            ),
-            PollRequest::Sweep => encode(&usecases::sweep(&ports).await?),
-        }
-    }
-
-    async fn record_state(&self, payload: Value) -> Result<Value, TaskError> {
-        if payload.get("detail-type").is_some() {
-            let Some(change) =
-                usecases::decode_state_change(&payload).map_err(TaskError::BadInput)?
-            else {
-                return Ok(json!({ "ignored": true }));
-            };
-            let outcome = usecases::record_state_change(&change, &self.ports()).await?;
-            return Ok(match outcome {
-                ChangeOutcome::NotOurs => json!({ "ignored": true }),
-                ChangeOutcome::Recorded(status) => json!({ "recorded": status }),
-            });
-        }
-        match decode(RECORD_STATE, payload)? {
-            RecordRequest::RecordRelease(r) => {
-                encode(&usecases::record_release(&r, self.store, self.clock.now()).await?)
-            }
-        }
-    }
-
-    async fn call(&self, function: &str, payload: Value) -> Result<Value, TaskError> {
-        match function {
-            CHECK_MANIFEST => self.check_manifest(payload).await,
-            START_PIPELINES => self.start_pipelines(payload).await,
-            POLL_EXECUTION => self.poll_execution(payload).await,
-            RECORD_STATE => self.record_state(payload).await,
-            other => Err(TaskError::Internal(format!("no local function {other:?}"))),
         }
     }
 
@@ -577,7 +550,7 @@ impl LocalFunctions<'_> {
             Ok(v) => {
                 let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
                 self.report(Progress::Sweep {
-                    elapsed: self.clock.elapsed(),
+                    elapsed: self.elapsed(),
                     polled: n("polled"),
                     completed: n("completed"),
                 });
@@ -592,25 +565,15 @@ impl LocalFunctions<'_> {
 #[async_trait::async_trait(?Send)]
 impl TaskHandler for LocalFunctions<'_> {
     async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, TaskFailure> {
-        if ![
-            CHECK_MANIFEST,
-            START_PIPELINES,
-            POLL_EXECUTION,
-            RECORD_STATE,
-        ]
-        .contains(&function_name)
-        {
+        if Function::from_name(function_name).is_none() {
             return Err(TaskFailure::new(
                 "Lambda.ResourceNotFoundException",
                 format!("Function not found: {function_name}"),
             ));
         }
-        self.call(function_name, payload).await.map_err(|e| {
-            if let TaskError::ManifestInvalid(rejection) = &e {
-                *self.rejection.borrow_mut() = Some(rejection.clone());
-            }
-            TaskFailure::new(e.error_type(), e.to_string())
-        })
+        self.call(function_name, payload)
+            .await
+            .map_err(|e| TaskFailure::new(e.error_type(), e.to_string()))
     }
 }
 

@@ -13,11 +13,12 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, TestCaseError};
 use rm_core::error::{Rejection, TaskError};
+use rm_core::handlers::TaskPorts;
 use rm_core::memory::{
     FakeAlarms, FakeExecutions, FakeHealth, FakePipelines, FakeSource, ManualClock, MemoryStore,
     RecordingJobs, RecordingTokens,
 };
-use rm_core::ports::{Clock, ReleaseStore, RunKey};
+use rm_core::ports::{ApiPorts, Clock, GatePorts, ManifestPorts, ReleaseStore, RunKey};
 use rm_core::tasks::{CheckManifestRequest, PipelineRef};
 use rm_core::usecases::{self, RunPorts};
 use rm_core::ReleaseId;
@@ -571,21 +572,50 @@ impl World {
         }
     }
 
+    /// The ports of the manifest check (check-manifest).
+    pub fn manifest_ports(&self) -> ManifestPorts<'_> {
+        self.task_ports().manifest()
+    }
+
+    /// Every port of the release state machine's functions, for [`rm_core::handlers::dispatch`].
+    pub fn task_ports(&self) -> TaskPorts<'_> {
+        TaskPorts {
+            store: &self.store,
+            pipelines: &self.pipelines,
+            tokens: &self.tokens,
+            source: &self.source,
+            clock: &self.clock,
+        }
+    }
+
+    /// The ports of the API (release-api).
+    pub fn api_ports(&self) -> ApiPorts<'_> {
+        ApiPorts {
+            store: &self.store,
+            pipelines: &self.pipelines,
+            executions: &self.executions,
+            clock: &self.clock,
+        }
+    }
+
+    /// The ports of the gate (health-gate).
+    pub fn gate_ports(&self) -> GatePorts<'_> {
+        GatePorts {
+            alarms: &self.alarms,
+            health: &self.health,
+            jobs: &self.jobs,
+        }
+    }
+
     /// The sample release (`events/release-manifest.json`), claimed by [`SAMPLE_EXECUTION`].
     pub async fn claim_sample(&self) {
         let request = CheckManifestRequest {
             input: event("release-manifest.json"),
             execution_name: SAMPLE_EXECUTION.to_owned(),
         };
-        usecases::check_manifest(
-            &request,
-            &self.store,
-            &self.pipelines,
-            &self.source,
-            &self.clock,
-        )
-        .await
-        .expect("the sample manifest is valid");
+        usecases::check_manifest(&request, &self.manifest_ports())
+            .await
+            .expect("the sample manifest is valid");
     }
 
     /// Starts a pipeline of the claimed sample release, as StartPipeline does; returns the

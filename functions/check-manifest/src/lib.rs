@@ -1,52 +1,7 @@
-//! check-manifest: the state machine's CheckManifest task.
-//!
-//! Payload: `{"input": <execution input>, "executionName": "..."}` (see
-//! `statemachine/release.asl.json`). The execution input is an EventBridge S3 "Object Created"
-//! event, `{"claimedRelease": "id"}` from the API, or a manifest. A rejected manifest fails
-//! the task with errorType `ManifestInvalid` and every problem in the message.
+//! check-manifest: the state machine's CheckManifest task. The handler is core's
+//! ([`rm_core::handlers::check_manifest`]), the one the local run calls too; this crate's
+//! `main` only builds the AWS ports (DynamoDB, CodePipeline, S3) and serves it.
 
-use rm_core::ports::{Clock, ManifestSource, Pipelines, ReleaseStore};
-use rm_core::tasks::{CheckManifestRequest, CheckManifestResponse};
-use rm_core::{usecases, TaskError};
-use serde_json::Value;
-
+pub use rm_core::handlers::check_manifest::handle;
 /// The ports the task needs, built once per Lambda instance.
-pub struct Ports<'a> {
-    pub store: &'a dyn ReleaseStore,
-    pub pipelines: &'a dyn Pipelines,
-    pub source: &'a dyn ManifestSource,
-    pub clock: &'a dyn Clock,
-}
-
-/// Decodes the payload, runs the use case, answers its result or a typed error.
-pub async fn handle(payload: Value, ports: &Ports<'_>) -> Result<CheckManifestResponse, TaskError> {
-    let request: CheckManifestRequest = serde_json::from_value(payload).map_err(|e| {
-        TaskError::BadInput(format!(
-            "expected {{\"input\": <execution input>, \"executionName\": \"...\"}}: {e}"
-        ))
-    })?;
-    let result = usecases::check_manifest(
-        &request,
-        ports.store,
-        ports.pipelines,
-        ports.source,
-        ports.clock,
-    )
-    .await;
-    match &result {
-        Ok(r) => tracing::info!(
-            execution = %request.execution_name,
-            release = %r.release_id,
-            outcome = ?r.outcome,
-            waves = r.waves.len(),
-            "manifest checked"
-        ),
-        Err(e) => tracing::warn!(
-            execution = %request.execution_name,
-            error_type = e.error_type(),
-            error = %e,
-            "manifest rejected"
-        ),
-    }
-    result
-}
+pub use rm_core::ports::ManifestPorts as Ports;

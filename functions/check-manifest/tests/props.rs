@@ -43,7 +43,10 @@ fn ports(world: &World) -> Ports<'_> {
 }
 
 fn run(world: &World, payload: Value) -> Result<CheckManifestResponse, TaskError> {
-    block_on(handle(payload, &ports(world)))
+    // The answer must read back as the response the state machine receives.
+    block_on(handle(payload, &ports(world))).map(|answer| {
+        serde_json::from_value(answer).expect("the answer is a CheckManifestResponse")
+    })
 }
 
 /// The answer the state machine's Choice and Map read: `Started` with the waves (ascending,

@@ -1,6 +1,7 @@
-use health_gate::{handle, Ports};
 use lambda_runtime::{service_fn, LambdaEvent};
 use rm_aws::{AwsHealth, CloudWatchAlarms, CodePipelineJobs, LambdaError};
+use rm_core::handlers::health_gate::handle;
+use rm_core::ports::GatePorts;
 use serde_json::Value;
 
 #[tokio::main]
@@ -10,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let alarms = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&config));
     let health = AwsHealth::from_config(&config);
     let jobs = CodePipelineJobs::new(aws_sdk_codepipeline::Client::new(&config));
-    let ports = &Ports {
+    let ports = &GatePorts {
         alarms: &alarms,
         health: &health,
         jobs: &jobs,

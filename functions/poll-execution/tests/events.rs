@@ -1,6 +1,7 @@
 //! poll-execution fed the await task input and the scheduled event in events/.
 
 use rm_core::memory::{FakePipelines, FakeSource, ManualClock, MemoryStore, RecordingTokens};
+use rm_core::ports::ManifestPorts;
 use rm_core::ports::ReleaseStore;
 use rm_core::tasks::{CheckManifestRequest, PipelineRef};
 use rm_core::usecases::{self, RunPorts};
@@ -41,10 +42,12 @@ impl World {
         };
         usecases::check_manifest(
             &request,
-            &world.store,
-            &world.pipelines,
-            &FakeSource::default(),
-            &world.clock,
+            &ManifestPorts {
+                store: &world.store,
+                pipelines: &world.pipelines,
+                source: &FakeSource::default(),
+                clock: &world.clock,
+            },
         )
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! events/.
 
 use rm_core::memory::{FakePipelines, FakeSource, ManualClock, MemoryStore, RecordingTokens};
+use rm_core::ports::ManifestPorts;
 use rm_core::ports::{Clock, ReleaseStore, RunKey};
 use rm_core::tasks::CheckManifestRequest;
 use rm_core::usecases::{self, RunPorts};
@@ -57,10 +58,12 @@ impl World {
         };
         usecases::check_manifest(
             &request,
-            &world.store,
-            &world.pipelines,
-            &FakeSource::default(),
-            &world.clock,
+            &ManifestPorts {
+                store: &world.store,
+                pipelines: &world.pipelines,
+                source: &FakeSource::default(),
+                clock: &world.clock,
+            },
         )
         .await
         .unwrap();

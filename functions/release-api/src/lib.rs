@@ -11,18 +11,12 @@
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use rm_core::ports::{Clock, Executions, Pipelines, ReleaseStore};
 use rm_core::usecases::{self, SubmitOutcome};
 use rm_core::TaskError;
 use serde_json::{json, Value};
 
 /// The ports the API needs, built once per Lambda instance.
-pub struct Ports<'a> {
-    pub store: &'a dyn ReleaseStore,
-    pub pipelines: &'a dyn Pipelines,
-    pub executions: &'a dyn Executions,
-    pub clock: &'a dyn Clock,
-}
+pub use rm_core::ports::ApiPorts as Ports;
 
 /// Routes the request and answers it; every outcome is an HTTP response with a JSON body.
 pub async fn handle(request: Request, ports: &Ports<'_>) -> Response<Body> {
@@ -68,10 +62,7 @@ async fn submit(request: &Request, ports: &Ports<'_>) -> Result<Response<Body>, 
         request.body().as_ref(),
         &execution_name,
         caller.as_deref(),
-        ports.store,
-        ports.pipelines,
-        ports.executions,
-        ports.clock,
+        ports,
     )
     .await?;
     Ok(match outcome {
@@ -119,7 +110,7 @@ async fn submit(request: &Request, ports: &Ports<'_>) -> Result<Response<Body>, 
 }
 
 async fn get(id: &str, ports: &Ports<'_>) -> Result<Response<Body>, TaskError> {
-    Ok(match usecases::get_release(id, ports.store).await? {
+    Ok(match usecases::get_release(id, ports).await? {
         Some(view) => {
             let body = serde_json::to_value(&view)
                 .map_err(|e| TaskError::Internal(format!("cannot encode the release: {e}")))?;

@@ -1,6 +1,7 @@
 //! start-pipelines fed the task inputs in events/, over the in-memory ports.
 
 use rm_core::memory::{FakePipelines, FakeSource, ManualClock, MemoryStore, RecordingTokens};
+use rm_core::ports::ManifestPorts;
 use rm_core::ports::{ReleaseStore, StartError};
 use rm_core::tasks::CheckManifestRequest;
 use rm_core::usecases::{self, RunPorts};
@@ -36,10 +37,12 @@ impl World {
         };
         usecases::check_manifest(
             &request,
-            &world.store,
-            &world.pipelines,
-            &FakeSource::default(),
-            &world.clock,
+            &ManifestPorts {
+                store: &world.store,
+                pipelines: &world.pipelines,
+                source: &FakeSource::default(),
+                clock: &world.clock,
+            },
         )
         .await
         .expect("the sample manifest is valid");

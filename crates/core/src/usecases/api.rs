@@ -1,7 +1,7 @@
 use super::check::claim_manifest;
 use crate::error::{TaskError, ValidationError};
 use crate::manifest::Manifest;
-use crate::ports::{Claim, Clock, Executions, Pipelines, ReleaseStore};
+use crate::ports::{ApiPorts, Claim};
 use crate::release::{ReleaseId, ReleaseSource};
 use crate::view::ReleaseView;
 use serde_json::json;
@@ -23,15 +23,11 @@ pub enum SubmitOutcome {
 /// POST /releases: validate, check the pipelines, claim for `execution_name`, then start the
 /// execution under that name. If the start fails the claim is given up, so the id is not
 /// used up.
-#[allow(clippy::too_many_arguments)]
 pub async fn submit_release(
     body: &[u8],
     execution_name: &str,
     caller: Option<&str>,
-    store: &dyn ReleaseStore,
-    pipelines: &dyn Pipelines,
-    executions: &dyn Executions,
-    clock: &dyn Clock,
+    ports: &ApiPorts<'_>,
 ) -> Result<SubmitOutcome, TaskError> {
     let manifest = match Manifest::parse(body) {
         Ok(m) => m,
@@ -41,26 +37,25 @@ pub async fn submit_release(
         kind: "api".into(),
         location: caller.map(|c| format!("api:{c}")),
     };
-    let claim =
-        match claim_manifest(&manifest, source, execution_name, store, pipelines, clock).await {
-            Ok(c) => c,
-            Err(TaskError::ManifestInvalid(rejection)) => {
-                return Ok(SubmitOutcome::Invalid(rejection.0))
-            }
-            Err(e) => return Err(e),
-        };
+    let claim = match claim_manifest(&manifest, source, execution_name, &ports.claim()).await {
+        Ok(c) => c,
+        Err(TaskError::ManifestInvalid(rejection)) => {
+            return Ok(SubmitOutcome::Invalid(rejection.0))
+        }
+        Err(e) => return Err(e),
+    };
     let release_id = manifest.release_id;
     if let Claim::Duplicate { .. } = claim {
         return Ok(SubmitOutcome::Conflict { release_id });
     }
     let input = json!({ "claimedRelease": release_id.as_str() });
-    match executions.start(execution_name, &input).await {
+    match ports.executions.start(execution_name, &input).await {
         Ok(execution_arn) => Ok(SubmitOutcome::Accepted {
             release_id,
             execution_arn,
         }),
         Err(e) => {
-            if let Err(undo) = store.release_claim(&release_id, execution_name).await {
+            if let Err(undo) = ports.store.release_claim(&release_id, execution_name).await {
                 tracing::error!(release = %release_id, error = %undo, "could not give up the claim after a failed start");
             }
             Err(e.into())
@@ -71,12 +66,13 @@ pub async fn submit_release(
 /// GET /releases/{id}: `None` when unknown (or the id is not a valid release id).
 pub async fn get_release(
     raw_id: &str,
-    store: &dyn ReleaseStore,
+    ports: &ApiPorts<'_>,
 ) -> Result<Option<ReleaseView>, TaskError> {
     let Ok(release_id) = ReleaseId::parse(raw_id) else {
         return Ok(None);
     };
-    Ok(store
+    Ok(ports
+        .store
         .get(&release_id)
         .await?
         .as_ref()

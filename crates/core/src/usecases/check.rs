@@ -2,7 +2,7 @@ use super::release_id;
 use crate::error::{Rejection, TaskError, ValidationError};
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::ports::{
-    Claim, Clock, ManifestSource, NewRelease, Pipelines, PortResult, ReleaseStore, SourceError,
+    Claim, ClaimPorts, ManifestPorts, NewRelease, Pipelines, PortResult, ReleaseStore, SourceError,
 };
 use crate::release::{ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord};
 use crate::tasks::{
@@ -18,22 +18,20 @@ const EXISTS_CONCURRENCY: usize = 8;
 /// the release id for this execution. A rejected manifest records nothing.
 pub async fn check_manifest(
     request: &CheckManifestRequest,
-    store: &dyn ReleaseStore,
-    pipelines: &dyn Pipelines,
-    source: &dyn ManifestSource,
-    clock: &dyn Clock,
+    ports: &ManifestPorts<'_>,
 ) -> Result<CheckManifestResponse, TaskError> {
     let input = ManifestInput::classify(&request.input).map_err(TaskError::BadInput)?;
     let (manifest, origin) = match input {
         ManifestInput::Claimed { release_id: raw } => {
-            return claimed_release(store, &release_id(&raw)?, &request.execution_name).await;
+            return claimed_release(ports.store, &release_id(&raw)?, &request.execution_name).await;
         }
         ManifestInput::S3Object {
             bucket,
             key,
             version_id,
         } => {
-            let bytes = source
+            let bytes = ports
+                .source
                 .read(&bucket, &key, version_id.as_deref(), MAX_MANIFEST_BYTES)
                 .await
                 .map_err(|e| match e {
@@ -65,16 +63,7 @@ pub async fn check_manifest(
             )
         }
     };
-    match claim_manifest(
-        &manifest,
-        origin,
-        &request.execution_name,
-        store,
-        pipelines,
-        clock,
-    )
-    .await?
-    {
+    match claim_manifest(&manifest, origin, &request.execution_name, &ports.claim()).await? {
         Claim::Claimed => Ok(started(&manifest)),
         Claim::Duplicate { .. } => Ok(duplicate(manifest.release_id.as_str())),
     }
@@ -86,11 +75,9 @@ pub async fn claim_manifest(
     manifest: &Manifest,
     source: ReleaseSource,
     owner: &str,
-    store: &dyn ReleaseStore,
-    pipelines: &dyn Pipelines,
-    clock: &dyn Clock,
+    ports: &ClaimPorts<'_>,
 ) -> Result<Claim, TaskError> {
-    let missing = find_missing_pipelines(manifest, pipelines).await?;
+    let missing = find_missing_pipelines(manifest, ports.pipelines).await?;
     if !missing.is_empty() {
         return Err(TaskError::ManifestInvalid(Rejection(missing)));
     }
@@ -98,7 +85,7 @@ pub async fn claim_manifest(
         release_id: manifest.release_id.clone(),
         owner: owner.to_owned(),
         status: ReleaseStatus::Running,
-        requested_at: clock.now(),
+        requested_at: ports.clock.now(),
         ended_at: None,
         source,
         on_failure: manifest.on_failure,
@@ -111,7 +98,7 @@ pub async fn claim_manifest(
         record,
         manifest: manifest.clone(),
     };
-    Ok(store.claim(&new).await?)
+    Ok(ports.store.claim(&new).await?)
 }
 
 /// GetPipeline for every pipeline of the manifest; each missing one is a validation error at

@@ -2,7 +2,7 @@
 //! configured CloudWatch alarms fire or AWS Health reports an open issue.
 
 use crate::error::TaskError;
-use crate::ports::{AlarmState, Alarms, HealthEvents, HealthIssue, JobResults, PortResult};
+use crate::ports::{AlarmState, GatePorts, HealthIssue, PortResult};
 use serde::Deserialize;
 
 /// The action's UserParameters (JSON).
@@ -156,10 +156,13 @@ pub fn evaluate_gate(
 pub async fn run_health_gate(
     job_id: &str,
     user_parameters: Option<&str>,
-    alarms: &dyn Alarms,
-    health: &dyn HealthEvents,
-    jobs: &dyn JobResults,
+    ports: &GatePorts<'_>,
 ) -> Result<GateDecision, TaskError> {
+    let GatePorts {
+        alarms,
+        health,
+        jobs,
+    } = *ports;
     let settings = match GateSettings::parse(user_parameters) {
         Ok(s) => s,
         Err(reason) => {
@@ -201,6 +204,6 @@ pub async fn run_health_gate(
 }
 
 /// A job result's message: CodePipeline caps it at 5000 characters.
-fn job_message(reason: &str) -> String {
+pub fn job_message(reason: &str) -> String {
     reason.chars().take(4900).collect()
 }

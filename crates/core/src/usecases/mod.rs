@@ -8,7 +8,7 @@ mod runs;
 
 pub use api::{get_release, submit_release, SubmitOutcome};
 pub use check::{check_manifest, claim_manifest, find_missing_pipelines};
-pub use gate::{evaluate_gate, run_health_gate, GateDecision, GateSettings};
+pub use gate::{evaluate_gate, job_message, run_health_gate, GateDecision, GateSettings};
 pub use record::{decode_state_change, record_release, record_state_change, ChangeOutcome};
 pub use runs::{
     await_pipeline, client_request_token, start_pipeline, stop_running, stop_timed_out, sweep,
@@ -16,7 +16,7 @@ pub use runs::{
 };
 
 use crate::error::TaskError;
-use crate::ports::{Clock, ReleaseStore, RunKey};
+use crate::ports::{ReleaseStore, RunKey};
 use crate::release::{ReleaseId, RunRecord};
 
 /// Parses a release id that the state machine passed along.
@@ -42,10 +42,4 @@ fn key(release_id: &ReleaseId, pipeline: &str) -> RunKey {
     }
 }
 
-/// Bundles the ports the run use cases need.
-pub struct RunPorts<'a> {
-    pub store: &'a dyn ReleaseStore,
-    pub pipelines: &'a dyn crate::ports::Pipelines,
-    pub tokens: &'a dyn crate::ports::TaskTokens,
-    pub clock: &'a dyn Clock,
-}
+pub use crate::ports::RunPorts;

@@ -1,7 +1,6 @@
 use super::runs::record_and_complete;
 use super::{release_id, RunPorts};
 use crate::error::TaskError;
-use crate::ports::ReleaseStore;
 use crate::release::{ReleaseStatus, RunStatus};
 use crate::tasks::{PipelineStateChange, RecordReleaseRequest};
 use crate::view::ReleaseView;
@@ -82,9 +81,10 @@ pub async fn record_state_change(
 /// as recorded. The cause of a failure names the pipelines that did not succeed.
 pub async fn record_release(
     req: &RecordReleaseRequest,
-    store: &dyn ReleaseStore,
-    now: OffsetDateTime,
+    ports: &RunPorts<'_>,
 ) -> Result<ReleaseView, TaskError> {
+    let store = ports.store;
+    let now = ports.clock.now();
     let rid = release_id(&req.release_id)?;
     let stored = store
         .get(&rid)
