@@ -180,46 +180,98 @@ fn a_numeric_release_id_whose_text_breaks_the_id_rule_is_rejected() {
 }
 
 #[test]
-fn a_repeated_release_id_key_keeps_the_text_of_the_one_used() {
-    // Of repeated keys the last counts (as everywhere in the manifest); its text must be the
-    // one kept, not the number re-rendered (5.1).
-    let m = parse(r#"{"releaseId": "first", "pipelines": ["a"], "releaseId": 5.10}"#);
-    assert_eq!(m.release_id.as_str(), "5.10");
-    let m = parse(r#"{"releaseId": 5.10, "releaseId": 5.20, "pipelines": ["a"]}"#);
-    assert_eq!(m.release_id.as_str(), "5.20");
+fn a_repeated_key_is_an_error_at_its_path() {
+    // JSON readers disagree on which of two values wins; a second "pipelines" must not hide
+    // from a reviewer, so any repeated key is rejected where it is (issue 10 item 8).
+    let e =
+        errors(r#"{"releaseId": "r1", "pipelines": ["a", {"name": "b", "wave": 2, "name": "c"}]}"#);
+    assert_one(&e, "$.pipelines[1].name", &["duplicate key"]);
+
+    let e = errors(r#"{"releaseId": "r1", "pipelines": ["a"], "pipelines": ["b", "c"]}"#);
+    assert_one(&e, "$.pipelines", &["duplicate key"]);
+
+    let e = errors(r#"{"releaseId": "first", "pipelines": ["a"], "releaseId": 5.10}"#);
+    assert_one(&e, "$.releaseId", &["duplicate key"]);
+
+    // Once per repetition; escaped keys are the same key; deep and odd keys get their path.
+    let e = errors(
+        r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 0, "w\u0061ve": 2, "wave": 3}], "x y": [{"k": 1, "k": 2}]}"#,
+    );
+    assert_eq!(
+        paths(&e),
+        [
+            "$.pipelines[0].wave",
+            "$.pipelines[0].wave",
+            "$['x y'][0].k",
+            "$['x y']"
+        ],
+        "{e:#?}"
+    );
+    assert!(e[3].message.contains("unknown field"), "{e:#?}");
 }
 
 #[test]
-fn repeated_keys_count_once_with_the_last_value_as_in_serde_json() {
-    // Small objects and large ones (over 16 members) alike; the reader must agree with Value.
+fn repeated_keys_are_found_in_large_objects_too() {
+    // Objects over 16 members find keys through a map: the same errors as a scan.
     let vars: Vec<String> = (0..30).map(|i| format!("\"V{i}\": \"{i}\"")).collect();
-    for text in [
-        r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 0, "wave": 2}]}"#.to_owned(),
-        r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 2, "wave": 0}]}"#.to_owned(),
-        r#"{"releaseId": "r1", "x": 1, "pipelines": ["a"], "x": 2, "y": 3}"#.to_owned(),
-        format!(
-            r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}, "V3": "new", "V29": 5, {}}}}}]}}"#,
-            vars.join(","),
-            vars[..25].join(",")
-        ),
-        format!(
-            r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}, {}}}}}]}}"#,
-            vars[..26].join(","),
-            vars[..26].join(",")
-        ),
-    ] {
-        let from_value = Manifest::from_value(&serde_json::from_str(&text).unwrap(), None);
-        assert_eq!(Manifest::parse(text.as_bytes()), from_value, "{text}");
-    }
-    // 26 variables written twice are 26 variables, not 52 (over the limit of 50).
+    let text = format!(
+        r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}, "V3": "new", "V29": "x"}}}}]}}"#,
+        vars.join(","),
+    );
+    let e = errors(&text);
+    assert_eq!(
+        paths(&e),
+        [
+            "$.pipelines[0].variables.V3",
+            "$.pipelines[0].variables.V29"
+        ]
+    );
+    // 26 variables written twice: 26 duplicate keys, and not "52 variables, over the limit".
     let text = format!(
         r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}, {}}}}}]}}"#,
         vars[..26].join(","),
         vars[..26].join(",")
     );
-    assert_eq!(parse(&text).pipelines[0].variables.len(), 26);
-    let m = parse(r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 0, "wave": 2}]}"#);
-    assert_eq!(m.pipelines[0].wave, 2);
+    let e = errors(&text);
+    assert_eq!(e.len(), 26, "{e:#?}");
+    assert!(e.iter().all(|e| e.message.contains("duplicate key")));
+}
+
+#[test]
+fn repeated_keys_are_reported_with_the_other_problems() {
+    let e = errors(
+        r#"{"releaseId": "bad id!", "pipelines": [{"name": "a", "name": "b", "wave": -1}], "onFailure": "stop", "onFailure": "maybe"}"#,
+    );
+    let p = paths(&e);
+    for expected in [
+        "$.pipelines[0].name",
+        "$.onFailure",
+        "$.releaseId",
+        "$.pipelines[0].wave",
+    ] {
+        assert!(p.contains(&expected), "{expected} missing in {e:#?}");
+    }
+    assert!(e
+        .iter()
+        .any(|e| e.path == "$.onFailure" && e.message.contains("duplicate key")));
+    assert!(e
+        .iter()
+        .any(|e| e.path == "$.onFailure" && e.message.contains("\"stop\" or \"continue\"")));
+}
+
+#[test]
+fn a_manifest_without_repeated_keys_reads_as_serde_json_reads_it() {
+    let vars: Vec<String> = (0..30).map(|i| format!("\"V{i}\": \"{i}\"")).collect();
+    for text in [
+        r#"{"releaseId": "r1", "pipelines": [{"name": "a", "wave": 2}]}"#.to_owned(),
+        format!(
+            r#"{{"releaseId": "r1", "pipelines": [{{"name": "a", "variables": {{{}}}}}]}}"#,
+            vars.join(",")
+        ),
+    ] {
+        let from_value = Manifest::from_value(&serde_json::from_str(&text).unwrap(), None);
+        assert_eq!(Manifest::parse(text.as_bytes()), from_value, "{text}");
+    }
 }
 
 #[test]

@@ -59,16 +59,17 @@ impl Manifest {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| reject(format!("the manifest is not UTF-8 text: {e}")))?;
         let arena = Bump::new();
-        let (value, raw_release_id) = read(text, &arena)
+        let read = read(text, &arena)
             .map_err(|e| reject(format!("the manifest is not valid JSON: {e}")))?;
-        validation::validate(&value, raw_release_id)
+        validation::validate(&read.value, read.raw_release_id, &read.duplicates)
     }
 
     /// Validates an already-parsed manifest (an inline state machine input, an API body).
     /// `raw_release_id` is the release id's JSON text when known, so a number keeps its
-    /// digits exactly as written.
+    /// digits exactly as written. A [`Value`] has no repeated keys left to report (its reader
+    /// kept the last); [`Manifest::parse`] rejects them.
     pub fn from_value(value: &Value, raw_release_id: Option<&str>) -> Result<Manifest, Rejection> {
         let arena = Bump::new();
-        validation::validate(&Json::from_value(value, &arena), raw_release_id)
+        validation::validate(&Json::from_value(value, &arena), raw_release_id, &[])
     }
 }

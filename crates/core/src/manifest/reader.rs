@@ -10,7 +10,10 @@ use std::collections::HashMap;
 /// text where they can, the rest (escaped strings, numbers, items, members) from one arena per
 /// read, so reading the largest manifest allocates a few arena chunks rather than once per
 /// object, and nothing is dropped value by value (the 1 ms budget). An object's members are
-/// unique, in the order of their first appearance, the last value winning — as in [`Value`].
+/// unique, in the order of their first appearance, the last value winning — as in [`Value`];
+/// but a repeated key is also noted (with its path) by [`read`], and the manifest is rejected
+/// for it: JSON readers disagree on which value wins, so a second `"pipelines"` must not hide
+/// from a reviewer.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Json<'a> {
     Null,
@@ -92,6 +95,17 @@ struct Reader<'a> {
     items: Vec<Json<'a>>,
     /// The top-level `releaseId`'s text as written.
     raw_release_id: Option<&'a str>,
+    /// Where the value being read sits: the keys and indexes from the top.
+    path: Vec<Step<'a>>,
+    /// The paths of repeated keys (`$.pipelines[1].name`), in the order they were met.
+    duplicates: Vec<String>,
+}
+
+/// One step of a path from the top.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
 }
 
 /// Past this many members an object finds repeated keys through a map, not a scan.
@@ -107,7 +121,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Adds a member to the object gathering from `start`. A repeated key keeps its first
-    /// place and takes the new value; `index` finds keys once the object is large.
+    /// place and takes the new value, and its path is noted; `index` finds keys once the
+    /// object is large.
     fn add_member(
         &mut self,
         start: usize,
@@ -130,7 +145,11 @@ impl<'a> Reader<'a> {
             None => members.iter().position(|(k, _)| *k == key),
         };
         match existing {
-            Some(i) => members[i].1 = value,
+            Some(i) => {
+                members[i].1 = value;
+                let path = self.path_to(key);
+                self.duplicates.push(path);
+            }
             None => {
                 if let Some(index) = index {
                     index.insert(key, members.len());
@@ -138,6 +157,18 @@ impl<'a> Reader<'a> {
                 self.members.push((key, value));
             }
         }
+    }
+
+    /// The path of `key` in the object being read (written only for a repeated key).
+    fn path_to(&self, key: &str) -> String {
+        let mut path = String::from("$");
+        for step in &self.path {
+            path = match step {
+                Step::Key(k) => super::validation::member(&path, k),
+                Step::Index(i) => format!("{path}[{i}]"),
+            };
+        }
+        super::validation::member(&path, key)
     }
 
     /// Moves the members gathered from `start` into the arena.
@@ -236,8 +267,14 @@ impl<'de: 'a, 'a> Visitor<'de> for ValueSeed<'_, 'a> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let reader = self.reader;
         let start = reader.items.len();
-        while let Some(item) = seq.next_element_seed(reader.value())? {
-            reader.items.push(item);
+        loop {
+            reader.path.push(Step::Index(reader.items.len() - start));
+            let item = seq.next_element_seed(reader.value());
+            reader.path.pop();
+            match item? {
+                Some(item) => reader.items.push(item),
+                None => break,
+            }
         }
         Ok(Json::Array(reader.close_array(start)))
     }
@@ -247,6 +284,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ValueSeed<'_, 'a> {
         let start = reader.members.len();
         let mut index: Option<HashMap<&'a str, usize>> = None;
         while let Some(key) = map.next_key_seed(KeySeed(reader.arena))? {
+            reader.path.push(Step::Key(key));
             let value = if self.top && key == "releaseId" {
                 let raw: &'de RawValue = map.next_value()?;
                 reader.raw_release_id = Some(raw.get());
@@ -260,22 +298,32 @@ impl<'de: 'a, 'a> Visitor<'de> for ValueSeed<'_, 'a> {
             } else {
                 map.next_value_seed(reader.value())?
             };
+            reader.path.pop();
             reader.add_member(start, &mut index, key, value);
         }
         Ok(Json::Object(reader.close_object(start)))
     }
 }
 
-/// Reads the manifest's text into `arena`: its value, and the release id's text as written.
-pub(super) fn read<'a>(
-    text: &'a str,
-    arena: &'a Bump,
-) -> serde_json::Result<(Json<'a>, Option<&'a str>)> {
+/// What [`read`] found in a manifest's text.
+pub(super) struct Read<'a> {
+    pub value: Json<'a>,
+    /// The top-level `releaseId`'s text as written.
+    pub raw_release_id: Option<&'a str>,
+    /// The paths of repeated keys, each once per repetition.
+    pub duplicates: Vec<String>,
+}
+
+/// Reads the manifest's text into `arena`: its value, the release id's text as written, and
+/// the paths of repeated keys.
+pub(super) fn read<'a>(text: &'a str, arena: &'a Bump) -> serde_json::Result<Read<'a>> {
     let mut reader = Reader {
         arena,
         members: Vec::new(),
         items: Vec::new(),
         raw_release_id: None,
+        path: Vec::new(),
+        duplicates: Vec::new(),
     };
     let mut d = serde_json::Deserializer::from_str(text);
     let value = ValueSeed {
@@ -284,7 +332,11 @@ pub(super) fn read<'a>(
     }
     .deserialize(&mut d)?;
     d.end()?;
-    Ok((value, reader.raw_release_id))
+    Ok(Read {
+        value,
+        raw_release_id: reader.raw_release_id,
+        duplicates: reader.duplicates,
+    })
 }
 
 pub(super) fn json_type(v: &Json) -> &'static str {

@@ -13,9 +13,21 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 /// Validates a manifest read into [`Json`]. `raw_release_id` is the release id's JSON text when
-/// known, so a number keeps its digits exactly as written.
-pub(super) fn validate(value: &Json, raw_release_id: Option<&str>) -> Result<Manifest, Rejection> {
+/// known, so a number keeps its digits exactly as written. `duplicates` are the paths of keys
+/// the text repeats: each is an error, reported first, with the other problems.
+pub(super) fn validate(
+    value: &Json,
+    raw_release_id: Option<&str>,
+    duplicates: &[String],
+) -> Result<Manifest, Rejection> {
     let mut v = Validator::default();
+    for path in duplicates {
+        v.err(
+            path.clone(),
+            "duplicate key: the object has this key more than once; write it once (JSON readers \
+             disagree on which value wins)",
+        );
+    }
     let manifest = v.manifest(value, raw_release_id);
     match manifest {
         Some(m) if v.errors.is_empty() => Ok(m),
@@ -530,7 +542,7 @@ impl Validator {
 
 /// The path of an object member: `$.name` when the name is an identifier, else `$['the name']`
 /// (RFC 9535), so a path stays readable and unambiguous whatever the key.
-fn member(path: &str, key: &str) -> String {
+pub(super) fn member(path: &str, key: &str) -> String {
     let mut chars = key.chars();
     let shorthand = chars
         .next()
