@@ -815,7 +815,7 @@ fn release_definition_loads() {
         .join("../../statemachine/release.asl.json");
     let def = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let arn = |n: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{n}");
-    let subs: HashMap<String, String> = [
+    let mut subs: HashMap<String, String> = [
         "CheckManifest",
         "PollExecution",
         "RecordState",
@@ -824,6 +824,15 @@ fn release_definition_loads() {
     .iter()
     .map(|n| (format!("{n}FunctionArn"), arn(n)))
     .collect();
+    // Task resources are whole-value substitutions (no hard-coded partition in the file).
+    subs.insert(
+        "LambdaInvoke".to_owned(),
+        "arn:aws:states:::lambda:invoke".to_owned(),
+    );
+    subs.insert(
+        "LambdaInvokeWaitForTaskToken".to_owned(),
+        "arn:aws:states:::lambda:invoke.waitForTaskToken".to_owned(),
+    );
     if let Err(e) = StateMachine::from_json(&def, &subs) {
         panic!("{}: {e}", path.display());
     }
