@@ -23,6 +23,15 @@ use crate::paths::{apply_result_path, walk, ContextSource, Seg};
 use crate::tokens::{TaskTokens, TokenMsg};
 use crate::{TaskFailure, TaskHandler};
 
+/// Step Functions' hard quota on the events of one execution's history: "If the execution
+/// history reaches this quota, the execution will fail" (Step Functions developer guide,
+/// "Step Functions service quotas", quotas related to state machine executions, at
+/// docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html). The execution then
+/// fails with `States.Runtime`, cause [`HISTORY_FULL_CAUSE`], as AWS reports it.
+pub(crate) const MAX_HISTORY_EVENTS: usize = 25_000;
+pub(crate) const HISTORY_FULL_CAUSE: &str =
+    "The execution reached the maximum number of history events (25000).";
+
 /// Step Functions' default task timeout (99999999 seconds).
 const DEFAULT_TASK_TIMEOUT: u64 = 99_999_999;
 const REGION: &str = "us-east-1";
@@ -41,6 +50,8 @@ pub(crate) struct Run<'h> {
     pub history: RefCell<Vec<HistoryEvent>>,
     pub progress: Option<UnboundedSender<HistoryEvent>>,
     pub transitions: Cell<u64>,
+    /// Set when an event was refused because the history reached its quota.
+    pub history_full: Cell<bool>,
     /// Whether history events carry inputs, outputs and parameters.
     pub record_data: bool,
 }
@@ -294,8 +305,19 @@ impl<'h> Run<'h> {
         }
     }
 
-    /// Appends an event after `*cursor` and moves the cursor to it.
+    /// Appends an event after `*cursor` and moves the cursor to it. When the history is one
+    /// event short of its quota (the last is kept for the execution's closing event), the
+    /// event is dropped and [`Run::check_history`] fails the execution from then on.
     pub(crate) fn record(&self, cursor: &mut u64, ty: &str, details: Value) -> u64 {
+        if self.history.borrow().len() + 1 >= MAX_HISTORY_EVENTS {
+            self.history_full.set(true);
+            return *cursor;
+        }
+        self.record_closing(cursor, ty, details)
+    }
+
+    /// Appends the execution's closing event, which the history quota leaves room for.
+    pub(crate) fn record_closing(&self, cursor: &mut u64, ty: &str, details: Value) -> u64 {
         let mut h = self.history.borrow_mut();
         let id = h.len() as u64 + 1;
         let ev = HistoryEvent {
@@ -312,6 +334,15 @@ impl<'h> Run<'h> {
         h.push(ev);
         *cursor = id;
         id
+    }
+
+    /// `States.Runtime` once the history has reached its quota; no Retry or Catch applies.
+    fn check_history(&self) -> Result<(), StatesError> {
+        if self.history_full.get() {
+            Err(StatesError::runtime(HISTORY_FULL_CAUSE))
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs a machine from its StartAt to a terminal state.
@@ -336,12 +367,16 @@ impl<'h> Run<'h> {
                     entered_type,
                     obj! { "name": state.name.as_str(), "input": self.data(&input) },
                 );
-                let (output, next) = self.run_state(state, input, entered, cursor).await?;
+                self.check_history()?;
+                let ran = self.run_state(state, input, entered, cursor).await;
+                self.check_history()?;
+                let (output, next) = ran?;
                 self.record(
                     cursor,
                     exited_type,
                     obj! { "name": state.name.as_str(), "output": self.data(&output) },
                 );
+                self.check_history()?;
                 match next {
                     Some(n) => {
                         name = n;
@@ -486,6 +521,8 @@ impl<'h> Run<'h> {
                 Kind::Map(spec) => Box::pin(self.run_map(s, spec, &eff, &ctx, cursor)).await,
                 _ => Err(StatesError::runtime("internal: not a retriable state")),
             };
+            // A Retry must not spin on a history that can take no more events.
+            self.check_history()?;
             let err = match attempt {
                 Ok(result) => {
                     let result = match &s.result_selector {
@@ -630,6 +667,12 @@ impl<'h> Run<'h> {
             let Some(mut wait) = wait else {
                 return Ok(result);
             };
+            // AWS records the integration's answer, then waits for the token.
+            self.record(
+                cursor,
+                "TaskSubmitted",
+                obj! { "resourceType": resource_type, "resource": resource, "output": self.data(&result) },
+            );
             let started = Instant::now();
             let mut hb_deadline = heartbeat.map(|h| deadline_after(started, h));
             loop {

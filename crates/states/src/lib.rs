@@ -73,6 +73,11 @@
 //!   backoff delay.
 //! * A task's TimeoutSecondsPath / HeartbeatSecondsPath / Map's MaxConcurrencyPath are read
 //!   from the state's input after InputPath.
+//! * A `.waitForTaskToken` task records `TaskSubmitted` (the invocation's answer) after
+//!   `TaskScheduled` and `TaskStarted`, then `TaskSucceeded`, `TaskFailed` or `TaskTimedOut`.
+//! * A history that reaches 25,000 events (Step Functions' hard quota) fails the execution
+//!   with `States.Runtime`, which no Retry or Catch handles; `ExecutionFailed` is the
+//!   25,000th event.
 //! * An execution runs at most one year (Step Functions' maximum execution time for Standard
 //!   workflows), whatever its TimeoutSeconds: then it times out with `States.Timeout`. A Wait
 //!   state's literal `Seconds` is at most 99999999.
@@ -319,6 +324,7 @@ impl Execution {
             history: RefCell::new(Vec::new()),
             progress: cfg.progress,
             transitions: Cell::new(0),
+            history_full: Cell::new(false),
             record_data: cfg.history_data,
         };
         let mut cursor = 0u64;
@@ -345,7 +351,7 @@ impl Execution {
         };
         let (status, output, error, cause) = match result {
             Some(Ok(output)) => {
-                run.record(
+                run.record_closing(
                     &mut cursor,
                     "ExecutionSucceeded",
                     obj! { "output": run.data_of(&output) },
@@ -353,7 +359,7 @@ impl Execution {
                 (ExecutionStatus::Succeeded, Some(output), None, None)
             }
             Some(Err(e)) => {
-                run.record(
+                run.record_closing(
                     &mut cursor,
                     "ExecutionFailed",
                     obj! { "error": e.error.as_str(), "cause": e.cause.as_str() },
@@ -369,7 +375,7 @@ impl Execution {
                 } else {
                     "The execution ran longer than the one-year maximum execution time"
                 };
-                run.record(
+                run.record_closing(
                     &mut cursor,
                     "ExecutionTimedOut",
                     json!({ "error": error::names::TIMEOUT, "cause": cause }),

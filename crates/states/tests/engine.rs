@@ -270,6 +270,7 @@ fn token_semantics() {
             "TaskStateEntered",
             "TaskScheduled",
             "TaskStarted",
+            "TaskSubmitted",
             "TaskSucceeded",
             "TaskStateExited",
             "ExecutionSucceeded"
