@@ -207,6 +207,28 @@ async fn an_undecodable_event_is_acknowledged_as_rejected_and_records_nothing() 
 #[tokio::test]
 async fn record_release_succeeded_ends_the_release() {
     let world = World::waiting().await;
+    // Every pipeline of the release succeeded (the other three as the event's did).
+    for (i, name) in ["payments-api", "checkout-web", "ledger-worker"]
+        .into_iter()
+        .enumerate()
+    {
+        let execution_id = format!("{i:08}-1234-5678-abcd-12345678abcd");
+        let now = Clock::now(&world.clock);
+        world
+            .store
+            .record_start(&rid(), &world.owner, name, &execution_id, now)
+            .await
+            .unwrap();
+        let k = RunKey {
+            release_id: rid(),
+            pipeline: name.into(),
+        };
+        world
+            .store
+            .record_status(&k, RunStatus::Succeeded, now)
+            .await
+            .unwrap();
+    }
     record_state::handle(
         event("codepipeline-execution-succeeded.json"),
         &world.ports(),
@@ -220,6 +242,28 @@ async fn record_release_succeeded_ends_the_release() {
     assert_eq!(out["status"], "SUCCEEDED");
     assert!(out["endedAt"].is_string());
     assert_eq!(out["cause"], Value::Null);
+}
+
+/// Issue 9, fault 12: a release succeeds only when every pipeline's latest run Succeeded. A
+/// RecordSuccess while one pipeline succeeded and three never ran records FAILED, naming them.
+#[tokio::test]
+async fn record_release_succeeded_with_pipelines_that_never_ran_records_failed() {
+    let world = World::waiting().await;
+    record_state::handle(
+        event("codepipeline-execution-succeeded.json"),
+        &world.ports(),
+    )
+    .await
+    .unwrap();
+    let out = record_state::handle(event("task-record-release-succeeded.json"), &world.ports())
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "FAILED");
+    let cause = out["cause"].as_str().unwrap();
+    for name in ["payments-api (NotStarted)", "checkout-web (NotStarted)", "ledger-worker (NotStarted)"] {
+        assert!(cause.contains(name), "{cause}");
+    }
+    assert!(!cause.contains("payments-db-migrate"), "{cause}");
 }
 
 #[tokio::test]

@@ -96,10 +96,14 @@ pub async fn record_release(
     if stored.release.status != ReleaseStatus::Running {
         return Ok(ReleaseView::from(&stored));
     }
+    // A release succeeds only when every pipeline's latest run Succeeded: on the success path
+    // a run that never started or has not ended counts against it too (issue 9, fault 12). On
+    // the failure path the cause names the runs that ended without succeeding.
     let not_succeeded: Vec<String> = stored
         .runs
         .iter()
-        .filter(|r| r.status.is_terminal() && r.status != RunStatus::Succeeded)
+        .filter(|r| r.status != RunStatus::Succeeded)
+        .filter(|r| req.status == ReleaseStatus::Succeeded || r.status.is_terminal())
         .map(|r| format!("{} ({})", r.spec.name, r.status))
         .collect();
     let (status, cause) = match req.status {
