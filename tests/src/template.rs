@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 
 /// What `!Ref AWS::StackName` gives.
 const STACK_NAME: &str = "release-machine";
+/// What `!Ref AWS::StackId` gives.
+const STACK_ID: &str =
+    "arn:aws:cloudformation:us-east-1:123456789012:stack/release-machine/5a0b3c9e-0d1f-4e2a-8b3c-4d5e6f708192";
 const STATE_MACHINE_ROLE: &str = "arn:aws:iam::123456789012:role/release-machine-state-machine";
 const TABLE_TYPES: &[&str] = &["AWS::DynamoDB::Table"];
 const BUCKET_TYPES: &[&str] = &["AWS::S3::Bucket"];
@@ -84,6 +87,7 @@ impl Context {
             "AWS::StackName" => Ok(STACK_NAME.into()),
             "AWS::Partition" => Ok("aws".into()),
             "AWS::URLSuffix" => Ok("amazonaws.com".into()),
+            "AWS::StackId" => Ok(STACK_ID.into()),
             _ => self
                 .refs
                 .get(name)
@@ -172,7 +176,45 @@ impl Context {
                 }
                 _ => Err(format!("!Join {arg:?}: unexpected shape")),
             },
+            "Select" | "Fn::Select" => match arg {
+                Yaml::Sequence(parts) if parts.len() == 2 => {
+                    let index: usize = self
+                        .resolve(&parts[0])?
+                        .parse()
+                        .map_err(|e| format!("!Select: the index is not a number: {e}"))?;
+                    let items = self.list(&parts[1])?;
+                    items.get(index).cloned().ok_or_else(|| {
+                        format!("!Select {index} of a list of {}: {items:?}", items.len())
+                    })
+                }
+                _ => Err(format!("!Select {arg:?}: unexpected shape")),
+            },
             other => Err(format!("the harness does not resolve {other}")),
+        }
+    }
+
+    /// A template value that is a list (`!Split` or a sequence), intrinsic functions resolved.
+    fn list(&self, v: &Yaml) -> Result<Vec<String>, String> {
+        let split = |arg: &Yaml| match arg {
+            Yaml::Sequence(parts) if parts.len() == 2 => {
+                let sep = parts[0]
+                    .as_str()
+                    .ok_or("!Split: the separator is not a string")?;
+                Ok(self
+                    .resolve(&parts[1])?
+                    .split(sep)
+                    .map(str::to_owned)
+                    .collect())
+            }
+            _ => Err(format!("!Split {arg:?}: unexpected shape")),
+        };
+        match v {
+            Yaml::Sequence(items) => items.iter().map(|i| self.resolve(i)).collect(),
+            Yaml::Tagged(t) if tag_name(t) == "Split" => split(&t.value),
+            Yaml::Mapping(m) if m.len() == 1 && m.get("Fn::Split").is_some() => {
+                split(m.get("Fn::Split").expect("checked"))
+            }
+            other => Err(format!("expected a list or !Split, not {other:?}")),
         }
     }
 
@@ -820,15 +862,19 @@ impl Template {
             resolved = resolved.replace(&format!("${{{k}}}"), v);
         }
         let mut rest = resolved.as_str();
+        let mut missing = std::collections::BTreeSet::new();
         while let Some(start) = rest.find("${") {
             let after = &rest[start + 2..];
             let end = after.find('}').unwrap_or(after.len());
             let name: String = after[..end].chars().take(60).collect();
+            rest = &after[end..];
+            if !missing.insert(name.clone()) {
+                continue;
+            }
             problems.add(
                 &format!("{at}.DefinitionSubstitutions"),
                 format!("no entry for ${{{name}}}, which {uri} uses"),
             );
-            rest = &after[end..];
         }
         Some(resolved)
     }
@@ -918,7 +964,7 @@ mod tests {
     #[test]
     fn resolves_short_form_tags() {
         let doc: Yaml = serde_norway::from_str(
-            "a: !Ref Table\nb: !GetAtt Fn.Arn\nc: !Sub '${AWS::StackName}-x-${Table}-${Fn.Arn}-${!Lit}'\nd: !Sub ['${X}-y', {X: !Ref Table}]\ne: {'Fn::GetAtt': [Fn, Arn]}\nf: !Join [':', [!Ref Table, !GetAtt Fn.Arn]]\n",
+            "a: !Ref Table\nb: !GetAtt Fn.Arn\nc: !Sub '${AWS::StackName}-x-${Table}-${Fn.Arn}-${!Lit}'\nd: !Sub ['${X}-y', {X: !Ref Table}]\ne: {'Fn::GetAtt': [Fn, Arn]}\nf: !Join [':', [!Ref Table, !GetAtt Fn.Arn]]\ng: !Select [2, !Split ['/', !Ref AWS::StackId]]\n",
         )
         .unwrap();
         let mut ctx = Context::default();
@@ -932,6 +978,7 @@ mod tests {
         assert_eq!(r("d").unwrap(), "t1-y");
         assert_eq!(r("e").unwrap(), "arn:f");
         assert_eq!(r("f").unwrap(), "t1:arn:f");
+        assert_eq!(r("g").unwrap(), "5a0b3c9e-0d1f-4e2a-8b3c-4d5e6f708192");
     }
 
     /// The repository's template.yaml plans with no problem, and its wiring is what the stack
@@ -946,7 +993,11 @@ mod tests {
             plan.function_env["STATE_MACHINE_ARN"],
             plan.state_machine_arn
         );
-        assert_eq!(plan.state_machine_name, "release-machine-release");
+        assert!(
+            plan.state_machine_name.starts_with("release-"),
+            "{}",
+            plan.state_machine_name
+        );
         assert!(plan.bucket_versioned);
         assert!(!plan.definition.contains("${"));
         assert!(plan.definition.contains(&function_arn("check-manifest")));
@@ -997,6 +1048,8 @@ Resources:
       Name: !Sub "${AWS::StackName}-release"
       DefinitionUri: statemachine/release.asl.json
       DefinitionSubstitutions:
+        LambdaInvoke: !Sub "arn:${AWS::Partition}:states:::lambda:invoke"
+        LambdaInvokeWaitForTaskToken: !Sub "arn:${AWS::Partition}:states:::lambda:invoke.waitForTaskToken"
         CheckManifestFunctionArn: !GetAtt CheckManifestFunction.Arn
         StartPipelinesFunctionArn: !GetAtt CheckManifestFunction.Arn
         PollExecutionFunctionArn: !GetAtt CheckManifestFunction.Arn
