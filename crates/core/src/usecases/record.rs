@@ -99,9 +99,11 @@ pub async fn record_release(
     // A release succeeds only when every pipeline's latest run Succeeded: on the success path
     // a run that never started or has not ended counts against it too (issue 9, fault 12). On
     // the failure path the cause names the runs that ended without succeeding.
-    let not_succeeded: Vec<String> = stored
-        .runs
-        .iter()
+    // In wave then name order, as the release JSON lists them: the same cause from every store.
+    let mut runs: Vec<_> = stored.runs.iter().collect();
+    runs.sort_by(|a, b| (a.spec.wave, &a.spec.name).cmp(&(b.spec.wave, &b.spec.name)));
+    let not_succeeded: Vec<String> = runs
+        .into_iter()
         .filter(|r| r.status != RunStatus::Succeeded)
         .filter(|r| req.status == ReleaseStatus::Succeeded || r.status.is_terminal())
         .map(|r| format!("{} ({})", r.spec.name, r.status))
