@@ -122,6 +122,10 @@ pub enum StartError {
     NotFound(String),
     #[error("{0}")]
     NotStartable(String),
+    /// The pipeline is busy (ConflictException) or its execution queue is full
+    /// (ConcurrentPipelineExecutionsLimitExceededException): try again later.
+    #[error("pipeline busy: {0}")]
+    Busy(String),
     #[error(transparent)]
     Port(#[from] PortError),
 }

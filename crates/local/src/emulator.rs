@@ -473,7 +473,9 @@ async fn start_execution(shared: &Shared, request: &Value) -> Result<Value, AwsE
     match shared.sim().start(&spec, &token).await {
         Ok(id) => Ok(json!({"pipelineExecutionId": id})),
         Err(StartError::NotFound(_)) => Err(pipeline_not_found(name)),
-        Err(StartError::NotStartable(m)) => Err(AwsError::new("ConflictException", m)),
+        Err(StartError::NotStartable(m) | StartError::Busy(m)) => {
+            Err(AwsError::new("ConflictException", m))
+        }
         Err(StartError::Port(e)) => {
             if matches!(e, PortError::Throttled(_)) {
                 shared.count(name, "StartPipelineExecution.throttled");

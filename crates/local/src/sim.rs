@@ -10,7 +10,13 @@
 //! Superseded; default Succeeded), `durationSeconds` (default 180), `failedStage`, `stopSeconds`
 //! (Stopping to Stopped; default 30), `events` (`deliver`; `drop`: no state-change events;
 //! `duplicate`: each twice) and `throttleStarts` (how many first StartPipelineExecution calls are
-//! throttled). A pipeline's object overrides `defaults`, which override the built-in defaults.
+//! throttled). Faults (issue 9): `startConflicts` (how many first StartPipelineExecution calls
+//! answer ConflictException, "pipeline is busy"), `sendFailures` (how many first
+//! SendTaskSuccess/SendTaskFailure calls for the pipeline's waiting task fail transiently),
+//! `vanishes` (true: once started, the execution is gone: GetPipelineExecution and
+//! StopPipelineExecution answer not found, no further events) and `stopRefused` (true:
+//! StopPipelineExecution answers success but never takes effect; the execution keeps its own
+//! outcome). A pipeline's object overrides `defaults`, which override the built-in defaults.
 //!
 //! Executions run in tokio time (virtual in a paused runtime). Every change is published as the
 //! EventBridge "CodePipeline Pipeline Execution State Change" event CodePipeline emits, on the
@@ -24,7 +30,9 @@ use rm_core::release::RunStatus;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
@@ -84,6 +92,10 @@ pub struct Behaviour {
     pub stop: Duration,
     pub events: EventDelivery,
     pub throttle_starts: u32,
+    pub start_conflicts: u32,
+    pub send_failures: u32,
+    pub vanishes: bool,
+    pub stop_refused: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -95,6 +107,10 @@ struct Overrides {
     stop: Option<Duration>,
     events: Option<EventDelivery>,
     throttle_starts: Option<u32>,
+    start_conflicts: Option<u32>,
+    send_failures: Option<u32>,
+    vanishes: Option<bool>,
+    stop_refused: Option<bool>,
 }
 
 impl Overrides {
@@ -107,6 +123,10 @@ impl Overrides {
             stop: self.stop.unwrap_or(base.stop),
             events: self.events.unwrap_or(base.events),
             throttle_starts: self.throttle_starts.unwrap_or(base.throttle_starts),
+            start_conflicts: self.start_conflicts.unwrap_or(base.start_conflicts),
+            send_failures: self.send_failures.unwrap_or(base.send_failures),
+            vanishes: self.vanishes.unwrap_or(base.vanishes),
+            stop_refused: self.stop_refused.unwrap_or(base.stop_refused),
         }
     }
 }
@@ -140,8 +160,8 @@ impl fmt::Display for SimFileError {
 
 impl std::error::Error for SimFileError {}
 
-const FIELDS: &str =
-    "exists, outcome, durationSeconds, failedStage, stopSeconds, events, throttleStarts";
+const FIELDS: &str = "exists, outcome, durationSeconds, failedStage, stopSeconds, events, \
+     throttleStarts, startConflicts, sendFailures, vanishes, stopRefused";
 
 fn json_type(v: &Value) -> &'static str {
     match v {
@@ -234,6 +254,10 @@ impl SimFile {
             stop: Duration::from_secs(DEFAULT_STOP_SECONDS),
             events: EventDelivery::Deliver,
             throttle_starts: 0,
+            start_conflicts: 0,
+            send_failures: 0,
+            vanishes: false,
+            stop_refused: false,
         };
         let base = self.defaults.over(builtin);
         match self.pipelines.get(pipeline) {
@@ -293,6 +317,31 @@ fn named<T: Copy>(
     found
 }
 
+fn boolean(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Option<bool> {
+    let b = v.as_bool();
+    if b.is_none() {
+        errors.push(ValidationError::new(
+            path,
+            format!("expected true or false, got {}", json_type(v)),
+        ));
+    }
+    b
+}
+
+/// A count of first calls that fail (throttled, busy, send failures).
+fn count(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Option<u32> {
+    match v.as_u64() {
+        Some(n) if n <= MAX_THROTTLES => Some(n as u32),
+        _ => {
+            errors.push(ValidationError::new(
+                path,
+                format!("expected a whole number from 0 to {MAX_THROTTLES}, got {v}"),
+            ));
+            None
+        }
+    }
+}
+
 fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overrides {
     let mut o = Overrides::default();
     let Some(map) = v.as_object() else {
@@ -309,13 +358,9 @@ fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overri
     for (key, v) in field_map {
         let p = quote_path(path, key);
         match key.as_str() {
-            "exists" => match v.as_bool() {
-                Some(b) => o.exists = Some(b),
-                None => errors.push(ValidationError::new(
-                    &p,
-                    format!("expected true or false, got {}", json_type(v)),
-                )),
-            },
+            "exists" => o.exists = boolean(v, &p, errors),
+            "vanishes" => o.vanishes = boolean(v, &p, errors),
+            "stopRefused" => o.stop_refused = boolean(v, &p, errors),
             "outcome" => o.outcome = named(v, &p, &SimOutcome::NAMES, errors),
             "durationSeconds" => o.duration = seconds(v, &p, errors),
             "stopSeconds" => o.stop = seconds(v, &p, errors),
@@ -327,13 +372,9 @@ fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overri
                 )),
             },
             "events" => o.events = named(v, &p, &EventDelivery::NAMES, errors),
-            "throttleStarts" => match v.as_u64() {
-                Some(n) if n <= MAX_THROTTLES => o.throttle_starts = Some(n as u32),
-                _ => errors.push(ValidationError::new(
-                    &p,
-                    format!("expected a whole number from 0 to {MAX_THROTTLES}, got {v}"),
-                )),
-            },
+            "throttleStarts" => o.throttle_starts = count(v, &p, errors),
+            "startConflicts" => o.start_conflicts = count(v, &p, errors),
+            "sendFailures" => o.send_failures = count(v, &p, errors),
             other => errors.push(ValidationError::new(
                 &p,
                 format!("unknown field {other:?}; expected one of {FIELDS}"),
@@ -350,6 +391,10 @@ pub struct ApiCalls {
     pub start: u32,
     /// Start calls answered with a throttling error.
     pub throttled: u32,
+    /// Start calls answered ConflictException (`startConflicts`).
+    pub conflicts: u32,
+    /// SendTaskSuccess/SendTaskFailure calls for this pipeline failed by `sendFailures`.
+    pub send_failed: u32,
     pub get_execution: u32,
     pub stop: u32,
 }
@@ -384,6 +429,32 @@ struct State {
     running: usize,
     peak_running: usize,
     events_emitted: u64,
+    /// Executions gone (`vanishes`): not found by Get/Stop.
+    vanished: HashSet<String>,
+}
+
+thread_local! {
+    /// The simulated service of the local run on this thread (the runner drives a run on one
+    /// current-thread runtime): the engine's task tokens ([`crate::tokens::EngineTokens`]) ask
+    /// it whether a send fails (`sendFailures`), without the runner wiring the two together.
+    static CURRENT: RefCell<Weak<Inner>> = RefCell::new(Weak::new());
+}
+
+/// `sendFailures`: true if this SendTaskSuccess/SendTaskFailure for `pipeline`'s waiting task
+/// is one of the first N, which fail transiently; counts it.
+pub(crate) fn send_fails(pipeline: &str) -> bool {
+    let Some(inner) = CURRENT.with(|c| c.borrow().upgrade()) else {
+        return false;
+    };
+    let n = inner.file.behaviour(pipeline).send_failures;
+    let mut s = inner.lock();
+    let calls = s.calls.entry(pipeline.to_owned()).or_default();
+    if calls.send_failed < n {
+        calls.send_failed += 1;
+        true
+    } else {
+        false
+    }
 }
 
 struct Inner {
@@ -429,14 +500,14 @@ fn event_state(status: RunStatus) -> &'static str {
 impl SimPipelines {
     /// State-change events are sent to `bus`. Make it inside the runtime the clock follows.
     pub fn new(file: SimFile, clock: VirtualClock, bus: UnboundedSender<Value>) -> Self {
-        SimPipelines {
-            inner: Arc::new(Inner {
-                file,
-                clock,
-                bus,
-                state: Mutex::new(State::default()),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            file,
+            clock,
+            bus,
+            state: Mutex::new(State::default()),
+        });
+        CURRENT.with(|c| *c.borrow_mut() = Arc::downgrade(&inner));
+        SimPipelines { inner }
     }
 
     /// API calls per pipeline.
@@ -631,6 +702,14 @@ impl Pipelines for SimPipelines {
                 spec.name
             ))));
         }
+        if calls.conflicts < b.start_conflicts {
+            calls.conflicts += 1;
+            return Err(StartError::Busy(format!(
+                "ConflictException: Your request cannot be handled because the pipeline {} is \
+                 busy and cannot process your request. Try again later.",
+                spec.name
+            )));
+        }
         // CodePipeline's idempotency: the same clientRequestToken answers the same execution.
         if let Some(id) = s.by_request_token.get(client_request_token) {
             return Ok(id.clone());
@@ -656,6 +735,12 @@ impl Pipelines for SimPipelines {
         s.running += 1;
         s.peak_running = s.peak_running.max(s.running);
         inner.publish(&mut s, &id);
+        if b.vanishes {
+            // Gone once started: no further events, Get and Stop answer not found.
+            s.vanished.insert(id.clone());
+            s.running -= 1;
+            return Ok(id);
+        }
         drop(s);
         tokio::spawn(Arc::clone(inner).live(id.clone(), b));
         Ok(id)
@@ -668,7 +753,7 @@ impl Pipelines for SimPipelines {
             .or_default()
             .get_execution += 1;
         match s.executions.get(execution_id) {
-            Some(e) if e.pipeline == pipeline => Ok(ExecutionStatus {
+            Some(e) if e.pipeline == pipeline && !s.vanished.contains(execution_id) => Ok(ExecutionStatus {
                 status: e.status,
                 summary: e.summary.clone(),
             }),
@@ -690,8 +775,9 @@ impl Pipelines for SimPipelines {
         let status = {
             let mut s = inner.lock();
             s.calls.entry(pipeline.to_owned()).or_default().stop += 1;
+            let vanished = s.vanished.contains(execution_id);
             match s.executions.get_mut(execution_id) {
-                Some(e) if e.pipeline == pipeline => {
+                Some(e) if e.pipeline == pipeline && !vanished => {
                     if e.stop_reason.is_none() && !e.status.is_terminal() {
                         e.stop_reason = Some(reason.to_owned());
                     }
@@ -705,6 +791,8 @@ impl Pipelines for SimPipelines {
             }
         };
         match status {
+            // `stopRefused`: answered, never done; the execution keeps its own outcome.
+            _ if b.stop_refused => {}
             RunStatus::InProgress => {
                 inner.transition(
                     execution_id,

@@ -12,7 +12,7 @@ use rm_core::manifest::{PipelineSpec, SourceRevision};
 use rm_core::ports::{Claim, NewRelease, PortResult, ReleaseStore, RunKey};
 use rm_core::release::{
     HistoryEntry, ReleaseId, ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord, RunStatus,
-    StoredRelease,
+    SourceKind, StoredRelease,
 };
 use rm_core::OnFailure;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS releases (
     max_concurrency INTEGER NOT NULL,
     description     TEXT,
     cause           TEXT,
-    stop_requested  INTEGER NOT NULL DEFAULT 0
+    stop_requested  INTEGER NOT NULL DEFAULT 0,
+    requested_by    TEXT,
+    manifest_hash   TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     release_id       TEXT NOT NULL,
@@ -70,6 +72,12 @@ CREATE TABLE IF NOT EXISTS executions (
     pipeline     TEXT NOT NULL
 ) WITHOUT ROWID;
 "#;
+
+/// Columns added to `releases` after its first version, with their types: a state directory
+/// made by an older release-machine gets them (`ALTER TABLE .. ADD COLUMN`, NULL in its old
+/// rows) when the store opens, so `status` still reads its releases.
+const ADDED_RELEASE_COLUMNS: [(&str, &str); 2] =
+    [("requested_by", "TEXT"), ("manifest_hash", "TEXT")];
 
 const RUN_COLUMNS: &str = "pipeline, wave, timeout_minutes, variables, source_revisions, status, \
                            execution_id, started_at, ended_at, task_token, release_id";
@@ -168,6 +176,7 @@ fn release_from_row(row: &Row<'_>) -> rusqlite::Result<ReleaseRecord> {
     let id: String = row.get(0)?;
     let status: String = row.get(2)?;
     let on_failure: String = row.get(7)?;
+    let kind: String = row.get(5)?;
     Ok(ReleaseRecord {
         release_id: ReleaseId::parse(&id).map_err(conversion)?,
         owner: row.get(1)?,
@@ -176,9 +185,12 @@ fn release_from_row(row: &Row<'_>) -> rusqlite::Result<ReleaseRecord> {
         requested_at: from_nanos(row.get(3)?)?,
         ended_at: row.get::<_, Option<i64>>(4)?.map(from_nanos).transpose()?,
         source: ReleaseSource {
-            kind: row.get(5)?,
+            kind: SourceKind::parse(&kind)
+                .ok_or_else(|| conversion(format!("unknown source kind {kind:?}")))?,
             location: row.get(6)?,
         },
+        requested_by: row.get(12)?,
+        manifest_hash: row.get(13)?,
         on_failure: OnFailure::parse(&on_failure)
             .ok_or_else(|| conversion(format!("unknown onFailure {on_failure:?}")))?,
         max_concurrency: row.get(8)?,
@@ -190,7 +202,7 @@ fn release_from_row(row: &Row<'_>) -> rusqlite::Result<ReleaseRecord> {
 
 const RELEASE_COLUMNS: &str = "release_id, owner, status, requested_at, ended_at, source_kind, \
                                source_location, on_failure, max_concurrency, description, cause, \
-                               stop_requested";
+                               stop_requested, requested_by, manifest_hash";
 
 fn load_release(tx: &Connection, id: &str) -> rusqlite::Result<Option<ReleaseRecord>> {
     tx.prepare_cached(&format!(
@@ -297,12 +309,14 @@ impl SqliteStore {
             .map_err(sql_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_err)?;
-        conn.execute_batch(SCHEMA).map_err(|e| {
+        let damaged = |e: rusqlite::Error| {
             PortError::Other(format!(
                 "the local store {} is not a release-machine store or is damaged: {e}",
                 path.display()
             ))
-        })?;
+        };
+        conn.execute_batch(SCHEMA).map_err(damaged)?;
+        add_missing_columns(&conn).map_err(damaged)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
@@ -375,6 +389,20 @@ impl SqliteStore {
     }
 }
 
+/// Adds the [`ADDED_RELEASE_COLUMNS`] an older store lacks.
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let present: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('releases')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, ty) in ADDED_RELEASE_COLUMNS {
+        if !present.iter().any(|p| p == name) {
+            conn.execute_batch(&format!("ALTER TABLE releases ADD COLUMN {name} {ty}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn delete_release(tx: &Connection, id: &str) -> PortResult<bool> {
     let run = |sql: &str| tx.execute(sql, [id]).map_err(sql_err);
     run("DELETE FROM run_history WHERE release_id = ?1")?;
@@ -396,7 +424,7 @@ impl ReleaseStore for SqliteStore {
             let inserted = tx
                 .prepare_cached(&format!(
                     "INSERT INTO releases ({RELEASE_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
                      ON CONFLICT (release_id) DO NOTHING"
                 ))
                 .and_then(|mut s| {
@@ -406,13 +434,15 @@ impl ReleaseStore for SqliteStore {
                         r.status.as_str(),
                         nanos(r.requested_at),
                         r.ended_at.map(nanos),
-                        r.source.kind,
+                        r.source.kind.as_str(),
                         r.source.location,
                         r.on_failure.as_str(),
                         r.max_concurrency,
                         r.description,
                         r.cause,
                         i64::from(r.stop_requested),
+                        r.requested_by,
+                        r.manifest_hash,
                     ])
                 })
                 .map_err(sql_err)?;
@@ -725,5 +755,90 @@ impl ReleaseStore for SqliteStore {
                 .map_err(sql_err)?
                 .ok_or_else(|| PortError::Other(format!("release {id} vanished")))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    /// The `releases` table as release-machine created it before requestedBy.
+    const OLD_RELEASES: &str = "CREATE TABLE releases (
+        release_id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
+        requested_at INTEGER NOT NULL, ended_at INTEGER, source_kind TEXT NOT NULL,
+        source_location TEXT, on_failure TEXT NOT NULL, max_concurrency INTEGER NOT NULL,
+        description TEXT, cause TEXT, stop_requested INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO releases VALUES ('old-1', 'exec-old', 'SUCCEEDED', 0, 1000, 'inline', NULL,
+        'stop', 10, NULL, NULL, 0);";
+
+    #[test]
+    fn an_older_state_dir_opens_and_reads_its_releases_without_requested_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(OLD_RELEASES)
+            .unwrap();
+
+        let store = SqliteStore::open(&path).unwrap();
+        let id = ReleaseId::parse("old-1").unwrap();
+        let old = block_on(store.get(&id)).unwrap().expect("the old release");
+        assert_eq!(old.release.source.kind, SourceKind::Inline);
+        assert_eq!(old.release.requested_by, None);
+        assert_eq!(old.release.manifest_hash, None);
+
+        // New releases in the same file keep who asked; reopening adds nothing twice.
+        let mut release = new_release("new-1");
+        release.record.requested_by = Some("local".into());
+        release.record.manifest_hash = Some(release.manifest.content_hash());
+        assert_eq!(block_on(store.claim(&release)).unwrap(), Claim::Claimed);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let got = block_on(store.get(&release.record.release_id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.release, release.record);
+    }
+
+    #[test]
+    fn an_unknown_source_kind_is_reported_not_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let release = new_release("odd-1");
+        block_on(store.claim(&release)).unwrap();
+        store
+            .lock()
+            .execute("UPDATE releases SET source_kind = 'ftp'", [])
+            .unwrap();
+        let err = block_on(store.get(&release.record.release_id)).unwrap_err();
+        assert!(err.to_string().contains("ftp"), "{err}");
+    }
+
+    fn new_release(id: &str) -> rm_core::ports::NewRelease {
+        let manifest = rm_core::Manifest::parse(
+            format!(r#"{{"releaseId": "{id}", "pipelines": ["app"]}}"#).as_bytes(),
+        )
+        .unwrap();
+        let record = ReleaseRecord {
+            release_id: manifest.release_id.clone(),
+            owner: "exec-new".into(),
+            status: ReleaseStatus::Running,
+            requested_at: OffsetDateTime::UNIX_EPOCH,
+            ended_at: None,
+            source: ReleaseSource {
+                kind: SourceKind::Api,
+                location: Some("api:arn:aws:iam::111122223333:user/me".into()),
+            },
+            requested_by: None,
+            manifest_hash: None,
+            on_failure: manifest.on_failure,
+            max_concurrency: manifest.max_concurrency,
+            description: None,
+            cause: None,
+            stop_requested: false,
+        };
+        rm_core::ports::NewRelease { record, manifest }
     }
 }

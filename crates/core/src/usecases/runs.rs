@@ -51,7 +51,7 @@ pub async fn start_pipeline(
                 .unwrap_or(run);
             return Ok(response(&run));
         }
-        Err(StartError::NotStartable(msg)) => {
+        Err(StartError::NotStartable(msg) | StartError::Busy(msg)) => {
             ports
                 .store
                 .record_status(&k, RunStatus::Failed, ports.clock.now())
@@ -95,21 +95,23 @@ pub async fn start_pipeline(
 }
 
 /// Completes the run's waiting task if the run is terminal and still carries a token. The
-/// token is removed with a conditional write first, so of the two sides that may see the
-/// terminal status (the waiting task, a state-change event, the sweep) exactly one sends it.
+/// completion is sent first and the token cleared after (a conditional write: a newer token
+/// is kept), so a send that fails (throttled, 5xx, timeout) leaves the token for
+/// record-state's retry and the sweep (issue 9, fault 1). Two sides that both see the
+/// terminal status (the waiting task, a state-change event, the sweep) may both send: the
+/// second is answered TaskTimedOut or InvalidToken, which means already done. True if this
+/// call delivered the completion.
 async fn complete_if_terminal(run: &RunRecord, ports: &RunPorts<'_>) -> Result<bool, TaskError> {
     let (true, Some(token)) = (run.status.is_terminal(), run.task_token.as_deref()) else {
         return Ok(false);
     };
     let k = key(&run.release_id, &run.spec.name);
-    if !ports.store.clear_token(&k, token).await? {
-        return Ok(false);
-    }
     let output = serde_json::to_value(response(run))
         .map_err(|e| TaskError::Internal(format!("cannot encode the run outcome: {e}")))?;
-    // TaskTimedOut / InvalidToken: the task already ended (timed out, aborted): nothing to do.
-    let _: TokenDelivery = ports.tokens.succeed(token, &output).await?;
-    Ok(true)
+    // TaskTimedOut / InvalidToken: the task already ended (completed, timed out, aborted).
+    let delivery = ports.tokens.succeed(token, &output).await?;
+    ports.store.clear_token(&k, token).await?;
+    Ok(delivery == TokenDelivery::Delivered)
 }
 
 /// Asks CodePipeline for the status of a started, non-terminal run and records a change.
