@@ -184,13 +184,47 @@ pub struct HistoryEntry {
     pub at: OffsetDateTime,
 }
 
+/// How a manifest reached the state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Uploaded to the manifest bucket (an S3 "Object Created" event).
+    S3,
+    /// The manifest itself as the execution input (the local run, the console, an SDK call).
+    Inline,
+    /// POSTed to the API.
+    Api,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 3] = [Self::S3, Self::Inline, Self::Api];
+
+    /// The stored and JSON form: `s3`, `inline`, `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::S3 => "s3",
+            Self::Inline => "inline",
+            Self::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a release came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseSource {
-    /// `s3`, `api`, `inline` or `local`.
-    pub kind: String,
-    /// `s3://bucket/key?versionId=..`, the API caller's ARN, or a file path.
+    pub kind: SourceKind,
+    /// `s3://bucket/key?versionId=..`, or `api:<caller>`; none for an inline manifest.
     pub location: Option<String>,
 }
 
@@ -204,6 +238,14 @@ pub struct ReleaseRecord {
     pub requested_at: OffsetDateTime,
     pub ended_at: Option<OffsetDateTime>,
     pub source: ReleaseSource,
+    /// Who asked (ARCHITECTURE.md §3a "Who"): the API caller's IAM ARN; for an S3 upload
+    /// `account:<id> via s3://bucket/key?versionId=..`; `local` for an inline manifest. `None`
+    /// only for a release recorded before requestedBy was.
+    pub requested_by: Option<String>,
+    /// The hash of the normalized manifest claimed ([`crate::Manifest::content_hash`]): a POST
+    /// of the same manifest by the same caller is a repeat, not a conflict. `None` for
+    /// releases recorded before it was.
+    pub manifest_hash: Option<String>,
     pub on_failure: crate::OnFailure,
     pub max_concurrency: u32,
     pub description: Option<String>,

@@ -14,8 +14,11 @@ pub struct ReleaseView {
     pub requested_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub ended_at: Option<OffsetDateTime>,
-    /// `s3://bucket/key`, `api`, `inline`, or the local file.
+    /// `s3://bucket/key?versionId=..`, `api:<caller>`, or `inline`.
     pub source: String,
+    /// Who asked: the API caller's IAM ARN, `account:<id> via s3://bucket/key?versionId=..`
+    /// for an upload, `local` for a local run (null only for a release recorded before).
+    pub requested_by: Option<String>,
     pub on_failure: OnFailure,
     pub max_concurrency: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,7 +67,8 @@ impl From<&StoredRelease> for ReleaseView {
                 .source
                 .location
                 .clone()
-                .unwrap_or_else(|| r.source.kind.clone()),
+                .unwrap_or_else(|| r.source.kind.to_string()),
+            requested_by: r.requested_by.clone(),
             on_failure: r.on_failure,
             max_concurrency: r.max_concurrency,
             description: r.description.clone(),

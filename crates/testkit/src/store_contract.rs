@@ -28,9 +28,11 @@ pub fn new_release(id: &str, owner: &str, pipelines: &[&str]) -> NewRelease {
             requested_at: T0,
             ended_at: None,
             source: ReleaseSource {
-                kind: "s3".into(),
+                kind: SourceKind::S3,
                 location: Some("s3://bucket/release-manifest.json".into()),
             },
+            requested_by: Some("account:123456789012 via s3://bucket/release-manifest.json".into()),
+            manifest_hash: Some("sha256:0123".into()),
             on_failure: OnFailure::Stop,
             max_concurrency: 10,
             description: Some("contract".into()),

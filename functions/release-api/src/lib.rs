@@ -3,7 +3,11 @@
 //! - `POST /releases` with a manifest: validates it, checks its pipelines, claims the release
 //!   id for a fresh execution name and starts the state machine under that name. 202
 //!   `{"releaseId", "statusUrl", "executionArn"}`; 400 `{"message", "errors": [{"path",
-//!   "message"}]}`; 409 `{"message"}` when the id is already claimed.
+//!   "message"}]}`; 409 `{"message"}` when the id is already claimed. A repeat of the same
+//!   manifest by the same caller while the release runs (a retry after API Gateway's 29 s
+//!   integration timeout) is 202 with the first request's execution
+//!   ([`rm_core::usecases::submit_release`]). The caller's IAM ARN is the release's
+//!   `requestedBy`.
 //! - `GET /releases/{id}`: 200 with the release JSON, 404 when unknown.
 //! - Anything else: 404 or 405 with a JSON message. A failure is a 500 with a JSON message,
 //!   never a panic.
@@ -57,7 +61,7 @@ async fn submit(request: &Request, ports: &Ports<'_>) -> Result<Response<Body>, 
         .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
         .unwrap_or_else(|| ports.clock.now().unix_timestamp_nanos().to_string());
     let execution_name = execution_name(&request_id);
-    let caller = context.as_ref().and_then(|c| c.identity.user_arn.clone());
+    let caller = context.as_ref().and_then(requester);
     let outcome = usecases::submit_release(
         request.body().as_ref(),
         &execution_name,
@@ -69,9 +73,10 @@ async fn submit(request: &Request, ports: &Ports<'_>) -> Result<Response<Body>, 
         SubmitOutcome::Accepted {
             release_id,
             execution_arn,
+            repeat,
         } => {
             let status_url = status_url(request, release_id.as_str());
-            tracing::info!(release = %release_id, execution = %execution_name,
+            tracing::info!(release = %release_id, execution = %execution_arn, repeat,
                 caller = caller.as_deref().unwrap_or(""), "release accepted");
             let mut response = respond(
                 StatusCode::ACCEPTED,
@@ -149,19 +154,54 @@ fn api_context(
     }
 }
 
-/// Where GET shows the release: the API's own address when API Gateway gave it.
+/// Who asked, for `requestedBy`: the caller's IAM ARN (`identity.userArn`, set by IAM
+/// authorization); else the caller's id (`identity.caller`), else `account:<accountId>`.
+fn requester(
+    context: &lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext,
+) -> Option<String> {
+    let identity = &context.identity;
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    given(&identity.user_arn)
+        .or_else(|| given(&identity.caller))
+        .or_else(|| given(&identity.account_id).map(|id| format!("account:{id}")))
+}
+
+/// Where GET shows the release, built from what API Gateway says the caller called
+/// (`requestContext.domainName`, `path`, `stage`): nothing about the domain is assumed, so it
+/// holds in every partition (`amazonaws.com.cn`, ...) and behind a custom domain. Without a
+/// request context, the path alone.
 fn status_url(request: &Request, release_id: &str) -> String {
     let path = format!("/releases/{release_id}");
     let Some(context) = api_context(request) else {
         return path;
     };
-    match (context.domain_name.as_deref(), context.stage.as_deref()) {
-        (Some(domain), Some(stage)) if domain.ends_with(".amazonaws.com") => {
-            format!("https://{domain}/{stage}{path}")
+    let Some(domain) = context.domain_name.as_deref().filter(|d| !d.is_empty()) else {
+        return path;
+    };
+    format!("https://{domain}{}{path}", base_path(&context, domain))
+}
+
+/// What the caller's path has before the API's routes: `/Prod` on the API's own endpoint
+/// (`{apiId}.execute-api.{region}.{dnsSuffix}/{stage}/...`), a custom domain's base path
+/// mapping (`/v1`), or nothing. Read off `requestContext.path` (the path as called) minus
+/// `resourcePath` (the route); else the stage when the domain is the API's own.
+fn base_path(
+    context: &lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext,
+    domain: &str,
+) -> String {
+    if let (Some(called), Some(route)) = (context.path.as_deref(), context.resource_path.as_deref())
+    {
+        if let Some(base) = called.strip_suffix(route) {
+            return base.trim_end_matches('/').to_owned();
         }
-        // A custom domain maps the stage itself.
-        (Some(domain), _) => format!("https://{domain}{path}"),
-        _ => path,
+    }
+    let own_domain = context
+        .apiid
+        .as_deref()
+        .is_some_and(|id| domain.starts_with(&format!("{id}.execute-api.")));
+    match context.stage.as_deref() {
+        Some(stage) if own_domain && !stage.is_empty() => format!("/{stage}"),
+        _ => String::new(),
     }
 }
 

@@ -6,7 +6,8 @@ use release_api::{handle, Ports};
 use rm_core::error::PortError;
 use rm_core::memory::{FakeExecutions, FakePipelines, ManualClock, MemoryStore};
 use rm_core::ports::ReleaseStore;
-use rm_core::ReleaseId;
+use rm_core::ports::Clock;
+use rm_core::{ReleaseId, ReleaseStatus};
 use rm_testkit::event;
 use serde_json::{json, Value};
 
@@ -109,17 +110,166 @@ async fn post_claims_the_release_starts_the_execution_and_answers_202() {
     );
 }
 
+/// The sample POST's manifest, with `f` applied to it.
+fn manifest_with(f: impl FnOnce(&mut Value)) -> String {
+    let e = event("apigw-post-release.json");
+    let mut m: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    f(&mut m);
+    m.to_string()
+}
+
 #[tokio::test]
-async fn post_of_a_claimed_release_id_is_409() {
+async fn post_of_a_claimed_release_id_with_another_manifest_is_409() {
     let world = World::new();
     world.call(post("first-call", None)).await;
-    let (status, body, _) = world.call(post("second-call", None)).await;
+    let other = manifest_with(|m| m["pipelines"][1]["variables"]["DEPLOY_ENV"] = json!("staging"));
+    let (status, body, _) = world.call(post("second-call", Some(&other))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("2026.03.1"),
         "{body}"
     );
     assert_eq!(world.executions.started().len(), 1, "no second execution");
+}
+
+#[tokio::test]
+async fn a_repeat_of_the_same_manifest_is_202_with_the_first_execution() {
+    // The first POST outlived API Gateway's timeout (504 to the caller), who sends it again.
+    let world = World::new();
+    let (status, first, _) = world.call(post("first-call", None)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+
+    // The same manifest, written differently: key order, whitespace, a spelled-out default.
+    let same = manifest_with(|m| {
+        m["pipelines"][3] = json!({"wave": 1, "name": "ledger-worker", "timeoutMinutes": 120});
+    });
+    for (request_id, body) in [("retry-1", None), ("retry-2", Some(same.as_str()))] {
+        let (status, again, response) = world.call(post(request_id, body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+        assert_eq!(again["executionArn"], first["executionArn"]);
+        assert_eq!(again["statusUrl"], first["statusUrl"]);
+        assert_eq!(again["releaseId"], "2026.03.1");
+        assert_eq!(response.headers()["location"], first["statusUrl"].as_str().unwrap());
+    }
+    // Only the first request's execution (StartExecution with its name and input is idempotent),
+    // and the release still belongs to it.
+    let started = world.executions.started();
+    assert!(
+        started.iter().all(|s| s == &started[0]),
+        "one execution name and input: {started:?}"
+    );
+    assert_eq!(started[0].0, "api-first-call");
+    let stored = world
+        .store
+        .get(&ReleaseId::parse("2026.03.1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.release.owner, started[0].0);
+}
+
+#[tokio::test]
+async fn a_repeat_by_another_caller_or_of_an_ended_release_is_409() {
+    let world = World::new();
+    world.call(post("first-call", None)).await;
+
+    let mut e = event("apigw-post-release.json");
+    e["requestContext"]["requestId"] = json!("someone-else");
+    e["requestContext"]["identity"]["userArn"] = json!("arn:aws:iam::111122223333:user/intern");
+    let (status, body, _) = world.call(request(e)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let id = ReleaseId::parse("2026.03.1").unwrap();
+    let owner = world.store.get(&id).await.unwrap().unwrap().release.owner;
+    world
+        .store
+        .finish(&id, &owner, ReleaseStatus::Failed, Some("x"), world.clock.now())
+        .await
+        .unwrap();
+    let (status, body, _) = world.call(post("late-retry", None)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(world.executions.started().len(), 1, "no second start");
+}
+
+#[tokio::test]
+async fn the_release_records_who_asked() {
+    let world = World::new();
+    world.call(post("first-call", None)).await;
+    let (_, body, _) = world.call(request(event("apigw-get-release.json"))).await;
+    assert_eq!(
+        body["requestedBy"],
+        "arn:aws:iam::111122223333:user/release-manager"
+    );
+
+    // Without a userArn: the caller's id, else its account.
+    for (identity, expected) in [
+        (
+            json!({"userArn": null, "caller": "AROAEXAMPLE:session", "accountId": "111122223333"}),
+            "AROAEXAMPLE:session",
+        ),
+        (
+            json!({"userArn": null, "caller": null, "accountId": "111122223333"}),
+            "account:111122223333",
+        ),
+    ] {
+        let world = World::new();
+        let mut e = event("apigw-post-release.json");
+        e["requestContext"]["identity"] = identity;
+        let (status, body, _) = world.call(request(e)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let (_, body, _) = world.call(request(event("apigw-get-release.json"))).await;
+        assert_eq!(body["requestedBy"], expected);
+    }
+}
+
+#[tokio::test]
+async fn the_status_url_is_where_the_caller_called() {
+    // (domainName, stage, requestContext.path) as API Gateway passes them, and the URL.
+    for (domain, stage, path, expected) in [
+        // Another partition's DNS suffix, another stage.
+        (
+            "abcd123456.execute-api.cn-north-1.amazonaws.com.cn",
+            "Staging",
+            Some("/Staging/releases"),
+            "https://abcd123456.execute-api.cn-north-1.amazonaws.com.cn/Staging/releases/2026.03.1",
+        ),
+        // A custom domain with a base path mapping, and without.
+        (
+            "releases.example.com",
+            "Prod",
+            Some("/v1/releases"),
+            "https://releases.example.com/v1/releases/2026.03.1",
+        ),
+        (
+            "releases.example.com",
+            "Prod",
+            Some("/releases"),
+            "https://releases.example.com/releases/2026.03.1",
+        ),
+        // No path in the context: the stage on the API's own domain only.
+        (
+            "abcd123456.execute-api.us-gov-west-1.amazonaws.com",
+            "Prod",
+            None,
+            "https://abcd123456.execute-api.us-gov-west-1.amazonaws.com/Prod/releases/2026.03.1",
+        ),
+        (
+            "releases.example.com",
+            "Prod",
+            None,
+            "https://releases.example.com/releases/2026.03.1",
+        ),
+    ] {
+        let world = World::new();
+        let mut e = event("apigw-post-release.json");
+        e["requestContext"]["domainName"] = json!(domain);
+        e["requestContext"]["stage"] = json!(stage);
+        e["requestContext"]["path"] = json!(path);
+        let (status, body, response) = world.call(request(e)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["statusUrl"], expected, "{domain} {path:?}");
+        assert_eq!(response.headers()["location"], expected);
+    }
 }
 
 #[tokio::test]

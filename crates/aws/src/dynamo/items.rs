@@ -6,6 +6,7 @@ use rm_core::error::PortError;
 use rm_core::manifest::{OnFailure, PipelineSpec, SourceRevision};
 use rm_core::release::{
     HistoryEntry, ReleaseId, ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord, RunStatus,
+    SourceKind,
 };
 use std::collections::{BTreeMap, HashMap};
 use time::format_description::well_known::Rfc3339;
@@ -24,6 +25,8 @@ pub(crate) const STARTED_AT: &str = "startedAt";
 pub(crate) const ENDED_AT: &str = "endedAt";
 pub(crate) const SOURCE_KIND: &str = "sourceKind";
 pub(crate) const SOURCE_LOCATION: &str = "sourceLocation";
+pub(crate) const REQUESTED_BY: &str = "requestedBy";
+pub(crate) const MANIFEST_HASH: &str = "manifestHash";
 pub(crate) const ON_FAILURE: &str = "onFailure";
 pub(crate) const MAX_CONCURRENCY: &str = "maxConcurrency";
 pub(crate) const DESCRIPTION: &str = "description";
@@ -130,7 +133,7 @@ pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
         (OWNER.to_owned(), s(&r.owner)),
         (STATUS.to_owned(), s(r.status.as_str())),
         (REQUESTED_AT.to_owned(), ts(r.requested_at)),
-        (SOURCE_KIND.to_owned(), s(&r.source.kind)),
+        (SOURCE_KIND.to_owned(), s(r.source.kind.as_str())),
         (ON_FAILURE.to_owned(), s(r.on_failure.as_str())),
         (MAX_CONCURRENCY.to_owned(), n(r.max_concurrency)),
         (
@@ -142,6 +145,8 @@ pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
     let optional = [
         (ENDED_AT, r.ended_at.map(format_time)),
         (SOURCE_LOCATION, r.source.location.clone()),
+        (REQUESTED_BY, r.requested_by.clone()),
+        (MANIFEST_HASH, r.manifest_hash.clone()),
         (DESCRIPTION, r.description.clone()),
         (CAUSE, r.cause.clone()),
     ];
@@ -156,6 +161,7 @@ pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
 pub(crate) fn decode_release(item: &Item) -> Result<ReleaseRecord, PortError> {
     let status_raw = req_s(item, STATUS)?;
     let on_failure_raw = req_s(item, ON_FAILURE)?;
+    let kind_raw = req_s(item, SOURCE_KIND)?;
     Ok(ReleaseRecord {
         release_id: release_id(item)?,
         owner: req_s(item, OWNER)?.to_owned(),
@@ -164,9 +170,12 @@ pub(crate) fn decode_release(item: &Item) -> Result<ReleaseRecord, PortError> {
         requested_at: req_time(item, REQUESTED_AT)?,
         ended_at: opt_time(item, ENDED_AT)?,
         source: ReleaseSource {
-            kind: req_s(item, SOURCE_KIND)?.to_owned(),
+            kind: SourceKind::parse(kind_raw)
+                .ok_or_else(|| bad(item, format!("unknown sourceKind {kind_raw}")))?,
             location: get_s(item, SOURCE_LOCATION).map(str::to_owned),
         },
+        requested_by: get_s(item, REQUESTED_BY).map(str::to_owned),
+        manifest_hash: get_s(item, MANIFEST_HASH).map(str::to_owned),
         on_failure: OnFailure::parse(on_failure_raw)
             .ok_or_else(|| bad(item, format!("unknown onFailure {on_failure_raw}")))?,
         max_concurrency: req_n(item, MAX_CONCURRENCY)?,
@@ -321,9 +330,11 @@ mod tests {
             requested_at: datetime!(2024-05-01 10:00:00 UTC),
             ended_at: Some(datetime!(2024-05-01 11:00:00.5 UTC)),
             source: ReleaseSource {
-                kind: "s3".into(),
+                kind: SourceKind::S3,
                 location: Some("s3://b/k".into()),
             },
+            requested_by: Some("account:123456789012 via s3://b/k".into()),
+            manifest_hash: Some("sha256:00ff".into()),
             on_failure: OnFailure::Continue,
             max_concurrency: 7,
             description: Some("d".into()),
@@ -332,6 +343,32 @@ mod tests {
         };
         let item = release_item(&record, 2);
         assert!(is_release_item(&item));
+        assert_eq!(get_s(&item, "requestedBy"), record.requested_by.as_deref());
+        assert_eq!(get_s(&item, "manifestHash"), Some("sha256:00ff"));
+        assert_eq!(get_s(&item, "sourceKind"), Some("s3"));
         assert_eq!(decode_release(&item).unwrap(), record);
+
+        // Every source kind round-trips; an unknown one is a malformed item.
+        for kind in SourceKind::ALL {
+            let r = ReleaseRecord {
+                source: ReleaseSource {
+                    kind,
+                    location: None,
+                },
+                ..record.clone()
+            };
+            assert_eq!(decode_release(&release_item(&r, 0)).unwrap(), r);
+        }
+        let mut odd = item.clone();
+        odd.insert("sourceKind".into(), s("ftp"));
+        assert!(decode_release(&odd).is_err());
+
+        // An item written before requestedBy and manifestHash reads with neither.
+        let mut old = item;
+        old.remove("requestedBy");
+        old.remove("manifestHash");
+        let decoded = decode_release(&old).unwrap();
+        assert_eq!(decoded.requested_by, None);
+        assert_eq!(decoded.manifest_hash, None);
     }
 }

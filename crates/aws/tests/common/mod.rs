@@ -5,7 +5,7 @@
 use rm_aws::DynamoStore;
 use rm_core::manifest::{Manifest, OnFailure, PipelineSpec};
 use rm_core::ports::{NewRelease, RunKey};
-use rm_core::release::{ReleaseId, ReleaseRecord, ReleaseSource, ReleaseStatus};
+use rm_core::release::{ReleaseId, ReleaseRecord, ReleaseSource, ReleaseStatus, SourceKind};
 use rm_testkit::{dynalite_endpoint, moto_endpoint, sdk_config, unique_name};
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -59,9 +59,11 @@ pub fn release_of(id: &str, owner: &str, specs: Vec<PipelineSpec>) -> NewRelease
             requested_at: T0,
             ended_at: None,
             source: ReleaseSource {
-                kind: "s3".into(),
+                kind: SourceKind::S3,
                 location: Some("s3://bucket/release-manifest.json".into()),
             },
+            requested_by: Some("account:123456789012 via s3://bucket/release-manifest.json".into()),
+            manifest_hash: Some("sha256:0123".into()),
             on_failure: OnFailure::Stop,
             max_concurrency: 10,
             description: None,

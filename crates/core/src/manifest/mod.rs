@@ -40,6 +40,25 @@ pub const REVISION_TYPES: [&str; 4] = [
 ];
 
 impl Manifest {
+    /// `sha256:<hex>` of the normalized manifest serialized as JSON (fields in their fixed
+    /// order, variables sorted by name, defaults filled in). Two manifests have the same hash
+    /// when they ask for the same release: whitespace, key order, `"app"` versus
+    /// `{"name": "app", "wave": 1}` and omitted defaults do not count; any value does,
+    /// the description included.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write;
+        // A derived Serialize of strings, numbers, maps and lists cannot fail.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(&canonical);
+        let mut out = String::with_capacity(7 + 64);
+        out.push_str("sha256:");
+        for b in digest {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
     /// Parses and validates a manifest file's bytes.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, Rejection> {
         let reject = |m: String| Rejection(vec![ValidationError::new("$", m)]);

@@ -2,27 +2,38 @@ use super::check::claim_manifest;
 use crate::error::{TaskError, ValidationError};
 use crate::manifest::Manifest;
 use crate::ports::{ApiPorts, Claim};
-use crate::release::{ReleaseId, ReleaseSource};
+use crate::release::{ReleaseId, ReleaseSource, ReleaseStatus, SourceKind};
 use crate::view::ReleaseView;
 use serde_json::json;
 
 /// What POST /releases answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubmitOutcome {
-    /// 202: claimed and the execution started.
+    /// 202: claimed and the execution started; or a repeat of the request that did (`repeat`),
+    /// answered with that request's execution.
     Accepted {
         release_id: ReleaseId,
         execution_arn: String,
+        repeat: bool,
     },
     /// 400: every problem at once.
     Invalid(Vec<ValidationError>),
-    /// 409: the release id is already claimed.
+    /// 409: the release id is already claimed, for another manifest, by another caller, or by
+    /// a release that has ended.
     Conflict { release_id: ReleaseId },
 }
 
 /// POST /releases: validate, check the pipelines, claim for `execution_name`, then start the
 /// execution under that name. If the start fails the claim is given up, so the id is not
-/// used up.
+/// used up. `caller` (the caller's IAM ARN) is recorded as `requestedBy`.
+///
+/// Idempotent per release id and manifest content: when the id is already claimed through the
+/// API by the same caller for the same manifest ([`Manifest::content_hash`]: the normalized
+/// manifest, so whitespace, key order and spelled-out defaults do not count) and the release
+/// is still RUNNING, this is a repeat (a retry after API Gateway's 29 s timeout, say): the
+/// answer is the first request's execution, started under its name with the same input —
+/// StartExecution with a name and input already used returns that execution, and starts it
+/// if the first request claimed but never started it. The claim stays one conditional write.
 pub async fn submit_release(
     body: &[u8],
     execution_name: &str,
@@ -34,25 +45,52 @@ pub async fn submit_release(
         Err(rejection) => return Ok(SubmitOutcome::Invalid(rejection.0)),
     };
     let source = ReleaseSource {
-        kind: "api".into(),
+        kind: SourceKind::Api,
         location: caller.map(|c| format!("api:{c}")),
     };
-    let claim = match claim_manifest(&manifest, source, execution_name, &ports.claim()).await {
+    let requested_by = caller.map(str::to_owned);
+    let claim_ports = ports.claim();
+    let claim = claim_manifest(
+        &manifest,
+        source,
+        requested_by,
+        execution_name,
+        &claim_ports,
+    );
+    let claim = match claim.await {
         Ok(c) => c,
         Err(TaskError::ManifestInvalid(rejection)) => {
             return Ok(SubmitOutcome::Invalid(rejection.0))
         }
         Err(e) => return Err(e),
     };
-    let release_id = manifest.release_id;
-    if let Claim::Duplicate { .. } = claim {
-        return Ok(SubmitOutcome::Conflict { release_id });
-    }
+    let release_id = manifest.release_id.clone();
     let input = json!({ "claimedRelease": release_id.as_str() });
+    if let Claim::Duplicate { owner } = claim {
+        let stored = ports.store.release_record(&release_id).await?;
+        let repeat = stored.is_some_and(|r| {
+            r.owner == owner
+                && r.status == ReleaseStatus::Running
+                && r.source.kind == SourceKind::Api
+                && r.requested_by.as_deref() == caller
+                && r.manifest_hash.as_deref() == Some(manifest.content_hash().as_str())
+        });
+        if !repeat {
+            return Ok(SubmitOutcome::Conflict { release_id });
+        }
+        // Not given up on failure: the claim is the first request's.
+        let execution_arn = ports.executions.start(&owner, &input).await?;
+        return Ok(SubmitOutcome::Accepted {
+            release_id,
+            execution_arn,
+            repeat: true,
+        });
+    }
     match ports.executions.start(execution_name, &input).await {
         Ok(execution_arn) => Ok(SubmitOutcome::Accepted {
             release_id,
             execution_arn,
+            repeat: false,
         }),
         Err(e) => {
             if let Err(undo) = ports.store.release_claim(&release_id, execution_name).await {

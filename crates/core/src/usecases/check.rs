@@ -4,7 +4,7 @@ use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::ports::{
     Claim, ClaimPorts, ManifestPorts, NewRelease, Pipelines, PortResult, ReleaseStore, SourceError,
 };
-use crate::release::{ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord};
+use crate::release::{ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord, SourceKind};
 use crate::tasks::{
     CheckManifestRequest, CheckManifestResponse, ManifestInput, Outcome, PipelineItem, WaveItem,
 };
@@ -21,7 +21,7 @@ pub async fn check_manifest(
     ports: &ManifestPorts<'_>,
 ) -> Result<CheckManifestResponse, TaskError> {
     let input = ManifestInput::classify(&request.input).map_err(TaskError::BadInput)?;
-    let (manifest, origin) = match input {
+    let (manifest, origin, requested_by) = match input {
         ManifestInput::Claimed { release_id: raw } => {
             return claimed_release(ports.store, &release_id(&raw)?, &request.execution_name).await;
         }
@@ -43,12 +43,14 @@ pub async fn check_manifest(
                 None => format!("s3://{bucket}/{key}"),
             };
             let manifest = Manifest::parse(&bytes).map_err(TaskError::ManifestInvalid)?;
+            let requested_by = format!("{} via {location}", s3_requester(&request.input));
             (
                 manifest,
                 ReleaseSource {
-                    kind: "s3".into(),
+                    kind: SourceKind::S3,
                     location: Some(location),
                 },
+                requested_by,
             )
         }
         ManifestInput::Inline(value) => {
@@ -57,23 +59,54 @@ pub async fn check_manifest(
             (
                 manifest,
                 ReleaseSource {
-                    kind: "inline".into(),
+                    kind: SourceKind::Inline,
                     location: None,
                 },
+                // An inline manifest is what the local runner feeds (ARCHITECTURE.md §3a).
+                LOCAL_REQUESTER.to_owned(),
             )
         }
     };
-    match claim_manifest(&manifest, origin, &request.execution_name, &ports.claim()).await? {
+    let claim_ports = ports.claim();
+    let claim = claim_manifest(
+        &manifest,
+        origin,
+        Some(requested_by),
+        &request.execution_name,
+        &claim_ports,
+    );
+    match claim.await? {
         Claim::Claimed => Ok(started(&manifest)),
         Claim::Duplicate { .. } => Ok(duplicate(manifest.release_id.as_str())),
     }
 }
 
-/// Checks the pipelines exist, then claims the release id for `owner`. Shared by the
-/// CheckManifest task and the API, so both reject and claim the same way.
+/// `requestedBy` of a release from an inline manifest.
+pub const LOCAL_REQUESTER: &str = "local";
+
+/// Who uploaded the manifest, as an S3 "Object Created" event says: `detail.requester` is the
+/// requester's account id or an AWS service principal (the IAM identity is only in CloudTrail
+/// data events); the event's `account` (the bucket owner's) when it is missing.
+fn s3_requester(event: &serde_json::Value) -> String {
+    let requester = event
+        .pointer("/detail/requester")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| event.get("account").and_then(serde_json::Value::as_str))
+        .filter(|r| !r.is_empty());
+    match requester {
+        Some(id) if id.bytes().all(|b| b.is_ascii_digit()) => format!("account:{id}"),
+        Some(principal) => format!("service:{principal}"),
+        None => "account:unknown".to_owned(),
+    }
+}
+
+/// Checks the pipelines exist, then claims the release id for `owner`, recording who asked
+/// and the manifest's [`Manifest::content_hash`]. Shared by the CheckManifest task and the
+/// API, so both reject and claim the same way.
 pub async fn claim_manifest(
     manifest: &Manifest,
     source: ReleaseSource,
+    requested_by: Option<String>,
     owner: &str,
     ports: &ClaimPorts<'_>,
 ) -> Result<Claim, TaskError> {
@@ -88,6 +121,8 @@ pub async fn claim_manifest(
         requested_at: ports.clock.now(),
         ended_at: None,
         source,
+        requested_by,
+        manifest_hash: Some(manifest.content_hash()),
         on_failure: manifest.on_failure,
         max_concurrency: manifest.max_concurrency,
         description: manifest.description.clone(),
