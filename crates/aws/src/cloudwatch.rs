@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::operation::describe_alarms::builders::DescribeAlarmsFluentBuilder;
 use aws_sdk_cloudwatch::types::AlarmType;
 use aws_sdk_cloudwatch::Client;
-use rm_core::ports::{AlarmState, Alarms, PortResult};
+use rm_core::ports::{AlarmState, AlarmValue, Alarms, PortResult};
 use std::collections::BTreeMap;
 
 /// DescribeAlarms accepts at most 100 alarm names per call.
@@ -44,10 +44,7 @@ impl CloudWatchAlarms {
                         name.clone(),
                         AlarmState {
                             name,
-                            state: a
-                                .state_value
-                                .map(|s| s.as_str().to_owned())
-                                .unwrap_or_default(),
+                            state: alarm_value(a.state_value),
                             actions_enabled: a.actions_enabled.unwrap_or(true),
                             reason: a.state_reason,
                         },
@@ -60,10 +57,7 @@ impl CloudWatchAlarms {
                         name.clone(),
                         AlarmState {
                             name,
-                            state: a
-                                .state_value
-                                .map(|s| s.as_str().to_owned())
-                                .unwrap_or_default(),
+                            state: alarm_value(a.state_value),
                             actions_enabled: a.actions_enabled.unwrap_or(true),
                             reason: a.state_reason,
                         },
@@ -96,5 +90,16 @@ impl Alarms for CloudWatchAlarms {
             self.collect(request, &mut found).await?;
         }
         Ok(found.into_values().collect())
+    }
+}
+
+/// CloudWatch's state value in core's terms. A missing or unknown value (a state CloudWatch
+/// may add later) counts as INSUFFICIENT_DATA: the gate holds on it unless told to pass.
+fn alarm_value(value: Option<aws_sdk_cloudwatch::types::StateValue>) -> AlarmValue {
+    use aws_sdk_cloudwatch::types::StateValue;
+    match value {
+        Some(StateValue::Ok) => AlarmValue::Ok,
+        Some(StateValue::Alarm) => AlarmValue::Alarm,
+        _ => AlarmValue::InsufficientData,
     }
 }

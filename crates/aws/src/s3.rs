@@ -72,17 +72,16 @@ impl ManifestSource for S3ManifestSource {
                 return Ok(bytes);
             }
         }
-        Err(SourceError::NotFound {
-            bucket: bucket.to_owned(),
-            key: match absent {
-                Absent::Missing => key.to_owned(),
-                // SourceError::NotFound's message is "s3://{bucket}/{key} does not exist": the
-                // key carries why that may be an access problem instead.
-                Absent::Denied => format!(
-                    "{key} (S3 answered AccessDenied: the object is missing, or this function \
-                     may not read it; S3 answers AccessDenied for a missing key when the caller \
-                     lacks s3:ListBucket)"
-                ),
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        Err(match absent {
+            Absent::Missing => SourceError::NotFound { bucket, key },
+            Absent::Denied => SourceError::Unreadable {
+                bucket,
+                key,
+                reason: "S3 answered AccessDenied: the object is missing, or this function may \
+                         not read it (S3 answers AccessDenied for a missing key when the caller \
+                         lacks s3:ListBucket)"
+                    .into(),
             },
         })
     }

@@ -29,7 +29,7 @@ fn metric(name: &str, state: StateValue, actions_enabled: bool) -> MetricAlarm {
 fn state(name: &str, state: &str, actions_enabled: bool) -> AlarmState {
     AlarmState {
         name: name.into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         actions_enabled,
         reason: Some(format!("{name} reason")),
     }

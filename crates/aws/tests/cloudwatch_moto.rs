@@ -4,7 +4,7 @@
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use aws_sdk_cloudwatch::Client;
 use rm_aws::CloudWatchAlarms;
-use rm_core::ports::Alarms;
+use rm_core::ports::{AlarmValue, Alarms};
 
 async fn put_alarm(client: &Client, name: &str, actions_enabled: bool, state: StateValue) {
     client
@@ -47,7 +47,7 @@ async fn reads_alarm_states_by_name_and_prefix_from_moto() {
     let by_prefix = alarms.describe(&[], &[format!("{prefix}-")]).await.unwrap();
     let mut seen: Vec<(String, String, bool)> = by_prefix
         .iter()
-        .map(|a| (a.name.clone(), a.state.clone(), a.actions_enabled))
+        .map(|a| (a.name.clone(), a.state.to_string(), a.actions_enabled))
         .collect();
     seen.sort();
     assert_eq!(
@@ -64,7 +64,7 @@ async fn reads_alarm_states_by_name_and_prefix_from_moto() {
         .await
         .unwrap();
     assert_eq!(by_name.len(), 1, "a missing alarm is simply absent");
-    assert_eq!(by_name[0].state, "OK");
+    assert_eq!(by_name[0].state, AlarmValue::Ok);
 
     client
         .set_alarm_state()
@@ -78,5 +78,5 @@ async fn reads_alarm_states_by_name_and_prefix_from_moto() {
         .describe(std::slice::from_ref(&firing), &[])
         .await
         .unwrap();
-    assert_eq!(recovered[0].state, "OK");
+    assert_eq!(recovered[0].state, AlarmValue::Ok);
 }

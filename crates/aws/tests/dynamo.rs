@@ -226,11 +226,11 @@ async fn waiting_index_lists_runs_that_carry_a_token(backend: Dynamo) {
         .unwrap();
     assert!(store.waiting_runs().await.unwrap().is_empty());
     store
-        .set_token(&run_key("r5", "app"), "tok-app")
+        .set_token(&run_key("r5", "app"), "tok-app", T0)
         .await
         .unwrap();
     store
-        .set_token(&run_key("r5", "db"), "tok-db")
+        .set_token(&run_key("r5", "db"), "tok-db", T0)
         .await
         .unwrap();
     let mut waiting: Vec<(String, Option<String>)> = store
@@ -260,7 +260,7 @@ async fn waiting_index_lists_runs_that_carry_a_token(backend: Dynamo) {
         .map(|r| r.spec.name)
         .collect();
     assert_eq!(waiting, ["db"]);
-    let missing = store.set_token(&run_key("r5", "nope"), "t").await;
+    let missing = store.set_token(&run_key("r5", "nope"), "t", T0).await;
     assert!(
         matches!(missing, Err(PortError::NotFound(_))),
         "{missing:?}"
@@ -330,10 +330,10 @@ async fn token_races_keep_the_newest(backend: Dynamo) {
         .await
         .unwrap();
     let k = run_key("r7", "app");
-    store.set_token(&k, "old").await.unwrap();
+    store.set_token(&k, "old", T0).await.unwrap();
     // A retried Await task stores a new token; a late completion of the old one must not
     // remove it.
-    store.set_token(&k, "new").await.unwrap();
+    store.set_token(&k, "new", T0).await.unwrap();
     assert!(!store.clear_token(&k, "old").await.unwrap());
     let run = store.get_run(&rid("r7"), "app").await.unwrap().unwrap();
     assert_eq!(run.task_token.as_deref(), Some("new"));
@@ -343,7 +343,7 @@ async fn token_races_keep_the_newest(backend: Dynamo) {
         .record_status(&k, RunStatus::Succeeded, T0)
         .await
         .unwrap();
-    let run = store.set_token(&k, "newest").await.unwrap();
+    let run = store.set_token(&k, "newest", T0).await.unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(run.task_token.as_deref(), Some("newest"));
     // Two sides race to clear the same token: exactly one wins. (Concurrent conditional

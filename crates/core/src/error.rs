@@ -50,9 +50,11 @@ impl fmt::Display for Rejection {
 }
 
 /// The error a task (Lambda handler or local task) ends with. Its [`TaskError::error_type`]
-/// becomes the Lambda `errorType`, which the state machine's Retry and Catch match on:
-/// retryable kinds (`Throttled`, `Transient`) are retried with backoff, the others are fatal.
-#[derive(Debug, thiserror::Error)]
+/// (the variant's name) becomes the Lambda `errorType`, which the state machine's Retry and
+/// Catch match on: retryable kinds (`Throttled`, `Transient`) are retried with backoff, the
+/// others are fatal.
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr, strum::EnumDiscriminants)]
+#[strum_discriminants(name(TaskErrorKind), derive(strum::VariantNames))]
 pub enum TaskError {
     /// The manifest failed validation or names pipelines that do not exist. Nothing recorded.
     #[error("{0}")]
@@ -85,32 +87,13 @@ pub enum TaskError {
 
 impl TaskError {
     /// Every name [`TaskError::error_type`] answers: what the state machine's Retry and Catch
-    /// match on.
-    pub const ERROR_TYPES: [&'static str; 9] = [
-        "ManifestInvalid",
-        "ManifestUnreadable",
-        "Duplicate",
-        "BadInput",
-        "NotFound",
-        "Throttled",
-        "Transient",
-        "PipelineNotStartable",
-        "Internal",
-    ];
+    /// match on. Derived from the enum, so a new variant is listed by itself.
+    pub const ERROR_TYPES: &'static [&'static str] =
+        <TaskErrorKind as strum::VariantNames>::VARIANTS;
 
-    /// The Lambda `errorType` / Step Functions error name.
+    /// The Lambda `errorType` / Step Functions error name: the variant's name.
     pub fn error_type(&self) -> &'static str {
-        match self {
-            Self::ManifestInvalid(_) => "ManifestInvalid",
-            Self::ManifestUnreadable(_) => "ManifestUnreadable",
-            Self::Duplicate(_) => "Duplicate",
-            Self::BadInput(_) => "BadInput",
-            Self::NotFound(_) => "NotFound",
-            Self::Throttled(_) => "Throttled",
-            Self::Transient(_) => "Transient",
-            Self::PipelineNotStartable(_) => "PipelineNotStartable",
-            Self::Internal(_) => "Internal",
-        }
+        self.into()
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -141,6 +124,77 @@ impl From<PortError> for TaskError {
             PortError::Transient(m) | PortError::ConditionFailed(m) => TaskError::Transient(m),
             PortError::NotFound(m) => TaskError::NotFound(m),
             PortError::Other(m) => TaskError::Internal(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_type_tests {
+    use super::*;
+
+    #[test]
+    fn error_types_are_the_variant_names_the_state_machine_matches() {
+        assert_eq!(
+            TaskError::ERROR_TYPES,
+            [
+                "ManifestInvalid",
+                "ManifestUnreadable",
+                "Duplicate",
+                "BadInput",
+                "NotFound",
+                "Throttled",
+                "Transient",
+                "PipelineNotStartable",
+                "Internal",
+            ]
+        );
+        assert_eq!(TaskError::Throttled("x".into()).error_type(), "Throttled");
+        assert_eq!(
+            TaskError::ManifestInvalid(Rejection(vec![])).error_type(),
+            "ManifestInvalid"
+        );
+    }
+
+    /// Every custom error name in the definition's Retry and Catch is a TaskError kind (or a
+    /// Step Functions / Lambda one), so a renamed variant cannot silently stop matching.
+    #[test]
+    fn the_definition_matches_only_known_error_types() {
+        let definition: serde_json::Value =
+            serde_json::from_str(include_str!("../../../statemachine/release.asl.json")).unwrap();
+        let mut names = Vec::new();
+        collect_error_equals(&definition, &mut names);
+        assert!(!names.is_empty());
+        for name in names {
+            assert!(
+                name.starts_with("States.")
+                    || name.starts_with("Lambda.")
+                    || TaskError::ERROR_TYPES.contains(&name.as_str())
+                    || ["PipelineFailed", "ReleaseFailed"].contains(&name.as_str()),
+                "the definition matches an unknown error {name:?}"
+            );
+        }
+    }
+
+    fn collect_error_equals(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "ErrorEquals" {
+                        out.extend(
+                            v.as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|n| n.as_str().map(str::to_owned)),
+                        );
+                    } else {
+                        collect_error_equals(v, out);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|i| collect_error_equals(i, out))
+            }
+            _ => {}
         }
     }
 }

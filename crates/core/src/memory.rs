@@ -1,6 +1,6 @@
 //! In-memory ports: the reference semantics of every port, used by unit tests of the use
 //! cases and the handlers. Adapters (DynamoDB, SQLite) are checked against the same
-//! contract ([`crate::store_contract`]).
+//! contract (`rm_testkit::store_contract`).
 
 use crate::error::PortError;
 use crate::manifest::PipelineSpec;
@@ -193,7 +193,12 @@ impl ReleaseStore for MemoryStore {
         Ok(lock(&self.state).executions.get(execution_id).cloned())
     }
 
-    async fn set_token(&self, key: &RunKey, token: &str) -> PortResult<RunRecord> {
+    async fn set_token(
+        &self,
+        key: &RunKey,
+        token: &str,
+        _at: OffsetDateTime,
+    ) -> PortResult<RunRecord> {
         let mut s = lock(&self.state);
         let run = s
             .runs

@@ -91,9 +91,15 @@ pub trait ReleaseStore: Send + Sync {
     /// Finds the run of a CodePipeline execution id (an item keyed by the execution id).
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>>;
 
-    /// Stores the waiting task's token on the run, replacing an older one. Returns the run
-    /// after the write, so the caller sees a terminal status that arrived first.
-    async fn set_token(&self, key: &RunKey, token: &str) -> PortResult<RunRecord>;
+    /// Stores the waiting task's token on the run at `at` (the sweep's index orders waiting
+    /// runs by it), replacing an older one. Returns the run after the write, so the caller sees
+    /// a terminal status that arrived first.
+    async fn set_token(
+        &self,
+        key: &RunKey,
+        token: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<RunRecord>;
 
     /// Removes the token if it is still `token` (a newer token is kept). True if removed.
     async fn clear_token(&self, key: &RunKey, token: &str) -> PortResult<bool>;
@@ -182,6 +188,14 @@ pub trait ManifestSource: Send + Sync {
 pub enum SourceError {
     #[error("s3://{bucket}/{key} does not exist")]
     NotFound { bucket: String, key: String },
+    /// The object may exist but could not be read by this caller (S3 answers AccessDenied for
+    /// a missing key too when the caller lacks s3:ListBucket).
+    #[error("s3://{bucket}/{key} could not be read: {reason}")]
+    Unreadable {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
     #[error("s3://{bucket}/{key} is {size} bytes; a manifest is at most {max} bytes")]
     TooLarge {
         bucket: String,
@@ -229,12 +243,50 @@ impl Clock for SystemClock {
     }
 }
 
+/// A CloudWatch alarm's state value, as CloudWatch names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlarmValue {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmValue {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlarmValue::Ok => "OK",
+            AlarmValue::Alarm => "ALARM",
+            AlarmValue::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+impl std::fmt::Display for AlarmValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlarmValue {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            AlarmValue::Ok,
+            AlarmValue::Alarm,
+            AlarmValue::InsufficientData,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| format!("{s:?} is not an alarm state (OK, ALARM, INSUFFICIENT_DATA)"))
+    }
+}
+
 /// A CloudWatch alarm's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlarmState {
     pub name: String,
-    /// OK, ALARM or INSUFFICIENT_DATA.
-    pub state: String,
+    pub state: AlarmValue,
     pub actions_enabled: bool,
     pub reason: Option<String>,
 }

@@ -135,7 +135,10 @@ fn source_kinds_keep_their_json_and_stored_names() {
         (SourceKind::Api, "api"),
     ] {
         assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));
-        assert_eq!(serde_json::from_value::<SourceKind>(json!(name)).unwrap(), kind);
+        assert_eq!(
+            serde_json::from_value::<SourceKind>(json!(name)).unwrap(),
+            kind
+        );
         assert_eq!(kind.as_str(), name);
         assert_eq!(SourceKind::parse(name), Some(kind));
     }
@@ -147,7 +150,10 @@ fn source_kinds_keep_their_json_and_stored_names() {
 fn the_content_hash_is_the_normalized_manifest() {
     let hash = |text: &str| Manifest::parse(text.as_bytes()).unwrap().content_hash();
     let base = hash(r#"{"releaseId": "r1", "pipelines": ["app", {"name": "web", "wave": 2}]}"#);
-    assert!(base.starts_with("sha256:") && base.len() == 7 + 64, "{base}");
+    assert!(
+        base.starts_with("sha256:") && base.len() == 7 + 64,
+        "{base}"
+    );
     // Written differently, same release.
     for same in [
         r#"{ "pipelines": [{"name": "app"}, {"wave": 2, "name": "web"}], "releaseId": "r1" }"#,

@@ -1,9 +1,7 @@
 //! The use cases against in-memory ports: what the Lambdas do, without AWS.
 
 use rm_core::memory::*;
-use rm_core::ports::{
-    AlarmState, ApiPorts, Clock, GatePorts, ManifestPorts, ReleaseStore, StartError,
-};
+use rm_core::ports::{AlarmState, ApiPorts, GatePorts, ManifestPorts, ReleaseStore, StartError};
 use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
 use rm_core::tasks::*;
 use rm_core::usecases::*;
@@ -393,10 +391,9 @@ async fn the_stop_wait_is_bounded() {
         .await
         .unwrap();
     assert_eq!(out.remaining, 0);
-    assert!(
-        w.pipelines.stops().iter().all(|s| s.3),
-        "late stops abandon"
-    );
+    let stops = w.pipelines.stops();
+    assert_eq!(stops.len(), 1, "the running pipeline is stopped: {stops:?}");
+    assert!(stops[0].3, "a late stop abandons: {stops:?}");
 }
 
 #[tokio::test]
@@ -512,7 +509,7 @@ async fn the_api_claims_then_starts_and_gives_the_claim_back_if_the_start_fails(
 async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
     let alarm = |name: &str, state: &str, enabled: bool| AlarmState {
         name: name.into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         actions_enabled: enabled,
         reason: None,
     };

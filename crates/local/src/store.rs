@@ -666,7 +666,12 @@ impl ReleaseStore for SqliteStore {
             .transpose()
     }
 
-    async fn set_token(&self, key: &RunKey, token: &str) -> PortResult<RunRecord> {
+    async fn set_token(
+        &self,
+        key: &RunKey,
+        token: &str,
+        _at: OffsetDateTime,
+    ) -> PortResult<RunRecord> {
         let id = key.release_id.as_str();
         self.write(|tx| {
             let n = tx

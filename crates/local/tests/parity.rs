@@ -222,7 +222,14 @@ async fn wait_on_sample(store: &dyn ReleaseStore, clock: &dyn Clock) {
         release_id: rid,
         pipeline: "payments-db-migrate".into(),
     };
-    store.set_token(&key, "sample-token").await.unwrap();
+    store
+        .set_token(
+            &key,
+            "sample-token",
+            rm_core::ports::Clock::now(&rm_core::memory::ManualClock::fixed()),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -652,7 +652,7 @@ impl World {
             pipeline: pipeline.to_owned(),
         };
         self.store
-            .set_token(&key, token)
+            .set_token(&key, token, Clock::now(&self.clock))
             .await
             .expect("store the token");
     }

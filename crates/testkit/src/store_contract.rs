@@ -187,8 +187,8 @@ pub async fn tokens_keep_only_the_latest(store: &dyn ReleaseStore, id: &str) {
     let rel = new_release(id, "exec-a", &["app"]);
     store.claim(&rel).await.unwrap();
     let k = key(id, "app");
-    store.set_token(&k, "token-1").await.unwrap();
-    let run = store.set_token(&k, "token-2").await.unwrap();
+    store.set_token(&k, "token-1", T0).await.unwrap();
+    let run = store.set_token(&k, "token-2", T0).await.unwrap();
     assert_eq!(run.task_token.as_deref(), Some("token-2"));
     let waiting = store.waiting_runs().await.unwrap();
     assert!(waiting

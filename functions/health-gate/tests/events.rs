@@ -22,7 +22,7 @@ fn with_user_parameters(params: Value) -> Value {
 fn alarm(name: &str, state: &str) -> AlarmState {
     AlarmState {
         name: name.into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         actions_enabled: true,
         reason: Some(format!("Threshold Crossed: {name}")),
     }

@@ -7,6 +7,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 use rm_core::ports::AlarmState;
+use rm_core::usecases::GateSettings;
 use rm_core::TaskError;
 use rm_testkit::props::{
     any_bytes, any_json, any_text, block_on, check_keys, check_result, config, event, mutated,
@@ -33,7 +34,7 @@ fn world(firing: bool) -> World {
     let world = World::new();
     let alarm = |name: &str, state: &str| AlarmState {
         name: name.into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         actions_enabled: true,
         reason: Some(format!("Threshold Crossed: {name}")),
     };
@@ -105,6 +106,29 @@ fn check(world: &World, payload: Value) -> Result<(), TestCaseError> {
         prop_assert!(!reason.contains(secret), "a credential in {:?}", reason);
     }
     Ok(())
+}
+
+/// What the gate must decide for these UserParameters in [`world`]: bad settings fail; a
+/// named alarm that does not exist holds; `payments-api-5xx`, when firing and selected by
+/// name or prefix, holds; everything else (both alarms otherwise OK, no AWS Health issue)
+/// passes.
+fn expected_pass(user_parameters: &str, firing: bool) -> bool {
+    let Ok(settings) = GateSettings::parse(Some(user_parameters)) else {
+        return false;
+    };
+    let known = ["payments-api-5xx", "prod-payments-latency"];
+    let selects = |alarm: &str| {
+        settings.alarm_names.iter().any(|n| n == alarm)
+            || settings
+                .alarm_prefixes
+                .iter()
+                .any(|p| alarm.starts_with(p.as_str()))
+    };
+    let missing = settings
+        .alarm_names
+        .iter()
+        .any(|n| !known.contains(&n.as_str()));
+    !missing && !(firing && selects("payments-api-5xx"))
 }
 
 /// The sample job with these UserParameters.
@@ -211,7 +235,11 @@ proptest! {
         text in settings_like(),
         firing in any::<bool>(),
     ) {
-        check(&world(firing), with_user_parameters(text))?;
+        let world = world(firing);
+        check(&world, with_user_parameters(text.clone()))?;
+        // The decision, not only its shape.
+        let (_, passed, message) = &world.jobs.results()[0];
+        prop_assert_eq!(*passed, expected_pass(&text, firing), "{} -> {}", text, message);
     }
 }
 

@@ -78,7 +78,11 @@ impl World {
             )
             .await
             .unwrap();
-        world.store.set_token(&key(), TOKEN).await.unwrap();
+        world
+            .store
+            .set_token(&key(), TOKEN, Clock::now(&world.clock))
+            .await
+            .unwrap();
         world
     }
 
@@ -260,7 +264,11 @@ async fn record_release_succeeded_with_pipelines_that_never_ran_records_failed()
         .unwrap();
     assert_eq!(out["status"], "FAILED");
     let cause = out["cause"].as_str().unwrap();
-    for name in ["payments-api (NotStarted)", "checkout-web (NotStarted)", "ledger-worker (NotStarted)"] {
+    for name in [
+        "payments-api (NotStarted)",
+        "checkout-web (NotStarted)",
+        "ledger-worker (NotStarted)",
+    ] {
         assert!(cause.contains(name), "{cause}");
     }
     assert!(!cause.contains("payments-db-migrate"), "{cause}");

@@ -5,8 +5,8 @@ use lambda_http::{Body, Request, Response};
 use release_api::{handle, Ports};
 use rm_core::error::PortError;
 use rm_core::memory::{FakeExecutions, FakePipelines, ManualClock, MemoryStore};
-use rm_core::ports::ReleaseStore;
 use rm_core::ports::Clock;
+use rm_core::ports::ReleaseStore;
 use rm_core::{ReleaseId, ReleaseStatus};
 use rm_testkit::event;
 use serde_json::{json, Value};
@@ -149,7 +149,10 @@ async fn a_repeat_of_the_same_manifest_is_202_with_the_first_execution() {
         assert_eq!(again["executionArn"], first["executionArn"]);
         assert_eq!(again["statusUrl"], first["statusUrl"]);
         assert_eq!(again["releaseId"], "2026.03.1");
-        assert_eq!(response.headers()["location"], first["statusUrl"].as_str().unwrap());
+        assert_eq!(
+            response.headers()["location"],
+            first["statusUrl"].as_str().unwrap()
+        );
     }
     // Only the first request's execution (StartExecution with its name and input is idempotent),
     // and the release still belongs to it.
@@ -183,7 +186,13 @@ async fn a_repeat_by_another_caller_or_of_an_ended_release_is_409() {
     let owner = world.store.get(&id).await.unwrap().unwrap().release.owner;
     world
         .store
-        .finish(&id, &owner, ReleaseStatus::Failed, Some("x"), world.clock.now())
+        .finish(
+            &id,
+            &owner,
+            ReleaseStatus::Failed,
+            Some("x"),
+            world.clock.now(),
+        )
         .await
         .unwrap();
     let (status, body, _) = world.call(post("late-retry", None)).await;

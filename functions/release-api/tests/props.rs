@@ -123,12 +123,15 @@ fn check(world: &World, request: Request) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Decodes the event and checks the handler's answer; an event the runtime cannot decode
-/// never reaches the handler.
+/// Decodes the event and checks the handler's answer. An event the runtime cannot decode
+/// never reaches the handler: the case is rejected (proptest draws another), so every case
+/// that counts was answered by the handler.
 fn check_event(world: &World, event: &Value) -> Result<(), TestCaseError> {
     match request(event)? {
         Some(request) => check(world, request),
-        None => Ok(()),
+        None => Err(TestCaseError::reject(
+            "lambda_http cannot decode the event: it never reaches the handler",
+        )),
     }
 }
 
@@ -205,7 +208,11 @@ proptest! {
 
     #[test]
     fn any_json_event_is_answered_as_documented(e in any_json(), claimed in any::<bool>()) {
-        check_event(&world(claimed), &e)?;
+        // Arbitrary JSON is rarely an API Gateway event: the runtime refuses it (an error, not
+        // a panic) before the handler; one it decodes is answered as documented.
+        if let Some(request) = request(&e)? {
+            check(&world(claimed), request)?;
+        }
     }
 
     #[test]

@@ -25,24 +25,25 @@ fn timeout_under(template: &str, header: &str) -> Option<u32> {
         .find_map(|l| l.trim().strip_prefix("Timeout:"))
         .map(|v| {
             let v = v.split('#').next().unwrap().trim();
-            v.parse().unwrap_or_else(|_| panic!("Timeout {v:?} is not a number"))
+            v.parse()
+                .unwrap_or_else(|_| panic!("Timeout {v:?} is not a number"))
         })
 }
 
 #[test]
 fn the_release_api_function_times_out_before_api_gateway_does() {
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../template.yaml"
-    ))
-    .unwrap();
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+            .unwrap();
     assert!(
         !template.contains("TimeoutInMillis"),
         "the API sets its own integration timeout: compare against it here"
     );
     let own = timeout_under(&template, "  ReleaseApiFunction:");
     let global = timeout_under(&template, "  Function:");
-    let timeout = own.or(global).expect("a Timeout for ReleaseApiFunction or in Globals");
+    let timeout = own
+        .or(global)
+        .expect("a Timeout for ReleaseApiFunction or in Globals");
     assert!(
         timeout < INTEGRATION_TIMEOUT_SECONDS,
         "release-api may run {timeout} s, past API Gateway's {INTEGRATION_TIMEOUT_SECONDS} s \

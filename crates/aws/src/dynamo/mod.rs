@@ -597,7 +597,12 @@ impl ReleaseStore for DynamoStore {
         }))
     }
 
-    async fn set_token(&self, key: &RunKey, token: &str) -> PortResult<RunRecord> {
+    async fn set_token(
+        &self,
+        key: &RunKey,
+        token: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<RunRecord> {
         let result = self
             .client
             .update_item()
@@ -611,7 +616,7 @@ impl ReleaseStore for DynamoStore {
             .expression_attribute_names("#wsk", WAITING_SK)
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":wpk", s(WAITING_VALUE))
-            .expression_attribute_values(":now", ts(OffsetDateTime::now_utc()))
+            .expression_attribute_values(":now", ts(at))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;

@@ -2,7 +2,7 @@
 //! configured CloudWatch alarms fire or AWS Health reports an open issue.
 
 use crate::error::TaskError;
-use crate::ports::{AlarmState, GatePorts, HealthIssue, PortResult};
+use crate::ports::{AlarmState, AlarmValue, GatePorts, HealthIssue, PortResult};
 use serde::Deserialize;
 
 /// The action's UserParameters (JSON).
@@ -86,13 +86,13 @@ pub fn evaluate_gate(
             let mut checked = 0;
             for a in alarms.iter().filter(|a| a.actions_enabled) {
                 checked += 1;
-                match (a.state.as_str(), settings.insufficient_data) {
-                    ("ALARM", _) => blockers.push(format!(
+                match (a.state, settings.insufficient_data) {
+                    (AlarmValue::Alarm, _) => blockers.push(format!(
                         "alarm {} is in ALARM{}",
                         a.name,
                         a.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
                     )),
-                    ("INSUFFICIENT_DATA", InsufficientData::Fail) => blockers.push(format!(
+                    (AlarmValue::InsufficientData, InsufficientData::Fail) => blockers.push(format!(
                         "alarm {} has INSUFFICIENT_DATA (set \"insufficientData\": \"pass\" to allow)",
                         a.name
                     )),

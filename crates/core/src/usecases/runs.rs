@@ -150,7 +150,7 @@ pub async fn await_pipeline(
     let rid = release_id(release)?;
     let run = ports
         .store
-        .set_token(&key(&rid, pipeline), task_token)
+        .set_token(&key(&rid, pipeline), task_token, ports.clock.now())
         .await?;
     let run = refresh(run, ports).await?;
     let completed = complete_if_terminal(&run, ports).await?;
