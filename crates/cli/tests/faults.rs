@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use rm_core::release::RunStatus;
 use rm_local::runner::SWEEP_INTERVAL;
 use rm_local::RunOutcome;
 use serde_json::json;
@@ -22,7 +23,10 @@ fn send_failures_cost_at_most_one_sweep_period() {
 
     let sim = json!({"defaults": {"sendFailures": 1},
                      "pipelines": {"c": {"sendFailures": 2, "durationSeconds": 400}}});
-    let clean_c = run(&three(), &json!({"pipelines": {"c": {"durationSeconds": 400}}}));
+    let clean_c = run(
+        &three(),
+        &json!({"pipelines": {"c": {"durationSeconds": 400}}}),
+    );
     let r = run(&three(), &sim);
     assert_eq!(r.outcome, RunOutcome::Succeeded, "{:?}", r.release);
     for p in ["a", "b", "c"] {
@@ -83,8 +87,124 @@ fn fault_keys_are_validated_and_unknown_keys_stay_errors() {
     );
     let out = cli(
         dir.path(),
-        &["run", m.to_str().unwrap(), "--sim", ok.to_str().unwrap(), "--json"],
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--sim",
+            ok.to_str().unwrap(),
+            "--json",
+        ],
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(out.json()["status"], "SUCCEEDED");
+}
+
+/// Fault 3 and 7: a vanished execution (NotFound from Get and Stop) is recorded NotFound, a
+/// terminal status; the release ends FAILED, not stuck; its siblings are still stopped.
+#[test]
+fn a_vanished_execution_is_not_found_and_the_release_fails_without_sticking() {
+    let manifest = json!({"releaseId": "r-vanish", "pipelines": ["gone", "slow"]});
+    // gone's first start is throttled, so slow is running when gone turns out to be gone.
+    let sim = json!({"pipelines": {"gone": {"vanishes": true, "throttleStarts": 1},
+                                   "slow": {"durationSeconds": 3600}}});
+    let r = run(&manifest, &sim);
+    assert_eq!(r.outcome, RunOutcome::Failed, "{:?}", r.outcome);
+    let view = r.release.as_ref().unwrap();
+    assert_eq!(view.status.to_string(), "FAILED");
+    assert_eq!(pipeline(&r, "gone").status, RunStatus::NotFound);
+    assert!(
+        view.cause.as_deref().unwrap().contains("gone (NotFound)"),
+        "{:?}",
+        view.cause
+    );
+    assert_eq!(pipeline(&r, "slow").status, RunStatus::Stopped);
+    assert!(r.simulated.as_secs() < 600, "{:?}", r.simulated);
+}
+
+/// Fault 3: StopRunning handles each run on its own: a sibling that vanishes while running
+/// (NotFound during the stop) does not keep the others from being stopped.
+#[test]
+fn stop_running_is_not_aborted_by_a_sibling_that_cannot_be_found() {
+    let manifest = json!({"releaseId": "r-vanish-stop", "pipelines": [
+        "fails", "gone", "slow-a", "slow-b"]});
+    // gone's events are dropped: the store still has it InProgress when StopRunning begins.
+    let sim = json!({"defaults": {"durationSeconds": 3600},
+                     "pipelines": {"fails": {"outcome": "Failed", "durationSeconds": 60},
+                                   "gone": {"vanishes": true, "events": "drop",
+                                            "throttleStarts": 1}}});
+    let r = run(&manifest, &sim);
+    assert_eq!(r.outcome, RunOutcome::Failed, "{:?}", r.outcome);
+    assert_eq!(pipeline(&r, "gone").status, RunStatus::NotFound);
+    for p in ["slow-a", "slow-b"] {
+        assert_eq!(pipeline(&r, p).status, RunStatus::Stopped, "{p}");
+    }
+}
+
+/// Fault 7: a stop that never takes effect ends within the bounded wait; the run says its
+/// stop was abandoned (release JSON `stopAbandoned: true`), the release is FAILED.
+#[test]
+fn a_refused_stop_is_abandoned_within_the_bounded_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "m.json",
+        &json!({"releaseId": "r-refused", "pipelines": ["fails", "stubborn", "polite"]}),
+    );
+    let sim = write(
+        dir.path(),
+        "sim.json",
+        &json!({"defaults": {"durationSeconds": 7200},
+                "pipelines": {"fails": {"outcome": "Failed", "durationSeconds": 60},
+                              "stubborn": {"stopRefused": true}}}),
+    );
+    let out = cli(
+        dir.path(),
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--sim",
+            sim.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let v = out.json();
+    assert_eq!(v["status"], "FAILED");
+    let p = |name: &str| {
+        v["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(p("stubborn")["stopAbandoned"], true, "{}", p("stubborn"));
+    assert_eq!(p("polite")["status"], "Stopped");
+    assert_eq!(p("polite")["stopAbandoned"], false);
+    // The bounded wait: 20 StopRunning attempts 30 s apart, after the failure at 60 s.
+    let ended = time::OffsetDateTime::parse(
+        v["endedAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let requested = time::OffsetDateTime::parse(
+        v["requestedAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!((ended - requested).whole_seconds() <= 60 + 21 * 30, "{v}");
+}
+
+/// Fault 7: StopTimedOut refreshes the run first: a pipeline that in fact succeeded (its
+/// events lost, the sweep not yet there) is recorded Succeeded and is not stopped.
+#[test]
+fn stop_timed_out_counts_a_pipeline_that_succeeded_as_succeeded() {
+    let manifest = json!({"releaseId": "r-late", "pipelines": [
+        {"name": "quiet", "timeoutMinutes": 12}]});
+    // Ends at 650 s; the sweeps at 300 and 600 s see it running; the wait times out at 720 s.
+    let sim = json!({"pipelines": {"quiet": {"durationSeconds": 650, "events": "drop"}}});
+    let r = run(&manifest, &sim);
+    assert_eq!(pipeline(&r, "quiet").status, RunStatus::Succeeded);
+    assert_eq!(r.sim.calls["quiet"].stop, 0, "not stopped");
 }

@@ -89,6 +89,7 @@ impl ReleaseStore for MemoryStore {
                     ended_at: None,
                     task_token: None,
                     history: Vec::new(),
+                    stop_abandoned: false,
                 },
             );
         }
@@ -224,6 +225,18 @@ impl ReleaseStore for MemoryStore {
         } else {
             Ok(false)
         }
+    }
+
+    async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>> {
+        let mut s = lock(&self.state);
+        let Some(run) = s
+            .runs
+            .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
+        else {
+            return Ok(None);
+        };
+        run.stop_abandoned = true;
+        Ok(Some(run.clone()))
     }
 
     async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>> {

@@ -104,6 +104,10 @@ pub trait ReleaseStore: Send + Sync {
     /// Removes the token if it is still `token` (a newer token is kept). True if removed.
     async fn clear_token(&self, key: &RunKey, token: &str) -> PortResult<bool>;
 
+    /// Marks the run `stopAbandoned`: the release stopped waiting for it to stop. Returns the
+    /// run after the write, `None` if the run is unknown.
+    async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>>;
+
     /// Runs that carry a task token: what the sweep polls.
     async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>>;
 

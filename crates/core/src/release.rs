@@ -267,6 +267,10 @@ pub struct RunRecord {
     /// The waiting task's token, present while the state machine waits on this run.
     pub task_token: Option<String>,
     pub history: Vec<HistoryEntry>,
+    /// StopRunning gave up waiting for this run to stop (the stop was refused or never took
+    /// effect within the bounded wait): the release ended without it. Its later statuses are
+    /// still recorded.
+    pub stop_abandoned: bool,
 }
 
 impl RunRecord {

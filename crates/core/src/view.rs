@@ -39,6 +39,10 @@ pub struct RunView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub ended_at: Option<OffsetDateTime>,
     pub history: Vec<HistoryEntry>,
+    /// The release stopped waiting for this run to stop (refused, or not within the bounded
+    /// wait); its later statuses are still recorded.
+    #[serde(default)]
+    pub stop_abandoned: bool,
 }
 
 impl From<&StoredRelease> for ReleaseView {
@@ -55,6 +59,7 @@ impl From<&StoredRelease> for ReleaseView {
                 started_at: run.started_at,
                 ended_at: run.ended_at,
                 history: run.history.clone(),
+                stop_abandoned: run.stop_abandoned,
             })
             .collect();
         pipelines.sort_by(|a, b| a.wave.cmp(&b.wave).then_with(|| a.name.cmp(&b.name)));

@@ -612,3 +612,66 @@ impl NowPlus for ManualClock {
         self.now() + time::Duration::seconds(secs)
     }
 }
+
+/// Issue 9, fault 3: StopRunning handles each run on its own. A run whose execution
+/// CodePipeline no longer knows is recorded NotFound (terminal); its siblings are still
+/// stopped.
+#[tokio::test]
+async fn stop_running_is_not_aborted_by_a_run_that_is_gone() {
+    let w = started_world(&["app", "gone", "web"]).await;
+    for p in ["app", "web"] {
+        start_pipeline(&w.pref(p), &w.ports()).await.unwrap();
+    }
+    let rid = ReleaseId::parse("r1").unwrap();
+    let now = rm_core::ports::Clock::now(&w.clock);
+    // Started as an execution the (fake) CodePipeline does not know: Get answers not found.
+    w.store
+        .record_start(&rid, "exec-1", "gone", "exec-vanished", now)
+        .await
+        .unwrap();
+    let out = stop_running("r1", "exec-1", 0, &w.ports()).await.unwrap();
+    assert_eq!(out.remaining, 2);
+    assert_eq!(w.status("gone").await, RunStatus::NotFound);
+    for p in ["app", "web"] {
+        assert_eq!(w.status(p).await, RunStatus::Stopping, "{p}");
+    }
+}
+
+/// Issue 9, fault 7: StopTimedOut refreshes first; a run that in fact succeeded counts as
+/// Succeeded and is not stopped.
+#[tokio::test]
+async fn stop_timed_out_counts_a_run_that_succeeded() {
+    let w = started_world(&["app"]).await;
+    let run = start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
+    w.pipelines
+        .set_status(run.execution_id.as_deref().unwrap(), RunStatus::Succeeded);
+    let out = stop_timed_out(&w.pref("app"), &w.ports()).await.unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded);
+    assert_eq!(w.status("app").await, RunStatus::Succeeded);
+    assert!(w.pipelines.stops().is_empty());
+}
+
+/// Issue 9, fault 7: a run still not terminal after the bounded stop wait is marked
+/// stopAbandoned; a run that stopped is not.
+#[tokio::test]
+async fn a_stop_given_up_after_the_bounded_wait_is_recorded_abandoned() {
+    let w = started_world(&["app", "web"]).await;
+    for p in ["app", "web"] {
+        start_pipeline(&w.pref(p), &w.ports()).await.unwrap();
+    }
+    let rid = ReleaseId::parse("r1").unwrap();
+    let web = w.store.get_run(&rid, "web").await.unwrap().unwrap();
+    w.pipelines
+        .set_status(web.execution_id.as_deref().unwrap(), RunStatus::Stopped);
+    let out = stop_running("r1", "exec-1", MAX_STOP_ATTEMPTS - 1, &w.ports())
+        .await
+        .unwrap();
+    assert_eq!(out.remaining, 0);
+    let app = w.store.get_run(&rid, "app").await.unwrap().unwrap();
+    assert!(app.stop_abandoned, "{app:?}");
+    let web = w.store.get_run(&rid, "web").await.unwrap().unwrap();
+    assert!(!web.stop_abandoned, "{web:?}");
+    let view = rm_core::view::ReleaseView::from(&w.store.get(&rid).await.unwrap().unwrap());
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["pipelines"][0]["stopAbandoned"], true, "{json}");
+}

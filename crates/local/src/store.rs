@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS executions (
     release_id   TEXT NOT NULL,
     pipeline     TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs_stop_abandoned (
+    release_id TEXT NOT NULL,
+    pipeline   TEXT NOT NULL,
+    PRIMARY KEY (release_id, pipeline)
+) WITHOUT ROWID;
 "#;
 
 /// Columns added to `releases` after its first version, with their types: a state directory
@@ -79,8 +84,13 @@ CREATE TABLE IF NOT EXISTS executions (
 const ADDED_RELEASE_COLUMNS: [(&str, &str); 2] =
     [("requested_by", "TEXT"), ("manifest_hash", "TEXT")];
 
+/// `stopAbandoned` lives in its own table (a row per abandoned stop), so a state directory
+/// made before it needs no migration of `runs`.
 const RUN_COLUMNS: &str = "pipeline, wave, timeout_minutes, variables, source_revisions, status, \
-                           execution_id, started_at, ended_at, task_token, release_id";
+                           execution_id, started_at, ended_at, task_token, release_id, \
+                           EXISTS (SELECT 1 FROM runs_stop_abandoned a \
+                                   WHERE a.release_id = runs.release_id \
+                                   AND a.pipeline = runs.pipeline)";
 
 /// A run's status change that was actually applied (for live progress).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +179,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         ended_at: row.get::<_, Option<i64>>(8)?.map(from_nanos).transpose()?,
         task_token: row.get(9)?,
         history: Vec::new(),
+        stop_abandoned: row.get(11)?,
     })
 }
 
@@ -406,6 +417,7 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
 fn delete_release(tx: &Connection, id: &str) -> PortResult<bool> {
     let run = |sql: &str| tx.execute(sql, [id]).map_err(sql_err);
     run("DELETE FROM run_history WHERE release_id = ?1")?;
+    run("DELETE FROM runs_stop_abandoned WHERE release_id = ?1")?;
     run("DELETE FROM executions WHERE release_id = ?1")?;
     run("DELETE FROM runs WHERE release_id = ?1")?;
     Ok(run("DELETE FROM releases WHERE release_id = ?1")? > 0)
@@ -703,6 +715,22 @@ impl ReleaseStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![id, key.pipeline, token]))
                 .map_err(sql_err)?;
             Ok(n == 1)
+        })
+    }
+
+    async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>> {
+        let id = key.release_id.as_str();
+        let pipeline = key.pipeline.as_str();
+        self.write(|tx| {
+            if load_run(tx, id, pipeline).map_err(sql_err)?.is_none() {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO runs_stop_abandoned (release_id, pipeline) VALUES (?1, ?2)",
+                params![id, pipeline],
+            )
+            .map_err(sql_err)?;
+            load_run(tx, id, pipeline).map_err(sql_err)
         })
     }
 

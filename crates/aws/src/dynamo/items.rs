@@ -42,6 +42,7 @@ pub(crate) const SOURCE_REVISIONS: &str = "sourceRevisions";
 pub(crate) const EXECUTION_ID: &str = "executionId";
 pub(crate) const TASK_TOKEN: &str = "taskToken";
 pub(crate) const HISTORY: &str = "history";
+pub(crate) const STOP_ABANDONED: &str = "stopAbandoned";
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -292,6 +293,7 @@ pub(crate) fn decode_run(item: &Item) -> Result<RunRecord, PortError> {
         ended_at: opt_time(item, ENDED_AT)?,
         task_token: get_s(item, TASK_TOKEN).map(str::to_owned),
         history,
+        stop_abandoned: matches!(item.get(STOP_ABANDONED), Some(AttributeValue::Bool(true))),
     })
 }
 

@@ -652,6 +652,27 @@ impl ReleaseStore for DynamoStore {
         }
     }
 
+    async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key_item(key)))
+            .update_expression("SET #abandoned = :true")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#abandoned", STOP_ABANDONED)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.map(|i| decode_run(&i)).transpose(),
+            Err(e) if is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(port_error("DynamoDB UpdateItem (stop abandoned)", &e)),
+        }
+    }
+
     async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>> {
         let mut runs = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;

@@ -1,5 +1,5 @@
 use super::{key, load_run, release_id, RunPorts};
-use crate::error::TaskError;
+use crate::error::{PortError, TaskError};
 use crate::ports::{PortResult, RunKey, StartError, TokenDelivery};
 use crate::release::{ReleaseId, RunRecord, RunStatus};
 use crate::tasks::{AwaitResponse, PipelineRef, RunResponse, StopRunningResponse, SweepResponse};
@@ -114,7 +114,9 @@ async fn complete_if_terminal(run: &RunRecord, ports: &RunPorts<'_>) -> Result<b
     Ok(delivery == TokenDelivery::Delivered)
 }
 
-/// Asks CodePipeline for the status of a started, non-terminal run and records a change.
+/// Asks CodePipeline for the status of a started, non-terminal run and records a change. An
+/// execution CodePipeline no longer knows (the pipeline deleted, the execution gone) is
+/// recorded NotFound, a terminal status (issue 9, fault 7).
 async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRecord, TaskError> {
     let Some(execution_id) = run
         .execution_id
@@ -123,11 +125,15 @@ async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRecord, Task
     else {
         return Ok(run);
     };
-    let status = ports
-        .pipelines
-        .status(&run.spec.name, execution_id)
-        .await?
-        .status;
+    let status = match ports.pipelines.status(&run.spec.name, execution_id).await {
+        Ok(s) => s.status,
+        Err(PortError::NotFound(m)) => {
+            tracing::warn!(pipeline = %run.spec.name, execution_id, error = %m,
+                "the execution is gone: recorded NotFound");
+            RunStatus::NotFound
+        }
+        Err(e) => return Err(e.into()),
+    };
     if status == run.status {
         return Ok(run);
     }
@@ -198,20 +204,35 @@ pub async fn stop_timed_out(
     Ok(response(&stop_run(run, &reason, false, ports).await?))
 }
 
+/// Stops a running run. It is refreshed first (issue 9, fault 7): a run that in fact ended
+/// (its events lost, the sweep not there yet) is recorded as it ended — a Succeeded run counts
+/// as Succeeded — and not stopped; one CodePipeline no longer knows is recorded NotFound.
 async fn stop_run(
     run: RunRecord,
     reason: &str,
     abandon: bool,
     ports: &RunPorts<'_>,
 ) -> Result<RunRecord, TaskError> {
+    let run = refresh(run, ports).await?;
     let (Some(execution_id), true) = (run.execution_id.as_deref(), run.status.is_running()) else {
         return Ok(run);
     };
-    ports
+    let k = key(&run.release_id, &run.spec.name);
+    match ports
         .pipelines
         .stop(&run.spec.name, execution_id, reason, abandon)
-        .await?;
-    let k = key(&run.release_id, &run.spec.name);
+        .await
+    {
+        Ok(()) => {}
+        Err(PortError::NotFound(_)) => {
+            return Ok(ports
+                .store
+                .record_status(&k, RunStatus::NotFound, ports.clock.now())
+                .await?
+                .unwrap_or(run));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(ports
         .store
         .record_status(&k, RunStatus::Stopping, ports.clock.now())
@@ -221,7 +242,10 @@ async fn stop_run(
 
 /// StopRunning: marks the release as stopping, stops every run still in progress (with
 /// `abandon` once the wait has been long), then reports how many are not terminal yet.
-/// After [`MAX_STOP_ATTEMPTS`] it reports none remaining, so the wait is bounded.
+/// Each run is handled on its own (issue 9, fault 3): one that cannot be stopped or polled
+/// (an error, an unknown status) is logged and counted as not terminal; the others are still
+/// stopped. After [`MAX_STOP_ATTEMPTS`] it reports none remaining, so the wait is bounded,
+/// and marks every run still not terminal `stopAbandoned`.
 pub async fn stop_running(
     release: &str,
     owner: &str,
@@ -250,26 +274,45 @@ pub async fn stop_running(
         )
     };
     let abandon = attempt >= STOP_ABANDON_AFTER;
-    let mut remaining = 0;
+    let mut pending: Vec<RunKey> = Vec::new();
     for run in stored.runs {
         if !run.status.is_running() {
             continue;
         }
-        let run = if run.status == RunStatus::InProgress || abandon {
-            stop_run(run, &reason, abandon, ports).await?
-        } else {
-            run
-        };
-        let run = refresh(run, ports).await?;
-        if !run.status.is_terminal() {
-            remaining += 1;
+        let k = key(&rid, &run.spec.name);
+        let stopped = async {
+            let run = if run.status == RunStatus::InProgress || abandon {
+                stop_run(run, &reason, abandon, ports).await?
+            } else {
+                run
+            };
+            refresh(run, ports).await
         }
-        complete_if_terminal(&run, ports).await?;
+        .await;
+        match stopped {
+            Ok(run) if run.status.is_terminal() => {
+                // A send that fails leaves the token for the sweep: not this run's stop.
+                if let Err(e) = complete_if_terminal(&run, ports).await {
+                    tracing::warn!(release = %rid, pipeline = %k.pipeline, error = %e,
+                        "could not complete the waiting task of a stopped run");
+                }
+            }
+            Ok(_) => pending.push(k),
+            Err(e) => {
+                tracing::warn!(release = %rid, pipeline = %k.pipeline, error = %e,
+                    "could not stop or poll a run; trying again on the next attempt");
+                pending.push(k);
+            }
+        }
     }
+    let mut remaining = u32::try_from(pending.len()).unwrap_or(u32::MAX);
     // Saturating: the count comes from the task input, and u32::MAX + 1 must not panic.
     let attempt = attempt.saturating_add(1);
     if attempt >= MAX_STOP_ATTEMPTS && remaining > 0 {
-        tracing::warn!(release = %rid, remaining, "runs still not terminal after the bounded stop wait");
+        tracing::warn!(release = %rid, remaining, "runs still not terminal after the bounded stop wait: abandoned");
+        for k in &pending {
+            ports.store.mark_stop_abandoned(k).await?;
+        }
         remaining = 0;
     }
     Ok(StopRunningResponse { remaining, attempt })
