@@ -21,10 +21,18 @@ const MAX_SUMMARY: usize = 2048;
 const MAX_FAILURE_MESSAGE: usize = 5000;
 
 /// Why a pipeline cannot be started now: the caller fails the run with the message.
-const NOT_STARTABLE_CODES: &[&str] = &[
+const NOT_STARTABLE_CODES: &[&str] = &["PipelineVersionNotFoundException", "ValidationException"];
+
+/// StartPipelineExecution's "try again later" answers: the start is retried until the
+/// pipeline's timeoutMinutes (issue 9, fault 5), never recorded as a failure at once.
+/// ConflictException: "Your request cannot be handled because the pipeline is busy handling
+/// ongoing activities. Try again later."
+/// (<https://docs.aws.amazon.com/botocore/latest/reference/services/codepipeline/client/exceptions/ConflictException.html>);
+/// ConcurrentPipelineExecutionsLimitExceededException: "The pipeline has reached the limit for
+/// concurrent pipeline executions" (a QUEUED pipeline's queue is full;
+/// <https://docs.aws.amazon.com/botocore/latest/reference/services/codepipeline/client/exceptions/ConcurrentPipelineExecutionsLimitExceededException.html>).
+const BUSY_CODES: &[&str] = &[
     "ConflictException",
-    "PipelineVersionNotFoundException",
-    "ValidationException",
     "ConcurrentPipelineExecutionsLimitExceededException",
 ];
 
@@ -122,9 +130,17 @@ impl Pipelines for CodePipelineClient {
                     &e,
                     |se| {
                         se.is_conflict_exception()
-                            || se.is_validation_exception()
                             || se.is_concurrent_pipeline_executions_limit_exceeded_exception()
                     },
+                    BUSY_CODES,
+                ) =>
+            {
+                Err(StartError::Busy(error_message(&e)))
+            }
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| se.is_validation_exception(),
                     NOT_STARTABLE_CODES,
                 ) =>
             {

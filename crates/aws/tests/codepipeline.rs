@@ -108,7 +108,7 @@ async fn start_passes_token_variables_and_revisions() {
 }
 
 #[tokio::test]
-async fn start_errors_map_to_not_found_not_startable_and_throttled() {
+async fn start_errors_map_to_not_found_busy_not_startable_and_throttled() {
     let rules = [
         mock!(Client::start_pipeline_execution).then_error(|| {
             StartPipelineExecutionError::PipelineNotFoundException(
@@ -161,12 +161,19 @@ async fn start_errors_map_to_not_found_not_startable_and_throttled() {
         pipelines.start(&spec, "t").await.unwrap_err(),
         StartError::NotFound("app".into())
     );
-    for expected in [
+    // Issue 9, fault 5: ConflictException ("the pipeline is busy ... try again later") and a
+    // full queue are Busy: retried until the pipeline's timeout, not failed at once.
+    let busy = |expected: &str, err: StartError| match err {
+        StartError::Busy(message) => {
+            assert!(message.contains(expected), "{message:?} names {expected:?}")
+        }
+        other => panic!("expected Busy({expected}), got {other:?}"),
+    };
+    busy(
         "the pipeline's source stage transition is disabled",
-        "pipeline version 7 not found",
-        "bad variable",
-        "too many executions",
-    ] {
+        pipelines.start(&spec, "t").await.unwrap_err(),
+    );
+    for expected in ["pipeline version 7 not found", "bad variable"] {
         match pipelines.start(&spec, "t").await.unwrap_err() {
             StartError::NotStartable(message) => {
                 assert!(message.contains(expected), "{message:?} names {expected:?}")
@@ -174,6 +181,10 @@ async fn start_errors_map_to_not_found_not_startable_and_throttled() {
             other => panic!("expected NotStartable({expected}), got {other:?}"),
         }
     }
+    busy(
+        "too many executions",
+        pipelines.start(&spec, "t").await.unwrap_err(),
+    );
     for _ in 0..2 {
         let err = pipelines.start(&spec, "t").await.unwrap_err();
         assert!(

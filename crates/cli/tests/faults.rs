@@ -208,3 +208,37 @@ fn stop_timed_out_counts_a_pipeline_that_succeeded_as_succeeded() {
     assert_eq!(pipeline(&r, "quiet").status, RunStatus::Succeeded);
     assert_eq!(r.sim.calls["quiet"].stop, 0, "not stopped");
 }
+
+/// Fault 5: busy starts (ConflictException) are retried until the pipeline starts: the
+/// release succeeds, each pipeline started exactly once.
+#[test]
+fn busy_starts_are_retried_and_each_pipeline_starts_once() {
+    let sim = json!({"defaults": {"startConflicts": 2}, "pipelines": {"c": {"startConflicts": 5}}});
+    let r = run(&three(), &sim);
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{:?}", r.release);
+    for p in ["a", "b", "c"] {
+        assert_eq!(status_of(&r, p), "Succeeded", "{p}");
+        let executions = r.sim.executions.iter().filter(|e| e.pipeline == p).count();
+        assert_eq!(executions, 1, "{p} started exactly once");
+    }
+    assert_eq!(r.sim.calls["a"].conflicts, 2);
+    assert_eq!(r.sim.calls["c"].conflicts, 5);
+}
+
+/// Fault 5: a pipeline busy past its timeoutMinutes is Failed, never started, and the release
+/// fails naming it.
+#[test]
+fn a_pipeline_busy_past_its_timeout_fails_the_release() {
+    let manifest = json!({"releaseId": "r-busy", "pipelines": [
+        {"name": "busy", "timeoutMinutes": 15}, "fine"]});
+    let sim = json!({"pipelines": {"busy": {"startConflicts": 1000}}});
+    let r = run(&manifest, &sim);
+    assert_eq!(r.outcome, RunOutcome::Failed, "{:?}", r.outcome);
+    assert_eq!(pipeline(&r, "busy").status, RunStatus::Failed);
+    assert!(r.sim.executions.iter().all(|e| e.pipeline != "busy"));
+    let cause = r.release.as_ref().unwrap().cause.clone().unwrap();
+    assert!(cause.contains("busy (Failed)"), "{cause}");
+    // Retried until the timeout, not given up at the first conflict.
+    assert!(r.simulated.as_secs() >= 15 * 60, "{:?}", r.simulated);
+    assert!(r.sim.calls["busy"].conflicts >= 3);
+}

@@ -675,3 +675,30 @@ async fn a_stop_given_up_after_the_bounded_wait_is_recorded_abandoned() {
     let json = serde_json::to_value(&view).unwrap();
     assert_eq!(json["pipelines"][0]["stopAbandoned"], true, "{json}");
 }
+
+/// Issue 9, fault 5: a busy start is not a failure; the run stays NotStarted, the wait retries
+/// the start, and StopTimedOut fails a run still never started.
+#[tokio::test]
+async fn busy_starts_are_retried_by_the_wait_and_fail_at_the_timeout() {
+    let w = started_world(&["app", "web"]).await;
+    w.pipelines.fail_next_starts(vec![
+        StartError::Busy("ConflictException: the pipeline is busy".into()),
+        StartError::Busy("ConflictException: the pipeline is busy".into()),
+    ]);
+    let first = start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
+    assert_eq!(first.status, RunStatus::NotStarted);
+    let waited = await_pipeline("r1", "app", "t1", &w.ports()).await.unwrap();
+    assert_eq!(waited.status, RunStatus::NotStarted, "still busy");
+    sweep(&w.ports()).await.unwrap();
+    assert_eq!(w.status("app").await, RunStatus::InProgress, "the sweep started it");
+
+    w.pipelines.fail_next_starts(vec![StartError::Busy("busy".into()); 3]);
+    start_pipeline(&w.pref("web"), &w.ports()).await.unwrap();
+    await_pipeline("r1", "web", "t2", &w.ports()).await.unwrap();
+    let out = stop_timed_out(&w.pref("web"), &w.ports()).await.unwrap();
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(w.pipelines.stops().is_empty());
+    let rid = ReleaseId::parse("r1").unwrap();
+    let web = w.store.get_run(&rid, "web").await.unwrap().unwrap();
+    assert_eq!(web.task_token, None);
+}

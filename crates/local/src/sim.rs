@@ -437,7 +437,7 @@ thread_local! {
     /// The simulated service of the local run on this thread (the runner drives a run on one
     /// current-thread runtime): the engine's task tokens ([`crate::tokens::EngineTokens`]) ask
     /// it whether a send fails (`sendFailures`), without the runner wiring the two together.
-    static CURRENT: RefCell<Weak<Inner>> = RefCell::new(Weak::new());
+    static CURRENT: RefCell<Weak<Inner>> = const { RefCell::new(Weak::new()) };
 }
 
 /// `sendFailures`: true if this SendTaskSuccess/SendTaskFailure for `pipeline`'s waiting task

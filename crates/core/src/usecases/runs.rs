@@ -1,7 +1,7 @@
 use super::{key, load_run, release_id, RunPorts};
 use crate::error::{PortError, TaskError};
 use crate::ports::{PortResult, RunKey, StartError, TokenDelivery};
-use crate::release::{ReleaseId, RunRecord, RunStatus};
+use crate::release::{ReleaseId, ReleaseStatus, RunRecord, RunStatus};
 use crate::tasks::{AwaitResponse, PipelineRef, RunResponse, StopRunningResponse, SweepResponse};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +30,14 @@ fn response(run: &RunRecord) -> RunResponse {
 }
 
 /// The StartPipeline task. Idempotent: a run already started is returned as it is.
+///
+/// A busy pipeline (ConflictException, a full queue: [`StartError::Busy`]) is not a failure
+/// (issue 9, fault 5): the run stays NotStarted and the task answers that, so the state machine
+/// goes on to AwaitPipeline, whose wait retries the start at once and the sweep every 5
+/// minutes after ([`retry_busy_start`]). The retries end with the wait's timeout (the
+/// pipeline's timeoutMinutes): StopTimedOut then records the run Failed. The retry lives in
+/// the task and the sweep, not in a state-level Retry: it costs no history events and no
+/// Lambda waits (a Lambda could not wait out timeoutMinutes anyway).
 pub async fn start_pipeline(
     req: &PipelineRef,
     ports: &RunPorts<'_>,
@@ -39,39 +47,48 @@ pub async fn start_pipeline(
     if run.status != RunStatus::NotStarted {
         return Ok(response(&run));
     }
-    let token = client_request_token(&rid, &req.pipeline);
-    let k = key(&rid, &req.pipeline);
+    Ok(response(&start_run(run, &req.execution_name, ports).await?))
+}
+
+/// Starts a NotStarted run (StartPipelineExecution with the run's client request token) and
+/// records the start for `owner`. A busy pipeline leaves the run NotStarted.
+async fn start_run(
+    run: RunRecord,
+    owner: &str,
+    ports: &RunPorts<'_>,
+) -> Result<RunRecord, TaskError> {
+    let rid = run.release_id.clone();
+    let pipeline = run.spec.name.clone();
+    let token = client_request_token(&rid, &pipeline);
+    let k = key(&rid, &pipeline);
     let execution_id = match ports.pipelines.start(&run.spec, &token).await {
         Ok(id) => id,
         Err(StartError::NotFound(_)) => {
-            let run = ports
+            return Ok(ports
                 .store
                 .record_status(&k, RunStatus::NotFound, ports.clock.now())
                 .await?
-                .unwrap_or(run);
-            return Ok(response(&run));
+                .unwrap_or(run));
         }
-        Err(StartError::NotStartable(msg) | StartError::Busy(msg)) => {
+        Err(StartError::Busy(msg)) => {
+            tracing::warn!(release = %rid, pipeline = %pipeline, error = %msg,
+                "pipeline busy: the start is retried until its timeout");
+            return Ok(run);
+        }
+        Err(StartError::NotStartable(msg)) => {
             ports
                 .store
                 .record_status(&k, RunStatus::Failed, ports.clock.now())
                 .await?;
             return Err(TaskError::PipelineNotStartable(format!(
-                "pipeline {} could not be started: {msg}",
-                req.pipeline
+                "pipeline {pipeline} could not be started: {msg}"
             )));
         }
         Err(StartError::Port(e)) => return Err(e.into()),
     };
     let run = ports
         .store
-        .record_start(
-            &rid,
-            &req.execution_name,
-            &req.pipeline,
-            &execution_id,
-            ports.clock.now(),
-        )
+        .record_start(&rid, owner, &pipeline, &execution_id, ports.clock.now())
         .await?;
     // StopRunning marks the release before it lists runs; a start that landed after the
     // listing stops itself here.
@@ -80,18 +97,44 @@ pub async fn start_pipeline(
             let reason = format!("release {rid} is stopping");
             ports
                 .pipelines
-                .stop(&req.pipeline, &execution_id, &reason, false)
+                .stop(&pipeline, &execution_id, &reason, false)
                 .await?;
             if let Some(stopped) = ports
                 .store
                 .record_status(&k, RunStatus::Stopping, ports.clock.now())
                 .await?
             {
-                return Ok(response(&stopped));
+                return Ok(stopped);
             }
         }
     }
-    Ok(response(&run))
+    Ok(run)
+}
+
+/// Retries the start of a run a busy pipeline left NotStarted (issue 9, fault 5): when its
+/// wait begins and on every sweep, while its release is RUNNING and not stopping. A release
+/// that ended or is stopping never starts it: its token is dropped, so the sweep lets it be.
+async fn retry_busy_start(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRecord, TaskError> {
+    if run.status != RunStatus::NotStarted {
+        return Ok(run);
+    }
+    let k = key(&run.release_id, &run.spec.name);
+    let release = ports.store.release_record(&run.release_id).await?;
+    let Some(release) = release.filter(|r| r.status == ReleaseStatus::Running && !r.stop_requested)
+    else {
+        if let Some(token) = run.task_token.as_deref() {
+            ports.store.clear_token(&k, token).await?;
+        }
+        return Ok(run);
+    };
+    match start_run(run, &release.owner, ports).await {
+        // Recorded Failed: the wait completes with it.
+        Err(TaskError::PipelineNotStartable(m)) => {
+            tracing::warn!(pipeline = %k.pipeline, error = %m, "a busy pipeline became not startable");
+            load_run(ports.store, &k.release_id, &k.pipeline).await
+        }
+        other => other,
+    }
 }
 
 /// Completes the run's waiting task if the run is terminal and still carries a token. The
@@ -158,6 +201,7 @@ pub async fn await_pipeline(
         .store
         .set_token(&key(&rid, pipeline), task_token, ports.clock.now())
         .await?;
+    let run = retry_busy_start(run, ports).await?;
     let run = refresh(run, ports).await?;
     let completed = complete_if_terminal(&run, ports).await?;
     Ok(AwaitResponse {
@@ -174,6 +218,7 @@ pub async fn sweep(ports: &RunPorts<'_>) -> Result<SweepResponse, TaskError> {
         out.polled += 1;
         let name = run.spec.name.clone();
         let result = async {
+            let run = retry_busy_start(run, ports).await?;
             let run = refresh(run, ports).await?;
             complete_if_terminal(&run, ports).await
         }
@@ -197,6 +242,21 @@ pub async fn stop_timed_out(
 ) -> Result<RunResponse, TaskError> {
     let rid = release_id(&req.release_id)?;
     let run = load_run(ports.store, &rid, &req.pipeline).await?;
+    if run.status == RunStatus::NotStarted {
+        // Busy until its timeout (issue 9, fault 5): never started, it fails.
+        tracing::warn!(release = %rid, pipeline = %req.pipeline,
+            "pipeline busy: not started within its timeout of {} minutes", run.spec.timeout_minutes);
+        let k = key(&rid, &req.pipeline);
+        if let Some(token) = run.task_token.as_deref() {
+            ports.store.clear_token(&k, token).await?;
+        }
+        let run = ports
+            .store
+            .record_status(&k, RunStatus::Failed, ports.clock.now())
+            .await?
+            .unwrap_or(run);
+        return Ok(response(&run));
+    }
     let reason = format!(
         "release {rid}: pipeline {} ran longer than its timeout of {} minutes",
         req.pipeline, run.spec.timeout_minutes
@@ -276,10 +336,17 @@ pub async fn stop_running(
     let abandon = attempt >= STOP_ABANDON_AFTER;
     let mut pending: Vec<RunKey> = Vec::new();
     for run in stored.runs {
+        let k = key(&rid, &run.spec.name);
+        if let (RunStatus::NotStarted, Some(token)) = (run.status, run.task_token.as_deref()) {
+            // Waiting for a busy pipeline: it is never started now.
+            if let Err(e) = ports.store.clear_token(&k, token).await {
+                tracing::warn!(release = %rid, pipeline = %k.pipeline, error = %e,
+                    "could not drop the token of a run never started");
+            }
+        }
         if !run.status.is_running() {
             continue;
         }
-        let k = key(&rid, &run.spec.name);
         let stopped = async {
             let run = if run.status == RunStatus::InProgress || abandon {
                 stop_run(run, &reason, abandon, ports).await?
