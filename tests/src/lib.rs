@@ -9,7 +9,10 @@
 //! - the **router** (in process): `/2015-03-31/functions/<name or ARN>/invocations` goes to
 //!   `cargo lambda watch` with the ARN reduced to the function name, and a handler error (watch
 //!   answers HTTP 500) becomes AWS's answer, 200 with `X-Amz-Function-Error: Unhandled`, so the
-//!   state machine's Retry and Catch see the `errorType`; everything else goes to moto;
+//!   state machine's Retry and Catch see the `errorType`; everything else goes to moto. With
+//!   [`StackOptions::s3_denies_missing_keys`] the functions' S3 calls go through it too, and it
+//!   answers a GET that moto answers 404 `NoSuchKey` with S3's 403 `AccessDenied` (a caller
+//!   without `s3:ListBucket`);
 //! - the **CodePipeline emulator** (in process, [`rm_local::emulator`]), which delivers each
 //!   pipeline execution state-change event to record-state through the router, as EventBridge
 //!   would;

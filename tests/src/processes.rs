@@ -234,6 +234,9 @@ pub(crate) struct WatchOptions<'a> {
     pub moto_url: &'a str,
     pub codepipeline_url: &'a str,
     pub dynamo_url: &'a str,
+    /// `AWS_ENDPOINT_URL_S3`, when the functions' S3 calls go elsewhere than moto (the
+    /// router); not set otherwise.
+    pub s3_url: Option<&'a str>,
     /// The functions' environment (from template.yaml).
     pub env: &'a std::collections::BTreeMap<String, String>,
 }
@@ -279,6 +282,9 @@ pub(crate) async fn start_watch(options: WatchOptions<'_>, log_dir: &Path) -> Se
         .env_remove("CARGO_TARGET_DIR_OVERRIDE");
     for (k, v) in options.env {
         cmd.env(k, v);
+    }
+    if let Some(url) = options.s3_url {
+        cmd.env("AWS_ENDPOINT_URL_S3", url);
     }
     let mut watch = Server::spawn("cargo lambda watch", cmd, log_dir.join("watch.log"));
     wait_http(&mut watch, &format!("http://127.0.0.1:{}/", options.port)).await;

@@ -3,6 +3,10 @@
 //! goes to `cargo lambda watch` with the (percent-encoded) ARN reduced to the function name, and
 //! watch's answer is turned into AWS's (a handler error, HTTP 500 from watch, becomes 200 with
 //! `X-Amz-Function-Error: Unhandled`); everything else goes to moto. Every invocation is logged.
+//!
+//! One opt-in rule (`RouterRules::s3_denies_missing_keys`, `StackOptions::s3_denies_missing_keys`) changes moto's answers: a GET whose
+//! answer is S3's 404 `NoSuchKey` is answered 403 `AccessDenied`, as S3 answers a caller without
+//! `s3:ListBucket`. The functions' S3 calls come through the router only when it is on.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -26,6 +30,16 @@ pub fn urlencode(s: &str) -> String {
     utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
+/// Opt-in rules that change what the router answers (all off by default: then every request
+/// not an invocation is moto's answer, unchanged).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RouterRules {
+    /// A GET answered by moto with 404 `NoSuchKey` is answered 403 `AccessDenied` instead:
+    /// what S3 answers for a missing key when the caller lacks `s3:ListBucket`
+    /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html>, "Permissions").
+    pub(crate) s3_denies_missing_keys: bool,
+}
+
 /// The router, serving on its own 127.0.0.1 port until dropped.
 pub(crate) struct Router {
     pub(crate) url: String,
@@ -35,8 +49,9 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    /// Binds a free port and serves: invocations to `watch_url`, the rest to `moto_url`.
-    pub(crate) async fn start(moto_url: &str, watch_url: &str) -> Router {
+    /// Binds a free port and serves: invocations to `watch_url`, the rest to `moto_url`, with
+    /// `rules` applied to moto's answers.
+    pub(crate) async fn start(moto_url: &str, watch_url: &str, rules: RouterRules) -> Router {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("bind the router");
@@ -44,6 +59,7 @@ impl Router {
         let state = Arc::new(RouterState {
             moto: moto_url.to_owned(),
             watch: watch_url.to_owned(),
+            rules,
             client: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(600))
@@ -107,6 +123,7 @@ pub(crate) struct RouterLog {
 pub(crate) struct RouterState {
     moto: String,
     watch: String,
+    rules: RouterRules,
     pub(crate) client: reqwest::Client,
     log: Mutex<RouterLog>,
 }
@@ -177,6 +194,16 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
             let status = response.status();
             let headers = response.headers().clone();
             let bytes = response.bytes().await.unwrap_or_default();
+            if router.rules.s3_denies_missing_keys
+                && parts.method == axum::http::Method::GET
+                && is_no_such_key(status, &bytes)
+            {
+                router.log(format!(
+                    "s3 GET {}: moto answered 404 NoSuchKey, the router 403 AccessDenied",
+                    parts.uri.path()
+                ));
+                return access_denied(&headers);
+            }
             let mut out = Response::new(Body::from(bytes));
             *out.status_mut() = status;
             for (k, v) in &headers {
@@ -191,6 +218,38 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
             (StatusCode::BAD_GATEWAY, format!("router → moto: {e}")).into_response()
         }
     }
+}
+
+/// Whether moto's answer is S3's 404 `NoSuchKey` error.
+fn is_no_such_key(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::NOT_FOUND
+        && String::from_utf8_lossy(body).contains("<Code>NoSuchKey</Code>")
+}
+
+/// S3's 403 `AccessDenied`, in S3's REST error format: `Content-Type: application/xml` and an
+/// `<Error>` with `Code`, `Message`, `RequestId` and `HostId`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>, "REST error
+/// responses"). The request id is moto's, when it gave one.
+fn access_denied(moto_headers: &reqwest::header::HeaderMap) -> Response {
+    let request_id = moto_headers
+        .get("x-amz-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("E2EROUTER0000000")
+        .to_owned();
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+         <Message>Access Denied</Message><RequestId>{request_id}</RequestId>\
+         <HostId>e2e-router</HostId></Error>"
+    );
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = StatusCode::FORBIDDEN;
+    let headers = out.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/xml"));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amz-request-id", v);
+    }
+    headers.insert("x-amz-id-2", HeaderValue::from_static("e2e-router"));
+    out
 }
 
 async fn invoke_watch(router: &RouterState, name: &str, body: axum::body::Bytes) -> Response {
@@ -268,5 +327,32 @@ mod tests {
         // An incomplete escape stays as it is.
         assert_eq!(function_name("a%3Ab%"), "a:b%");
         assert_eq!(urlencode("a-b_c.d~e f/g"), "a-b_c.d~e%20f%2Fg");
+    }
+
+    #[tokio::test]
+    async fn no_such_key_becomes_access_denied() {
+        let moto = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code>\
+                     <Message>The specified key does not exist.</Message></Error>";
+        assert!(is_no_such_key(StatusCode::NOT_FOUND, moto));
+        assert!(!is_no_such_key(StatusCode::OK, moto));
+        assert!(!is_no_such_key(
+            StatusCode::NOT_FOUND,
+            b"<Error><Code>NoSuchBucket</Code></Error>"
+        ));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-amz-request-id", HeaderValue::from_static("REQ1"));
+        let out = access_denied(&headers);
+        assert_eq!(out.status(), StatusCode::FORBIDDEN);
+        assert_eq!(out.headers()["content-type"], "application/xml");
+        assert_eq!(out.headers()["x-amz-request-id"], "REQ1");
+        let body = axum::body::to_bytes(out.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("<Error><Code>AccessDenied</Code><Message>Access Denied</Message>"),
+            "{body}"
+        );
+        assert!(body.contains("<RequestId>REQ1</RequestId>"), "{body}");
     }
 }

@@ -6,7 +6,7 @@
 use crate::processes::{
     self, build_functions_once, free_port, function_binaries, Server, WatchOptions,
 };
-use crate::router::{urlencode, Invocation, Router};
+use crate::router::{urlencode, Invocation, Router, RouterRules};
 use crate::template::Template;
 use crate::{event, function_arn, now_rfc3339, repo_root, ACCOUNT, REGION};
 use aws_config::SdkConfig;
@@ -42,6 +42,12 @@ pub struct StackOptions {
     pub dynamo: DynamoTarget,
     /// Create the state machine (not needed by tests that only invoke functions).
     pub state_machine: bool,
+    /// The functions' S3 calls go through the router (`AWS_ENDPOINT_URL_S3`), which answers a
+    /// GET that moto answers 404 `NoSuchKey` with 403 `AccessDenied`: real S3's answer for a
+    /// missing key when the caller lacks `s3:ListBucket`. Off by default (the functions' S3
+    /// calls then go to moto directly). The test's own S3 client ([`Stack::s3`]) always talks to
+    /// moto.
+    pub s3_denies_missing_keys: bool,
 }
 
 impl Default for StackOptions {
@@ -51,6 +57,7 @@ impl Default for StackOptions {
             concurrency: 2,
             dynamo: DynamoTarget::Moto,
             state_machine: true,
+            s3_denies_missing_keys: false,
         }
     }
 }
@@ -110,7 +117,14 @@ impl Stack {
         let moto_url = format!("http://127.0.0.1:{moto_port}");
         let watch_port = free_port();
         let watch_url = format!("http://127.0.0.1:{watch_port}");
-        let router = Router::start(&moto_url, &watch_url).await;
+        let router = Router::start(
+            &moto_url,
+            &watch_url,
+            RouterRules {
+                s3_denies_missing_keys: options.s3_denies_missing_keys,
+            },
+        )
+        .await;
         let moto = processes::start_moto(moto_port, router.port, &log_dir).await;
         rm_testkit::enable_moto_stepfunctions_execution(&moto_url).await;
 
@@ -145,6 +159,9 @@ impl Stack {
                 moto_url: &moto_url,
                 codepipeline_url: &emulator.url(),
                 dynamo_url: &dynamo_url,
+                s3_url: options
+                    .s3_denies_missing_keys
+                    .then_some(router.url.as_str()),
                 env: &resources.function_env,
             },
             &log_dir,
@@ -264,6 +281,19 @@ impl Stack {
             .send()
             .await
             .unwrap_or_else(|e| panic!("PutObject {key}: {e:?}"));
+        let mut event = self.object_created_event(key);
+        event["detail"]["object"]["size"] = json!(size);
+        event["detail"]["object"]["etag"] =
+            json!(out.e_tag().unwrap_or_default().trim_matches('"'));
+        if let Some(v) = out.version_id() {
+            event["detail"]["object"]["version-id"] = json!(v);
+        }
+        event
+    }
+
+    /// An EventBridge "Object Created" event (events/s3-object-created.json) for `key` in the
+    /// stack's bucket, without a version id; nothing is uploaded.
+    pub fn object_created_event(&self, key: &str) -> Value {
         let mut event = event("s3-object-created.json");
         event["account"] = json!(ACCOUNT);
         event["region"] = json!(REGION);
@@ -272,16 +302,8 @@ impl Stack {
         event["resources"] = json!([format!("arn:aws:s3:::{}", self.resources.bucket)]);
         event["detail"]["bucket"]["name"] = json!(self.resources.bucket);
         event["detail"]["object"]["key"] = json!(key);
-        event["detail"]["object"]["size"] = json!(size);
-        event["detail"]["object"]["etag"] =
-            json!(out.e_tag().unwrap_or_default().trim_matches('"'));
-        match out.version_id() {
-            Some(v) => event["detail"]["object"]["version-id"] = json!(v),
-            None => {
-                if let Some(o) = event["detail"]["object"].as_object_mut() {
-                    o.remove("version-id");
-                }
-            }
+        if let Some(o) = event["detail"]["object"].as_object_mut() {
+            o.remove("version-id");
         }
         event
     }

@@ -20,6 +20,7 @@ async fn two_hundred_duplicate_check_manifests_claim_one_release() {
         concurrency: INSTANCES,
         dynamo: DynamoTarget::Dynalite,
         state_machine: false,
+        ..StackOptions::default()
     })
     .await;
     stack.warm_up().await;

@@ -1,9 +1,9 @@
-//! Scenarios 2–7 of the end-to-end proof (scenario 1: release_from_s3.rs). Each starts its own
+//! Scenarios 2–8 of the end-to-end proof (scenario 1: release_from_s3.rs). Each starts its own
 //! stack (moto, router, emulator, cargo lambda watch) and asserts the release and run records
 //! in moto's DynamoDB.
 
 use rm_core::release::{ReleaseStatus, RunStatus};
-use rm_e2e::{assert_runs, event, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
+use rm_e2e::{assert_runs, event, manifest, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -350,4 +350,62 @@ async fn health_gate_follows_the_alarm() {
         .find(|r| r.job_id == "job-ok")
         .unwrap_or_else(|| panic!("no job result for job-ok: {results:?}"));
     assert!(result.success, "{result:?}");
+}
+
+/// Scenario 8 (issue 10, item 1): S3 answers GetObject of a missing manifest with 403
+/// AccessDenied, as it does for a caller without s3:ListBucket (the router's rule): the
+/// execution fails with `ManifestUnreadable` naming AccessDenied, nothing is recorded, and the
+/// release id is not used up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missing_manifest_denied_by_s3_fails_unreadable() {
+    let stack = Stack::start(StackOptions {
+        sim: json!({"defaults": {"durationSeconds": 1}}),
+        s3_denies_missing_keys: true,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.warm_up().await;
+    let key = "releases/denied-1/release-manifest.json";
+    let input = stack.object_created_event(key);
+    let arn = stack.start_execution("denied-1-a", &input).await;
+    let done = stack.wait_execution(&arn, DEFAULT_WAIT).await;
+    let (error, cause) = (
+        done.error().unwrap_or_default(),
+        done.cause().unwrap_or_default(),
+    );
+    assert!(
+        done.status().as_str() == "FAILED"
+            && error == "ManifestUnreadable"
+            && cause.contains("AccessDenied")
+            && cause.contains("s3:ListBucket"),
+        "{} error={error:?} cause={cause:?}\n{}",
+        done.status().as_str(),
+        stack.diagnostics_async(Some(&arn)).await
+    );
+    let denied = format!(
+        "s3 GET /{}/{key}: moto answered 404",
+        stack.resources.bucket
+    );
+    assert!(
+        stack.router_log().iter().any(|l| l.starts_with(&denied)),
+        "the router answered AccessDenied: {:#?}",
+        stack.router_log()
+    );
+    let items = stack
+        .dynamo()
+        .scan()
+        .table_name(&stack.resources.table)
+        .send()
+        .await
+        .expect("Scan the table");
+    assert_eq!(items.count(), 0, "nothing recorded: {:?}", items.items());
+
+    // The id is not used up: the manifest, uploaded now, releases.
+    let input = stack
+        .upload_manifest(key, &manifest("denied-1", &["after-denied"]))
+        .await;
+    let arn = stack.start_execution("denied-1-b", &input).await;
+    succeeded(&stack, &arn).await;
+    let release = stack.release("denied-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
 }
