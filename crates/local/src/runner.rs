@@ -297,7 +297,7 @@ async fn run_in_virtual_time(
         start_time,
         input,
     ));
-    let tokens = EngineTokens(engine_tokens);
+    let tokens = EngineTokens::new(engine_tokens).with_faults_of(sim.clone());
     let functions = LocalFunctions::new(
         TaskPorts {
             store: &store,

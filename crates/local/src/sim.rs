@@ -28,11 +28,11 @@ use rm_core::manifest::{check_pipeline_name, PipelineSpec};
 use rm_core::ports::{Clock, ExecutionStatus, Pipelines, PortResult, StartError};
 use rm_core::release::RunStatus;
 use serde_json::{json, Map, Value};
-use std::cell::RefCell;
+
 use std::collections::HashSet;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
@@ -433,30 +433,6 @@ struct State {
     vanished: HashSet<String>,
 }
 
-thread_local! {
-    /// The simulated service of the local run on this thread (the runner drives a run on one
-    /// current-thread runtime): the engine's task tokens ([`crate::tokens::EngineTokens`]) ask
-    /// it whether a send fails (`sendFailures`), without the runner wiring the two together.
-    static CURRENT: RefCell<Weak<Inner>> = const { RefCell::new(Weak::new()) };
-}
-
-/// `sendFailures`: true if this SendTaskSuccess/SendTaskFailure for `pipeline`'s waiting task
-/// is one of the first N, which fail transiently; counts it.
-pub(crate) fn send_fails(pipeline: &str) -> bool {
-    let Some(inner) = CURRENT.with(|c| c.borrow().upgrade()) else {
-        return false;
-    };
-    let n = inner.file.behaviour(pipeline).send_failures;
-    let mut s = inner.lock();
-    let calls = s.calls.entry(pipeline.to_owned()).or_default();
-    if calls.send_failed < n {
-        calls.send_failed += 1;
-        true
-    } else {
-        false
-    }
-}
-
 struct Inner {
     file: SimFile,
     clock: VirtualClock,
@@ -506,8 +482,21 @@ impl SimPipelines {
             bus,
             state: Mutex::new(State::default()),
         });
-        CURRENT.with(|c| *c.borrow_mut() = Arc::downgrade(&inner));
         SimPipelines { inner }
+    }
+
+    /// `sendFailures`: true if this SendTaskSuccess/SendTaskFailure for `pipeline`'s waiting
+    /// task is one of the first N, which fail transiently; counts it.
+    pub(crate) fn send_fails(&self, pipeline: &str) -> bool {
+        let n = self.inner.file.behaviour(pipeline).send_failures;
+        let mut s = self.inner.lock();
+        let calls = s.calls.entry(pipeline.to_owned()).or_default();
+        if calls.send_failed < n {
+            calls.send_failed += 1;
+            true
+        } else {
+            false
+        }
     }
 
     /// API calls per pipeline.
