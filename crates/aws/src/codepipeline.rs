@@ -138,11 +138,7 @@ impl Pipelines for CodePipelineClient {
                 Err(StartError::Busy(error_message(&e)))
             }
             Err(e)
-                if is_service_error(
-                    &e,
-                    |se| se.is_validation_exception(),
-                    NOT_STARTABLE_CODES,
-                ) =>
+                if is_service_error(&e, |se| se.is_validation_exception(), NOT_STARTABLE_CODES) =>
             {
                 Err(StartError::NotStartable(error_message(&e)))
             }

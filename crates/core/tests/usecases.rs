@@ -690,9 +690,14 @@ async fn busy_starts_are_retried_by_the_wait_and_fail_at_the_timeout() {
     let waited = await_pipeline("r1", "app", "t1", &w.ports()).await.unwrap();
     assert_eq!(waited.status, RunStatus::NotStarted, "still busy");
     sweep(&w.ports()).await.unwrap();
-    assert_eq!(w.status("app").await, RunStatus::InProgress, "the sweep started it");
+    assert_eq!(
+        w.status("app").await,
+        RunStatus::InProgress,
+        "the sweep started it"
+    );
 
-    w.pipelines.fail_next_starts(vec![StartError::Busy("busy".into()); 3]);
+    w.pipelines
+        .fail_next_starts(vec![StartError::Busy("busy".into()); 3]);
     start_pipeline(&w.pref("web"), &w.ports()).await.unwrap();
     await_pipeline("r1", "web", "t2", &w.ports()).await.unwrap();
     let out = stop_timed_out(&w.pref("web"), &w.ports()).await.unwrap();
