@@ -5,8 +5,16 @@ use rm_core::view::ReleaseView;
 use rm_local::sim::SimExecution;
 
 /// A run's history as its statuses, in order.
+///
+/// A status repeated back to back counts once. moto serves DynamoDB requests on threads with
+/// no lock around conditional writes (ARCHITECTURE.md §7), so the pipeline's STARTED event can
+/// race the start's own write and both pass `rank < :rank` there, recording InProgress twice.
+/// DynamoDB evaluates a condition and its write atomically, so on AWS one of them fails the
+/// condition (the stores' contract tests this against dynalite, which serializes writes).
 pub fn run_statuses(run: &RunRecord) -> Vec<RunStatus> {
-    run.history.iter().map(|h| h.status).collect()
+    let mut statuses: Vec<RunStatus> = run.history.iter().map(|h| h.status).collect();
+    statuses.dedup();
+    statuses
 }
 
 fn pretty(release: &StoredRelease) -> String {
