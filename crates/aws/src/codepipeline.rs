@@ -56,6 +56,14 @@ impl CodePipelineClient {
 
 #[async_trait]
 impl Pipelines for CodePipelineClient {
+    async fn find_started(
+        &self,
+        _pipeline: &str,
+        _since: time::OffsetDateTime,
+    ) -> PortResult<Option<String>> {
+        Err(PortError::Other("find_started: not implemented yet".into()))
+    }
+
     async fn exists(&self, name: &str) -> PortResult<bool> {
         match self.client.get_pipeline().name(name).send().await {
             Ok(_) => Ok(true),

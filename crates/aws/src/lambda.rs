@@ -4,7 +4,7 @@
 //! the state machine's Retry and Catch match on `errorType` (`Throttled`, `Transient`,
 //! `ManifestInvalid`, ...).
 
-use crate::{required_env, CodePipelineClient, DynamoStore, SfnTaskTokens};
+use crate::{required_env, CodePipelineClient, DynamoStore, SfnExecutions, SfnTaskTokens};
 use aws_config::SdkConfig;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rm_core::error::{PortError, TaskError};
@@ -27,12 +27,15 @@ pub async fn serve_task<S: ManifestSource + 'static>(
         required_env("TABLE_NAME")?,
     );
     let pipelines = CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
-    let tokens = SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let tokens = SfnTaskTokens::new(sfn.clone());
+    let executions = SfnExecutions::new(sfn, required_env("STATE_MACHINE_ARN")?);
     let source = source(&config);
     let ports = &TaskPorts {
         store: &store,
         pipelines: &pipelines,
         tokens: &tokens,
+        executions: &executions,
         source: &source,
         clock: &SystemClock,
     };

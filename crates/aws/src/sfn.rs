@@ -142,6 +142,10 @@ impl SfnExecutions {
 
 #[async_trait]
 impl Executions for SfnExecutions {
+    async fn describe(&self, _name: &str) -> PortResult<Option<rm_core::ports::ExecutionState>> {
+        Err(PortError::Other("describe: not implemented yet".into()))
+    }
+
     async fn start(&self, name: &str, input: &Value) -> PortResult<String> {
         let result = self
             .client

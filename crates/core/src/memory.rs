@@ -248,6 +248,23 @@ impl ReleaseStore for MemoryStore {
             .collect())
     }
 
+    async fn touch_waiting(
+        &self,
+        _key: &RunKey,
+        _token: &str,
+        _at: OffsetDateTime,
+    ) -> PortResult<()> {
+        Err(PortError::Other(
+            "touch_waiting: not implemented yet".into(),
+        ))
+    }
+
+    async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>> {
+        Err(PortError::Other(
+            "running_releases: not implemented yet".into(),
+        ))
+    }
+
     async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
         let mut s = lock(&self.state);
         owned_by(&s, release_id, owner)?;
@@ -332,6 +349,14 @@ impl FakePipelines {
 
 #[async_trait]
 impl Pipelines for FakePipelines {
+    async fn find_started(
+        &self,
+        _pipeline: &str,
+        _since: OffsetDateTime,
+    ) -> PortResult<Option<String>> {
+        Err(PortError::Other("find_started: not implemented yet".into()))
+    }
+
     async fn exists(&self, name: &str) -> PortResult<bool> {
         let mut s = lock(&self.state);
         s.calls.push(format!("GetPipeline:{name}"));
@@ -507,7 +532,17 @@ pub struct FakeExecutions {
     fail_with: Mutex<Option<PortError>>,
 }
 
+/// Executions for tests that start or describe none.
+pub static NO_EXECUTIONS: FakeExecutions = FakeExecutions::new();
+
 impl FakeExecutions {
+    pub const fn new() -> Self {
+        FakeExecutions {
+            started: Mutex::new(Vec::new()),
+            fail_with: Mutex::new(None),
+        }
+    }
+
     pub fn started(&self) -> Vec<(String, Value)> {
         lock(&self.started).clone()
     }
@@ -519,6 +554,10 @@ impl FakeExecutions {
 
 #[async_trait]
 impl Executions for FakeExecutions {
+    async fn describe(&self, _name: &str) -> PortResult<Option<ExecutionState>> {
+        Err(PortError::Other("describe: not implemented yet".into()))
+    }
+
     async fn start(&self, name: &str, input: &Value) -> PortResult<String> {
         if let Some(e) = lock(&self.fail_with).clone() {
             return Err(e);

@@ -91,9 +91,13 @@ pub trait ReleaseStore: Send + Sync {
     /// Finds the run of a CodePipeline execution id (an item keyed by the execution id).
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>>;
 
-    /// Stores the waiting task's token on the run at `at` (the sweep's index orders waiting
-    /// runs by it), replacing an older one. Returns the run after the write, so the caller sees
-    /// a terminal status that arrived first.
+    /// Stores the waiting task's token on the run at `at` (`tokenAt`; the sweep's index orders
+    /// waiting runs by `waitingSince`, set to `at` too), replacing a token stored at the same
+    /// time or earlier. A token stored later (a newer attempt of the task: Step Functions
+    /// retried it while this invocation still ran) is never replaced (issue 9, fault 9): the
+    /// write is conditional and the run is returned unchanged, still carrying the newer token,
+    /// so the caller compares `task_token` to see which happened. Returns the run after the
+    /// write, so the caller sees a terminal status that arrived first.
     async fn set_token(
         &self,
         key: &RunKey,
@@ -108,13 +112,28 @@ pub trait ReleaseStore: Send + Sync {
     /// run after the write, `None` if the run is unknown.
     async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>>;
 
-    /// Runs that carry a task token: what the sweep polls.
+    /// Runs that carry a task token: what the sweep polls, least recently polled first
+    /// (ordered by `waitingSince`). Items that cannot be decoded are skipped and logged, never
+    /// an error for the whole list (issue 9, fault 8).
     async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>>;
 
-    /// Marks the release as stopping, on condition that `owner` holds it.
+    /// The sweep polled this waiting run at `at`: moves it to the back of [`waiting_runs`]'s
+    /// order (sets `waitingSince`), if it still carries `token`; otherwise nothing. So a
+    /// time-boxed sweep continues where the last one stopped.
+    ///
+    /// [`waiting_runs`]: ReleaseStore::waiting_runs
+    async fn touch_waiting(&self, key: &RunKey, token: &str, at: OffsetDateTime) -> PortResult<()>;
+
+    /// Every release whose status is RUNNING (the sweep reconciles each with its execution).
+    /// Undecodable items are skipped and logged.
+    async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>>;
+
+    /// Marks the release as stopping, on condition that `owner` holds it and it is RUNNING
+    /// (`PortError::ConditionFailed` otherwise).
     async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()>;
 
-    /// Records the release's end, on condition that `owner` holds it.
+    /// Records the release's end, on condition that `owner` holds it and it is RUNNING
+    /// (`PortError::ConditionFailed` otherwise: an ended release stays as it ended).
     async fn finish(
         &self,
         release_id: &ReleaseId,
@@ -160,6 +179,16 @@ pub trait Pipelines: Send + Sync {
         spec: &PipelineSpec,
         client_request_token: &str,
     ) -> Result<String, StartError>;
+
+    /// ListPipelineExecutions: the earliest execution of `pipeline` triggered by
+    /// StartPipelineExecution at or after `since` (newest first pages are read until older
+    /// than `since`). What a retried start uses when the first attempt's answer was lost and
+    /// CodePipeline did not return the same execution for the client request token.
+    async fn find_started(
+        &self,
+        pipeline: &str,
+        since: OffsetDateTime,
+    ) -> PortResult<Option<String>>;
 
     /// GetPipelineExecution.
     async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus>;
@@ -226,11 +255,36 @@ pub trait TaskTokens: Send + Sync {
     async fn fail(&self, token: &str, error: &str, cause: &str) -> PortResult<TokenDelivery>;
 }
 
-/// Step Functions StartExecution, for the API.
+/// A Step Functions execution's status, as DescribeExecution and the "Step Functions
+/// Execution Status Change" event name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionRunState {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+    PendingRedrive,
+}
+
+/// What DescribeExecution says about an execution of the release state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionState {
+    pub status: ExecutionRunState,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// Step Functions: StartExecution (the API) and DescribeExecution (the reconciler's sweep).
 #[async_trait]
 pub trait Executions: Send + Sync {
     /// Starts the release state machine under `name` with `input`; returns the execution ARN.
     async fn start(&self, name: &str, input: &Value) -> PortResult<String>;
+
+    /// DescribeExecution of the release state machine's execution named `name`; `None` if
+    /// there is no such execution (ExecutionDoesNotExist).
+    async fn describe(&self, name: &str) -> PortResult<Option<ExecutionState>>;
 }
 
 /// The time, so tests and the local run control it.
@@ -329,12 +383,13 @@ pub trait JobResults: Send + Sync {
     async fn fail(&self, job_id: &str, message: &str) -> PortResult<()>;
 }
 
-/// The release run: start, await, record, stop, sweep.
+/// The release run: start, await, record, stop, sweep, reconcile.
 #[derive(Clone, Copy)]
 pub struct RunPorts<'a> {
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
     pub tokens: &'a dyn TaskTokens,
+    pub executions: &'a dyn Executions,
     pub clock: &'a dyn Clock,
 }
 

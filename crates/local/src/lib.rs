@@ -9,6 +9,7 @@
 pub mod clock;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod executions;
 pub mod runner;
 pub mod sim;
 pub mod store;

@@ -7,6 +7,7 @@
 //! (EventBridge's schedule).
 
 use crate::clock::VirtualClock;
+use crate::executions::LocalExecutions;
 use crate::sim::{ApiCalls, SimExecution, SimFile, SimPipelines};
 use crate::store::{RunChange, SqliteStore};
 use crate::tokens::EngineTokens;
@@ -298,11 +299,13 @@ async fn run_in_virtual_time(
         input,
     ));
     let tokens = EngineTokens::new(engine_tokens).with_faults_of(sim.clone());
+    let executions = LocalExecutions::new(execution_name.clone());
     let functions = LocalFunctions::new(
         TaskPorts {
             store: &store,
             pipelines: &sim,
             tokens: &tokens,
+            executions: &executions,
             source: &LocalFiles,
             clock: &clock,
         },

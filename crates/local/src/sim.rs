@@ -660,6 +660,14 @@ fn execution_id() -> String {
 
 #[async_trait::async_trait]
 impl Pipelines for SimPipelines {
+    async fn find_started(
+        &self,
+        _pipeline: &str,
+        _since: OffsetDateTime,
+    ) -> PortResult<Option<String>> {
+        Err(PortError::Other("find_started: not implemented yet".into()))
+    }
+
     async fn exists(&self, name: &str) -> PortResult<bool> {
         let inner = &self.inner;
         inner

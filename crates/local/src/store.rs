@@ -753,6 +753,23 @@ impl ReleaseStore for SqliteStore {
         Ok(runs)
     }
 
+    async fn touch_waiting(
+        &self,
+        _key: &RunKey,
+        _token: &str,
+        _at: OffsetDateTime,
+    ) -> PortResult<()> {
+        Err(PortError::Other(
+            "touch_waiting: not implemented yet".into(),
+        ))
+    }
+
+    async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>> {
+        Err(PortError::Other(
+            "running_releases: not implemented yet".into(),
+        ))
+    }
+
     async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
         let id = release_id.as_str();
         self.write(|tx| {

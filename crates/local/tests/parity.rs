@@ -12,7 +12,9 @@
 //! equal JSON, and errors equal in errorType and message.
 
 use rm_core::handlers::{Function, TaskPorts};
-use rm_core::memory::{FakePipelines, FakeSource, ManualClock, MemoryStore, RecordingTokens};
+use rm_core::memory::{
+    FakeExecutions, FakePipelines, FakeSource, ManualClock, MemoryStore, RecordingTokens,
+};
 use rm_core::ports::{Clock, ManifestPorts, ReleaseStore, RunKey, RunPorts};
 use rm_core::{ReleaseId, TaskError};
 use rm_local::runner::LocalFunctions;
@@ -33,6 +35,7 @@ struct Fakes {
     pipelines: FakePipelines,
     tokens: RecordingTokens,
     source: FakeSource,
+    executions: FakeExecutions,
     clock: ManualClock,
 }
 
@@ -48,6 +51,7 @@ impl Fakes {
             pipelines: FakePipelines::with(&SAMPLE_PIPELINES),
             tokens: RecordingTokens::default(),
             source,
+            executions: FakeExecutions::default(),
             clock: ManualClock::fixed(),
         }
     }
@@ -57,6 +61,7 @@ impl Fakes {
             store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
+            executions: &self.executions,
             source: &self.source,
             clock: &self.clock,
         }

@@ -568,6 +568,7 @@ impl World {
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
+            executions: &self.executions,
             clock: &self.clock,
         }
     }
@@ -583,6 +584,7 @@ impl World {
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
+            executions: &self.executions,
             source: &self.source,
             clock: &self.clock,
         }

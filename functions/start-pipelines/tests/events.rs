@@ -54,6 +54,7 @@ impl World {
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
+            executions: &rm_core::memory::NO_EXECUTIONS,
             clock: &self.clock,
         }
     }

@@ -16,8 +16,8 @@ pub mod record_state;
 pub mod start_pipelines;
 
 use crate::error::TaskError;
-use crate::ports::TaskTokens;
 use crate::ports::{Clock, ManifestPorts, ManifestSource, Pipelines, ReleaseStore, RunPorts};
+use crate::ports::{Executions, TaskTokens};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -76,6 +76,7 @@ pub struct TaskPorts<'a> {
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
     pub tokens: &'a dyn TaskTokens,
+    pub executions: &'a dyn Executions,
     pub source: &'a dyn ManifestSource,
     pub clock: &'a dyn Clock,
 }
@@ -86,6 +87,7 @@ impl<'a> TaskPorts<'a> {
             store: self.store,
             pipelines: self.pipelines,
             tokens: self.tokens,
+            executions: self.executions,
             clock: self.clock,
         }
     }
