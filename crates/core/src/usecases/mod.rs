@@ -5,15 +5,17 @@ mod check;
 mod gate;
 mod record;
 mod runs;
+mod sweep;
 
 pub use api::{get_release, submit_release, SubmitOutcome};
 pub use check::{check_manifest, claim_manifest, find_missing_pipelines};
 pub use gate::{evaluate_gate, job_message, run_health_gate, GateDecision, GateSettings};
 pub use record::{decode_state_change, record_release, record_state_change, ChangeOutcome};
 pub use runs::{
-    await_pipeline, client_request_token, start_pipeline, stop_running, stop_timed_out, sweep,
+    await_pipeline, client_request_token, start_pipeline, stop_running, stop_timed_out,
     MAX_STOP_ATTEMPTS, STOP_ABANDON_AFTER,
 };
+pub use sweep::sweep;
 
 use crate::error::TaskError;
 use crate::ports::{ReleaseStore, RunKey};

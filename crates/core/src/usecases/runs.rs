@@ -2,7 +2,7 @@ use super::{key, load_run, release_id, RunPorts};
 use crate::error::{PortError, TaskError};
 use crate::ports::{PortResult, RunKey, StartError, TokenDelivery};
 use crate::release::{ReleaseId, ReleaseStatus, RunRecord, RunStatus};
-use crate::tasks::{AwaitResponse, PipelineRef, RunResponse, StopRunningResponse, SweepResponse};
+use crate::tasks::{AwaitResponse, PipelineRef, RunResponse, StopRunningResponse};
 use sha2::{Digest, Sha256};
 
 /// After this many StopRunning attempts (30 s apart) the stop is repeated with `abandon`.
@@ -114,7 +114,10 @@ async fn start_run(
 /// Retries the start of a run a busy pipeline left NotStarted (issue 9, fault 5): when its
 /// wait begins and on every sweep, while its release is RUNNING and not stopping. A release
 /// that ended or is stopping never starts it: its token is dropped, so the sweep lets it be.
-async fn retry_busy_start(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRecord, TaskError> {
+pub(super) async fn retry_busy_start(
+    run: RunRecord,
+    ports: &RunPorts<'_>,
+) -> Result<RunRecord, TaskError> {
     if run.status != RunStatus::NotStarted {
         return Ok(run);
     }
@@ -144,7 +147,10 @@ async fn retry_busy_start(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRec
 /// terminal status (the waiting task, a state-change event, the sweep) may both send: the
 /// second is answered TaskTimedOut or InvalidToken, which means already done. True if this
 /// call delivered the completion.
-async fn complete_if_terminal(run: &RunRecord, ports: &RunPorts<'_>) -> Result<bool, TaskError> {
+pub(super) async fn complete_if_terminal(
+    run: &RunRecord,
+    ports: &RunPorts<'_>,
+) -> Result<bool, TaskError> {
     let (true, Some(token)) = (run.status.is_terminal(), run.task_token.as_deref()) else {
         return Ok(false);
     };
@@ -160,7 +166,7 @@ async fn complete_if_terminal(run: &RunRecord, ports: &RunPorts<'_>) -> Result<b
 /// Asks CodePipeline for the status of a started, non-terminal run and records a change. An
 /// execution CodePipeline no longer knows (the pipeline deleted, the execution gone) is
 /// recorded NotFound, a terminal status (issue 9, fault 7).
-async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRecord, TaskError> {
+pub(super) async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunRecord, TaskError> {
     let Some(execution_id) = run
         .execution_id
         .as_deref()
@@ -208,31 +214,6 @@ pub async fn await_pipeline(
         status: run.status,
         completed,
     })
-}
-
-/// The scheduled sweep: polls every waiting run and completes the tokens of finished ones, so
-/// a lost state-change event costs minutes, not the release.
-pub async fn sweep(ports: &RunPorts<'_>) -> Result<SweepResponse, TaskError> {
-    let mut out = SweepResponse::default();
-    for run in ports.store.waiting_runs().await? {
-        out.polled += 1;
-        let name = run.spec.name.clone();
-        let result = async {
-            let run = retry_busy_start(run, ports).await?;
-            let run = refresh(run, ports).await?;
-            complete_if_terminal(&run, ports).await
-        }
-        .await;
-        match result {
-            Ok(true) => out.completed += 1,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(pipeline = %name, error = %e, "sweep could not poll a waiting run");
-                out.errors += 1;
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Stops one run whose wait timed out; it counts as failed.
