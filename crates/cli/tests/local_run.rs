@@ -422,10 +422,10 @@ fn history_events_per_pipeline_do_not_grow_with_duration() {
 
 /// History events per cleanly run pipeline, measured as the cost of each pipeline added to a
 /// release (the fixed cost of CheckManifest, the waves and the end is not a pipeline's), two
-/// waves as above. ARCHITECTURE.md §8 asks for at most 10; today's definition costs 16 (17 with
-/// the TaskSubmitted event AWS records for a `.waitForTaskToken` task). This bound keeps it
-/// from growing until the one-task-per-pipeline shape (issue 9) brings it to 10.
-const HISTORY_EVENTS_PER_PIPELINE_BUDGET: usize = 17;
+/// waves as above, TaskSubmitted included as AWS records it. ARCHITECTURE.md §8 and issue 9 ask
+/// for at most 10: one `.waitForTaskToken` task per pipeline costs 8 (2 Map-iteration events,
+/// 6 task events).
+const HISTORY_EVENTS_PER_PIPELINE_BUDGET: usize = 10;
 
 #[test]
 fn history_events_per_cleanly_run_pipeline_are_within_budget() {

@@ -80,6 +80,10 @@ pub enum TaskError {
     /// The pipeline cannot be started (disabled transition, version not found, ...).
     #[error("{0}")]
     PipelineNotStartable(String),
+    /// The release already ended (SUCCEEDED, FAILED, CANCELLED): nothing of it is started or
+    /// rewritten, e.g. by an execution restarted with RedriveExecution. Not retryable.
+    #[error("{0}")]
+    ReleaseEnded(String),
     /// Anything else: not retryable.
     #[error("{0}")]
     Internal(String),
@@ -145,6 +149,7 @@ mod error_type_tests {
                 "Throttled",
                 "Transient",
                 "PipelineNotStartable",
+                "ReleaseEnded",
                 "Internal",
             ]
         );

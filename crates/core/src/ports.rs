@@ -290,6 +290,12 @@ pub trait Executions: Send + Sync {
 /// The time, so tests and the local run control it.
 pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
+
+    /// Waits `d` (a backoff inside a task): tokio time by default, which the local run's
+    /// paused runtime makes virtual; a manual test clock advances itself instead.
+    fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
 }
 
 /// The wall clock.

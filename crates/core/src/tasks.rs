@@ -154,16 +154,27 @@ pub struct StopRunningResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum PollRequest {
-    /// The AwaitPipeline task: store the token on the run and check the status at once.
+    /// The RunPipeline task (`.waitForTaskToken`): store the token on the run, start the
+    /// pipeline if it is not started, and check the status at once.
     #[serde(rename_all = "camelCase")]
     Await {
         release_id: String,
         execution_name: String,
         pipeline: String,
         task_token: String,
+        /// `$$.State.RetryCount`: above 0, an earlier attempt may have started the pipeline
+        /// and lost the answer.
+        #[serde(default)]
+        retry_count: u32,
     },
-    /// The scheduled sweep (also accepted as an EventBridge "Scheduled Event").
-    Sweep,
+    /// The sweep: `{"action": "sweep"}` polls every waiting run (also accepted as
+    /// EventBridge's "Scheduled Event", the 5-minute rule); `{"action": "sweep", "releaseId":
+    /// "r1"}` only that release's (the local runner's scoped sweep).
+    #[serde(rename_all = "camelCase")]
+    Sweep {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release_id: Option<String>,
+    },
 }
 
 /// What `Await` did.
@@ -173,15 +184,30 @@ pub struct AwaitResponse {
     pub status: RunStatus,
     /// True when the run was already terminal and the token was completed at once.
     pub completed: bool,
+    /// True when a newer attempt of the task had already stored its token: this invocation
+    /// left the run to it (issue 9, fault 9).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 /// What the sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepResponse {
+    /// Waiting runs polled (each counted once, whatever its poll's outcome).
     pub polled: u32,
+    /// Polled runs that were terminal and whose waiting task this sweep completed.
     pub completed: u32,
+    /// Polled runs whose poll failed (logged; the sweep went on).
     pub errors: u32,
+    /// Waiting runs not polled because the sweep's time box ran out: the next sweep starts
+    /// with them (polled runs move to the back of the waiting order). Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remaining: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// record-state's `recordRelease` payload.

@@ -3,12 +3,15 @@
 //! Payloads: `{"action": "await", ...}` from the state machine (a
 //! `lambda:invoke.waitForTaskToken` task: the token is stored on the run and the status checked
 //! at once), and the sweep, either as an EventBridge "Scheduled Event" (the 5-minute rule) or
-//! as `{"action": "sweep"}` (by hand, or the local run).
+//! as `{"action": "sweep"}` (by hand), or scoped to one release as `{"action": "sweep",
+//! "releaseId": "..."}` (the local run, so runs sharing a state directory never poll each
+//! other's runs).
 
 use super::encode;
 use crate::ports::RunPorts;
+use crate::release::ReleaseId;
 use crate::tasks::PollRequest;
-use crate::usecases;
+use crate::usecases::{self, SweepOptions};
 use crate::TaskError;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::Value;
@@ -22,18 +25,36 @@ pub async fn handle(payload: Value, ports: &RunPorts<'_>) -> Result<Value, TaskE
             execution_name,
             pipeline,
             task_token,
+            retry_count,
         } => {
-            let out = usecases::await_pipeline(release_id, pipeline, task_token, ports).await?;
+            let out = usecases::await_pipeline(
+                release_id,
+                execution_name,
+                pipeline,
+                task_token,
+                *retry_count,
+                ports,
+            )
+            .await?;
             tracing::info!(release = %release_id, execution = %execution_name, pipeline = %pipeline,
                 status = %out.status, completed = out.completed, "await");
             encode(&out)
         }
-        PollRequest::Sweep => {
-            let out = usecases::sweep(ports).await?;
+        PollRequest::Sweep { release_id } => {
+            let options =
+                match release_id {
+                    Some(raw) => SweepOptions::for_release(ReleaseId::parse(raw).map_err(|m| {
+                        TaskError::BadInput(format!("sweep: releaseId {raw:?} {m}"))
+                    })?),
+                    None => SweepOptions::default(),
+                };
+            let out = usecases::sweep_with(ports, &options).await?;
             tracing::info!(
+                release = release_id.as_deref().unwrap_or("*"),
                 polled = out.polled,
                 completed = out.completed,
                 errors = out.errors,
+                remaining = out.remaining,
                 "sweep"
             );
             encode(&out)
@@ -53,12 +74,13 @@ fn decode(payload: Value) -> Result<PollRequest, TaskError> {
                 event.detail_type, event.source
             )));
         }
-        return Ok(PollRequest::Sweep);
+        // The schedule's sweep covers every release.
+        return Ok(PollRequest::Sweep { release_id: None });
     }
     serde_json::from_value(payload).map_err(|e| {
         TaskError::BadInput(format!(
             "expected {{\"action\": \"await\", \"releaseId\", \"executionName\", \"pipeline\", \
-             \"taskToken\"}}, {{\"action\": \"sweep\"}} or a scheduled event: {e}"
+             \"taskToken\"}}, {{\"action\": \"sweep\", \"releaseId\"?}} or a scheduled event: {e}"
         ))
     })
 }

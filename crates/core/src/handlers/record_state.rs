@@ -14,14 +14,16 @@
 use super::encode;
 use crate::ports::RunPorts;
 use crate::tasks::RecordRequest;
-use crate::usecases::{self, ChangeOutcome};
+use crate::usecases::{self, ChangeOutcome, Reconciled};
 use crate::TaskError;
 use serde_json::{json, Value};
 
 /// Decodes the payload, records the event or the release's end, answers what was done.
 pub async fn handle(payload: Value, ports: &RunPorts<'_>) -> Result<Value, TaskError> {
-    if payload.get("detail-type").is_some() {
-        return state_change(&payload, ports).await;
+    match payload.get("detail-type").map(|t| t.as_str()) {
+        Some(Some(EXECUTION_STATUS_CHANGE)) => return execution_ended(&payload, ports).await,
+        Some(_) => return state_change(&payload, ports).await,
+        None => {}
     }
     let request: RecordRequest = serde_json::from_value(payload).map_err(|e| {
         TaskError::BadInput(format!(
@@ -38,6 +40,38 @@ pub async fn handle(payload: Value, ports: &RunPorts<'_>) -> Result<Value, TaskE
             encode(&view)
         }
     }
+}
+
+const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// The release state machine's execution ended (EventBridge, for FAILED, TIMED_OUT and
+/// ABORTED): the reconciler ends the release it left RUNNING (issue 9, fault 2). An
+/// undecodable event is acknowledged as `Rejected` (the sweep's DescribeExecution is the net);
+/// a failure to reconcile fails the invocation, so EventBridge's asynchronous retries
+/// deliver it again.
+async fn execution_ended(event: &Value, ports: &RunPorts<'_>) -> Result<Value, TaskError> {
+    let end = match usecases::decode_execution_event(event) {
+        Ok(end) => end,
+        Err(reason) => {
+            let id = event.get("id").cloned().unwrap_or(Value::Null);
+            tracing::error!(event_id = %id, %reason, "undecodable execution event; acknowledged");
+            return Ok(json!({"outcome": "Rejected", "reason": reason}));
+        }
+    };
+    let outcome = usecases::reconcile_execution(&end, ports).await?;
+    tracing::info!(execution = %end.execution_name, status = ?end.state.status,
+        outcome = ?outcome, "execution status change");
+    Ok(match outcome {
+        Reconciled::Nothing => json!({"outcome": "Nothing", "execution": end.execution_name}),
+        Reconciled::StillRunning => {
+            json!({"outcome": "StillRunning", "execution": end.execution_name})
+        }
+        Reconciled::Ended(view) => json!({
+            "outcome": "Reconciled",
+            "execution": end.execution_name,
+            "release": view,
+        }),
+    })
 }
 
 async fn state_change(event: &Value, ports: &RunPorts<'_>) -> Result<Value, TaskError> {

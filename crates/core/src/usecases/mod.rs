@@ -3,6 +3,7 @@
 mod api;
 mod check;
 mod gate;
+mod reconcile;
 mod record;
 mod runs;
 mod sweep;
@@ -10,12 +11,16 @@ mod sweep;
 pub use api::{get_release, submit_release, SubmitOutcome};
 pub use check::{check_manifest, claim_manifest, find_missing_pipelines};
 pub use gate::{evaluate_gate, job_message, run_health_gate, GateDecision, GateSettings};
+pub use reconcile::{
+    decode_execution_event, reconcile_execution, reconcile_running, ExecutionEnd, Reconciled,
+    SweepReconciled, ABANDONED_CLAIM_AFTER, RELEASE_NOT_RECORDED,
+};
 pub use record::{decode_state_change, record_release, record_state_change, ChangeOutcome};
 pub use runs::{
     await_pipeline, client_request_token, start_pipeline, stop_running, stop_timed_out,
     MAX_STOP_ATTEMPTS, STOP_ABANDON_AFTER,
 };
-pub use sweep::sweep;
+pub use sweep::{sweep, sweep_with, SweepOptions, SWEEP_BUDGET, SWEEP_PARALLELISM};
 
 use crate::error::TaskError;
 use crate::ports::{ReleaseStore, RunKey};

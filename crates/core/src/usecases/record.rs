@@ -1,8 +1,9 @@
 use super::runs::record_and_complete;
 use super::{release_id, RunPorts};
 use crate::error::TaskError;
+use crate::release::StoredRelease;
 use crate::release::{ReleaseStatus, RunStatus};
-use crate::tasks::{PipelineStateChange, RecordReleaseRequest};
+use crate::tasks::{CaughtError, PipelineStateChange, RecordReleaseRequest};
 use crate::view::ReleaseView;
 use aws_lambda_events::event::codepipeline_cloudwatch::CodePipelineCloudWatchEvent;
 use serde_json::Value;
@@ -96,39 +97,7 @@ pub async fn record_release(
     if stored.release.status != ReleaseStatus::Running {
         return Ok(ReleaseView::from(&stored));
     }
-    // A release succeeds only when every pipeline's latest run Succeeded: on the success path
-    // a run that never started or has not ended counts against it too (issue 9, fault 12). On
-    // the failure path the cause names the runs that ended without succeeding.
-    // In wave then name order, as the release JSON lists them: the same cause from every store.
-    let mut runs: Vec<_> = stored.runs.iter().collect();
-    runs.sort_by(|a, b| (a.spec.wave, &a.spec.name).cmp(&(b.spec.wave, &b.spec.name)));
-    let not_succeeded: Vec<String> = runs
-        .into_iter()
-        .filter(|r| r.status != RunStatus::Succeeded)
-        .filter(|r| req.status == ReleaseStatus::Succeeded || r.status.is_terminal())
-        .map(|r| format!("{} ({})", r.spec.name, r.status))
-        .collect();
-    let (status, cause) = match req.status {
-        ReleaseStatus::Succeeded if not_succeeded.is_empty() => (ReleaseStatus::Succeeded, None),
-        _ => {
-            let mut cause = if not_succeeded.is_empty() {
-                "the release failed".to_owned()
-            } else {
-                format!(
-                    "pipelines that did not succeed: {}",
-                    not_succeeded.join(", ")
-                )
-            };
-            if let Some(e) = req.error.as_ref().filter(|e| e.error != "PipelineFailed") {
-                cause.push_str(&format!(
-                    "; error {}: {}",
-                    e.error,
-                    e.cause.as_deref().unwrap_or("")
-                ));
-            }
-            (ReleaseStatus::Failed, Some(cause))
-        }
-    };
+    let (status, cause) = release_end(&stored, req.status, req.error.as_ref());
     store
         .finish(&rid, &req.execution_name, status, cause.as_deref(), now)
         .await?;
@@ -137,4 +106,43 @@ pub async fn record_release(
         .await?
         .ok_or_else(|| TaskError::NotFound(format!("release {rid} vanished")))?;
     Ok(ReleaseView::from(&stored))
+}
+
+/// How a release ends when `requested` is asked for: a release succeeds only when every
+/// pipeline's latest run Succeeded (issue 9, fault 12: on the success path a run that never
+/// started or has not ended counts against it too). A failure's cause names the runs that
+/// ended without succeeding, in wave then name order as the release JSON lists them (the same
+/// cause from every store), and the caught error unless it is a pipeline's failure.
+pub(super) fn release_end(
+    stored: &StoredRelease,
+    requested: ReleaseStatus,
+    error: Option<&CaughtError>,
+) -> (ReleaseStatus, Option<String>) {
+    let mut runs: Vec<_> = stored.runs.iter().collect();
+    runs.sort_by(|a, b| (a.spec.wave, &a.spec.name).cmp(&(b.spec.wave, &b.spec.name)));
+    let not_succeeded: Vec<String> = runs
+        .into_iter()
+        .filter(|r| r.status != RunStatus::Succeeded)
+        .filter(|r| requested == ReleaseStatus::Succeeded || r.status.is_terminal())
+        .map(|r| format!("{} ({})", r.spec.name, r.status))
+        .collect();
+    if requested == ReleaseStatus::Succeeded && not_succeeded.is_empty() {
+        return (ReleaseStatus::Succeeded, None);
+    }
+    let mut cause = if not_succeeded.is_empty() {
+        "the release failed".to_owned()
+    } else {
+        format!(
+            "pipelines that did not succeed: {}",
+            not_succeeded.join(", ")
+        )
+    };
+    if let Some(e) = error.filter(|e| e.error != "PipelineFailed") {
+        cause.push_str(&format!(
+            "; error {}: {}",
+            e.error,
+            e.cause.as_deref().unwrap_or("")
+        ));
+    }
+    (ReleaseStatus::Failed, Some(cause))
 }

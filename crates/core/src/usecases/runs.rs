@@ -1,9 +1,12 @@
 use super::{key, load_run, release_id, RunPorts};
 use crate::error::{PortError, TaskError};
 use crate::ports::{PortResult, RunKey, StartError, TokenDelivery};
-use crate::release::{ReleaseId, ReleaseStatus, RunRecord, RunStatus};
+use crate::release::{ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStatus};
 use crate::tasks::{AwaitResponse, PipelineRef, RunResponse, StopRunningResponse};
 use sha2::{Digest, Sha256};
+
+/// The error a RunPipeline task fails with when its pipeline ended without succeeding.
+pub const PIPELINE_FAILED: &str = "PipelineFailed";
 
 /// After this many StopRunning attempts (30 s apart) the stop is repeated with `abandon`.
 pub const STOP_ABANDON_AFTER: u32 = 10;
@@ -44,24 +47,107 @@ pub async fn start_pipeline(
 ) -> Result<RunResponse, TaskError> {
     let rid = release_id(&req.release_id)?;
     let run = load_run(ports.store, &rid, &req.pipeline).await?;
-    if run.status != RunStatus::NotStarted {
+    if run.status != RunStatus::NotStarted
+        || startable_release(&rid, &req.execution_name, ports)
+            .await?
+            .is_none()
+    {
         return Ok(response(&run));
     }
-    Ok(response(&start_run(run, &req.execution_name, ports).await?))
+    Ok(response(
+        &start_run(run, &req.execution_name, false, ports).await?,
+    ))
+}
+
+/// How long a start throttled by CodePipeline is retried inside its task (backoff 1, 2, 4, 8,
+/// 15 s: six attempts) before it is left to the sweep: well inside poll-execution's 120 s
+/// timeout, with the SDK's own operation timeouts (about 12 s a call) on top.
+pub const START_THROTTLE_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The wait before the `attempt`th retry of a throttled start: exponential from 1 s, capped at
+/// 15 s, with a deterministic jitter (a hash of the pipeline and attempt) so 500 throttled
+/// starts do not retry in lockstep, yet a local run stays reproducible.
+fn throttle_backoff(pipeline: &str, attempt: u32) -> std::time::Duration {
+    let base = 1000u64 << attempt.min(4);
+    let cap = base.min(15_000);
+    let mut h = Sha256::new();
+    h.update(pipeline.as_bytes());
+    h.update(attempt.to_be_bytes());
+    let digest = h.finalize();
+    let r = u64::from(u16::from_be_bytes([digest[0], digest[1]]));
+    // Between half and all of the capped delay.
+    std::time::Duration::from_millis(cap / 2 + (cap / 2) * r / u64::from(u16::MAX))
+}
+
+/// StartPipelineExecution with the run's client request token. Throttling is retried here,
+/// with backoff, for [`START_THROTTLE_BUDGET`] (issue 9, fault 10: a state-level Retry would
+/// cost three history events an attempt); still throttled after that, it answers `Busy`, and
+/// the sweep tries again.
+async fn start_execution(
+    run: &RunRecord,
+    token: &str,
+    ports: &RunPorts<'_>,
+) -> Result<String, StartError> {
+    let began = ports.clock.now();
+    let mut attempt = 0u32;
+    loop {
+        match ports.pipelines.start(&run.spec, token).await {
+            Err(StartError::Port(PortError::Throttled(m))) => {
+                let waited = ports.clock.now() - began;
+                if waited >= START_THROTTLE_BUDGET {
+                    return Err(StartError::Busy(format!(
+                        "still throttled after {waited}: {m}"
+                    )));
+                }
+                ports
+                    .clock
+                    .sleep(throttle_backoff(&run.spec.name, attempt))
+                    .await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Starts a NotStarted run (StartPipelineExecution with the run's client request token) and
 /// records the start for `owner`. A busy pipeline leaves the run NotStarted.
+///
+/// `lost_answer`: an earlier attempt may have started the pipeline and lost the answer (the
+/// task is a retry: a Lambda timeout, an SDK operation timeout). Reusing the client request
+/// token makes CodePipeline return that execution — but the token's idempotency window is not
+/// documented (docs.aws.amazon.com/codepipeline/latest/APIReference/API_StartPipelineExecution.html
+/// only says the token "identifies a unique execution request"), so the execution is first
+/// looked for with ListPipelineExecutions: one triggered by StartPipelineExecution since the
+/// release was claimed is adopted, not started again (issue 9, fault 6).
 async fn start_run(
     run: RunRecord,
     owner: &str,
+    lost_answer: bool,
     ports: &RunPorts<'_>,
 ) -> Result<RunRecord, TaskError> {
     let rid = run.release_id.clone();
     let pipeline = run.spec.name.clone();
     let token = client_request_token(&rid, &pipeline);
     let k = key(&rid, &pipeline);
-    let execution_id = match ports.pipelines.start(&run.spec, &token).await {
+    let mut adopted = None;
+    if lost_answer {
+        if let Some(release) = ports.store.release_record(&rid).await? {
+            adopted = ports
+                .pipelines
+                .find_started(&pipeline, release.requested_at)
+                .await?;
+            if let Some(id) = &adopted {
+                tracing::warn!(release = %rid, pipeline = %pipeline, execution_id = %id,
+                    "an earlier attempt started the pipeline and lost the answer: adopted");
+            }
+        }
+    }
+    let started = match adopted {
+        Some(id) => Ok(id),
+        None => start_execution(&run, &token, ports).await,
+    };
+    let execution_id = match started {
         Ok(id) => id,
         Err(StartError::NotFound(_)) => {
             return Ok(ports
@@ -93,7 +179,7 @@ async fn start_run(
     // StopRunning marks the release before it lists runs; a start that landed after the
     // listing stops itself here.
     if let Some(release) = ports.store.release_record(&rid).await? {
-        if release.stop_requested {
+        if release.stop_requested || release.status != ReleaseStatus::Running {
             let reason = format!("release {rid} is stopping");
             ports
                 .pipelines
@@ -109,6 +195,32 @@ async fn start_run(
         }
     }
     Ok(run)
+}
+
+/// The release a task of `owner` may start pipelines of: RUNNING, held by `owner`, not
+/// stopping. Every start is conditional on it (issue 9, "ended means ended"): an execution
+/// restarted by RedriveExecution (same name, so same owner) fails at once instead of starting
+/// pipelines of a release that ended.
+async fn startable_release(
+    rid: &ReleaseId,
+    owner: &str,
+    ports: &RunPorts<'_>,
+) -> Result<Option<ReleaseRecord>, TaskError> {
+    let release = ports
+        .store
+        .release_record(rid)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(format!("release {rid} is not recorded")))?;
+    if release.owner != owner {
+        return Err(TaskError::Duplicate(rid.to_string()));
+    }
+    if release.status != ReleaseStatus::Running {
+        return Err(TaskError::ReleaseEnded(format!(
+            "release {rid} already ended {}; retry the release instead of redriving its execution",
+            release.status
+        )));
+    }
+    Ok((!release.stop_requested).then_some(release))
 }
 
 /// Retries the start of a run a busy pipeline left NotStarted (issue 9, fault 5): when its
@@ -130,7 +242,7 @@ pub(super) async fn retry_busy_start(
         }
         return Ok(run);
     };
-    match start_run(run, &release.owner, ports).await {
+    match start_run(run, &release.owner, false, ports).await {
         // Recorded Failed: the wait completes with it.
         Err(TaskError::PipelineNotStartable(m)) => {
             tracing::warn!(pipeline = %k.pipeline, error = %m, "a busy pipeline became not startable");
@@ -155,10 +267,17 @@ pub(super) async fn complete_if_terminal(
         return Ok(false);
     };
     let k = key(&run.release_id, &run.spec.name);
-    let output = serde_json::to_value(response(run))
-        .map_err(|e| TaskError::Internal(format!("cannot encode the run outcome: {e}")))?;
     // TaskTimedOut / InvalidToken: the task already ended (completed, timed out, aborted).
-    let delivery = ports.tokens.succeed(token, &output).await?;
+    let delivery = if run.status == RunStatus::Succeeded {
+        let output = serde_json::to_value(response(run))
+            .map_err(|e| TaskError::Internal(format!("cannot encode the run outcome: {e}")))?;
+        ports.tokens.succeed(token, &output).await?
+    } else {
+        // The task fails, so the state machine's Catch takes the failure path with no Choice
+        // state on the success path (two history events fewer per pipeline).
+        let cause = format!("pipeline {} ended {}", run.spec.name, run.status);
+        ports.tokens.fail(token, PIPELINE_FAILED, &cause).await?
+    };
     ports.store.clear_token(&k, token).await?;
     Ok(delivery == TokenDelivery::Delivered)
 }
@@ -194,25 +313,50 @@ pub(super) async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunR
         .unwrap_or(run))
 }
 
-/// The AwaitPipeline task: stores the token on the run, then checks the status at once, so a
-/// pipeline that finished before the token was stored is not missed.
+/// The RunPipeline task (`.waitForTaskToken`, one per pipeline: issue 9, fault 10): stores the
+/// token on the run, starts the pipeline if it is not started (busy or throttled: left to the
+/// sweep), then checks the status at once, so a pipeline that finished before the token was
+/// stored is not missed.
+///
+/// The token write never replaces a newer attempt's token (issue 9, fault 9): when Step
+/// Functions retried this task while this invocation still ran, the newer attempt owns the
+/// run, and this one answers `superseded` without touching it.
 pub async fn await_pipeline(
     release: &str,
+    execution_name: &str,
     pipeline: &str,
     task_token: &str,
+    retry_count: u32,
     ports: &RunPorts<'_>,
 ) -> Result<AwaitResponse, TaskError> {
     let rid = release_id(release)?;
+    let k = key(&rid, pipeline);
     let run = ports
         .store
-        .set_token(&key(&rid, pipeline), task_token, ports.clock.now())
+        .set_token(&k, task_token, ports.clock.now())
         .await?;
-    let run = retry_busy_start(run, ports).await?;
+    if run.task_token.as_deref() != Some(task_token) {
+        tracing::warn!(release = %rid, pipeline, "a newer attempt of the task holds the run");
+        return Ok(AwaitResponse {
+            status: run.status,
+            completed: false,
+            superseded: true,
+        });
+    }
+    let run = if run.status == RunStatus::NotStarted {
+        match startable_release(&rid, execution_name, ports).await? {
+            Some(release) => start_run(run, &release.owner, retry_count > 0, ports).await?,
+            None => run,
+        }
+    } else {
+        run
+    };
     let run = refresh(run, ports).await?;
     let completed = complete_if_terminal(&run, ports).await?;
     Ok(AwaitResponse {
         status: run.status,
         completed,
+        superseded: false,
     })
 }
 
@@ -248,7 +392,7 @@ pub async fn stop_timed_out(
 /// Stops a running run. It is refreshed first (issue 9, fault 7): a run that in fact ended
 /// (its events lost, the sweep not there yet) is recorded as it ended — a Succeeded run counts
 /// as Succeeded — and not stopped; one CodePipeline no longer knows is recorded NotFound.
-async fn stop_run(
+pub(super) async fn stop_run(
     run: RunRecord,
     reason: &str,
     abandon: bool,
@@ -294,6 +438,21 @@ pub async fn stop_running(
     ports: &RunPorts<'_>,
 ) -> Result<StopRunningResponse, TaskError> {
     let rid = release_id(release)?;
+    let record = ports
+        .store
+        .release_record(&rid)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(format!("release {rid} is not recorded")))?;
+    if record.owner != owner {
+        return Err(TaskError::Duplicate(rid.to_string()));
+    }
+    if record.status != ReleaseStatus::Running {
+        // Ended already (the reconciler, a retried task): its runs are the sweep's to settle.
+        return Ok(StopRunningResponse {
+            remaining: 0,
+            attempt: attempt.saturating_add(1),
+        });
+    }
     ports.store.request_stop(&rid, owner).await?;
     let stored = ports
         .store
