@@ -51,6 +51,12 @@
 //!   [`TokenError::TaskTimedOut`]).
 //! * [`ExecutionConfig::progress`]: an optional channel that receives every
 //!   [`HistoryEvent`] as it is recorded, for live progress.
+//! * Stopping an execution from outside, as StopExecution does:
+//!   [`ExecutionConfig::with_abort_after`]`(Duration)` aborts it once that much (tokio, so
+//!   simulated) time has passed since it started; [`Execution::stop_handle`] gives a
+//!   [`StopHandle`] whose [`StopHandle::stop`]`(error, cause)` aborts it at once, from any
+//!   task or thread. Either way the execution ends [`ExecutionStatus::Aborted`] with an
+//!   `ExecutionAborted` event (see "Semantics worth knowing").
 //!
 //! * [`ExecutionConfig::history_data`] (`without_history_data()`): keep inputs, outputs and
 //!   parameters out of the history for large runs.
@@ -78,6 +84,13 @@
 //! * A history that reaches 25,000 events (Step Functions' hard quota) fails the execution
 //!   with `States.Runtime`, which no Retry or Catch handles; `ExecutionFailed` is the
 //!   25,000th event.
+//! * An aborted execution (StopExecution) records one `ExecutionAborted` event, whose details
+//!   carry `error` and `cause` only when the stop gave them (`null` details when it gave
+//!   neither, as a StopExecution without them), and ends with status `ABORTED`, no output, and
+//!   the outcome's `error`/`cause` as the stop gave them. Its running states record nothing
+//!   more: their in-flight handler futures are dropped, no further task starts, and their
+//!   task tokens are closed, so a later SendTask* answers [`TokenError::TaskTimedOut`] as for
+//!   any ended execution. Tasks a handler spawned on its own are not the engine's to stop.
 //! * An execution runs at most one year (Step Functions' maximum execution time for Standard
 //!   workflows), whatever its TimeoutSeconds: then it times out with `States.Timeout`. A Wait
 //!   state's literal `Seconds` is at most 99999999.
@@ -111,11 +124,13 @@ mod tokens;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 
 pub use error::{names as error_names, LoadError, StatesError};
 pub use history::HistoryEvent;
@@ -175,11 +190,16 @@ impl StateMachine {
     /// Prepares an execution. The [`TaskTokens`] handle completes its `.waitForTaskToken` tasks.
     pub fn start(&self, config: ExecutionConfig) -> (Execution, TaskTokens) {
         let tokens = TaskTokens::new(&config.name);
+        let (stop_tx, stop_rx) = watch::channel(None);
         (
             Execution {
                 machine: Arc::clone(&self.machine),
                 config,
                 tokens: tokens.clone(),
+                stop: StopHandle {
+                    tx: Arc::new(stop_tx),
+                },
+                stop_rx,
             },
             tokens,
         )
@@ -229,6 +249,9 @@ pub struct ExecutionConfig {
     /// (default `true`). `false` keeps the event sequence and names but sets those details to
     /// `null`, which saves copying JSON on every state for large runs.
     pub history_data: bool,
+    /// Aborts the execution (as StopExecution without error or cause) once this much tokio
+    /// time has passed since [`Execution::run`] started it. `None`: never.
+    pub abort_after: Option<Duration>,
 }
 
 impl ExecutionConfig {
@@ -245,7 +268,15 @@ impl ExecutionConfig {
             input,
             progress: None,
             history_data: true,
+            abort_after: None,
         }
+    }
+
+    /// Aborts the execution once `after` (tokio, so simulated) time has passed since it
+    /// started, as a StopExecution without error or cause would at that moment.
+    pub fn with_abort_after(mut self, after: Duration) -> Self {
+        self.abort_after = Some(after);
+        self
     }
 
     /// Keeps inputs, outputs and parameters out of the history (see [`ExecutionConfig::history_data`]).
@@ -267,6 +298,44 @@ pub struct Execution {
     machine: Arc<Machine>,
     config: ExecutionConfig,
     tokens: TaskTokens,
+    stop: StopHandle,
+    stop_rx: watch::Receiver<Option<StopRequest>>,
+}
+
+/// What a StopExecution asked for: both optional, as in the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct StopRequest {
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+/// Stops one execution from outside, as StopExecution does. `Send + Sync + Clone`.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    tx: Arc<watch::Sender<Option<StopRequest>>>,
+}
+
+impl StopHandle {
+    /// Aborts the execution at once (or as soon as it starts running) with the given error
+    /// and cause, both optional as in StopExecution. The first stop wins; a stop after the
+    /// execution ended changes nothing.
+    pub fn stop(&self, error: Option<&str>, cause: Option<&str>) {
+        self.tx.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(StopRequest {
+                error: error.map(str::to_owned),
+                cause: cause.map(str::to_owned),
+            });
+            true
+        });
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.tx.borrow().is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -275,6 +344,16 @@ pub enum ExecutionStatus {
     Succeeded,
     Failed,
     TimedOut,
+    /// Stopped from outside (StopExecution): [`ExecutionConfig::with_abort_after`] or
+    /// [`StopHandle::stop`].
+    Aborted,
+}
+
+/// How [`Execution::run`]'s race between the machine and a stop ended.
+enum End {
+    /// The machine ended (`None`: it timed out).
+    Ran(Option<Result<Value, StatesError>>),
+    Aborted(StopRequest),
 }
 
 /// How an execution ended, with its history.
@@ -300,9 +379,17 @@ impl Execution {
         executor::execution_arn(&self.config.state_machine_name, &self.config.name)
     }
 
-    /// Runs the execution to its end. All waits are `tokio::time` timers.
+    /// A handle that stops this execution from outside (StopExecution).
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Runs the execution to its end, or until it is aborted
+    /// ([`ExecutionConfig::with_abort_after`], [`StopHandle::stop`]). All waits are
+    /// `tokio::time` timers.
     pub async fn run(self, handler: &dyn TaskHandler) -> ExecutionOutcome {
         let cfg = self.config;
+        let mut stop_rx = self.stop_rx;
         let started = history::rfc3339_millis(cfg.start_time);
         let run = Run {
             handler,
@@ -334,6 +421,8 @@ impl Execution {
             obj! { "input": run.data_of(&cfg.input), "roleArn": run.execution["RoleArn"].clone() },
         );
         let machine = &self.machine;
+        let abort_at = cfg.abort_after.map(|d| run.t0 + d);
+        let stopped_already = stop_rx.borrow().clone();
         let result = {
             let mut c = cursor;
             let fut = run.run_machine(machine, cfg.input, &mut c);
@@ -343,14 +432,60 @@ impl Execution {
             let limit = machine
                 .timeout_seconds
                 .map_or(MAX_EXECUTION_SECONDS, |t| t.min(MAX_EXECUTION_SECONDS));
-            let r = tokio::time::timeout(std::time::Duration::from_secs(limit), fut)
-                .await
-                .ok();
+            let timed = tokio::time::timeout(Duration::from_secs(limit), fut);
+            let aborted = async {
+                let by_time = async {
+                    match abort_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let by_call = async {
+                    match stop_rx.wait_for(Option::is_some).await {
+                        Ok(req) => req.clone().unwrap_or_default(),
+                        // The handle lives in the execution: never closed while it runs.
+                        Err(_) => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    req = by_call => req,
+                    () = by_time => StopRequest::default(),
+                }
+            };
+            // The execution's own end wins a tie with an abort at the same instant. Whichever
+            // loses is dropped here: an aborted run's in-flight handler futures and task token
+            // waits go with it (closing the tokens) before ExecutionAborted is recorded.
+            let r = match stopped_already {
+                // Stopped before it ran: no state is entered.
+                Some(req) => End::Aborted(req),
+                None => tokio::select! {
+                    biased;
+                    r = timed => End::Ran(r.ok()),
+                    req = aborted => End::Aborted(req),
+                },
+            };
             cursor = run.history.borrow().len() as u64;
             r
         };
         let (status, output, error, cause) = match result {
-            Some(Ok(output)) => {
+            End::Aborted(req) => {
+                let mut details = serde_json::Map::new();
+                if let Some(e) = &req.error {
+                    details.insert("error".into(), Value::from(e.as_str()));
+                }
+                if let Some(c) = &req.cause {
+                    details.insert("cause".into(), Value::from(c.as_str()));
+                }
+                let details = if details.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(details)
+                };
+                run.record_closing(&mut cursor, "ExecutionAborted", details);
+                (ExecutionStatus::Aborted, None, req.error, req.cause)
+            }
+            End::Ran(Some(Ok(output))) => {
                 run.record_closing(
                     &mut cursor,
                     "ExecutionSucceeded",
@@ -358,7 +493,7 @@ impl Execution {
                 );
                 (ExecutionStatus::Succeeded, Some(output), None, None)
             }
-            Some(Err(e)) => {
+            End::Ran(Some(Err(e))) => {
                 run.record_closing(
                     &mut cursor,
                     "ExecutionFailed",
@@ -366,7 +501,7 @@ impl Execution {
                 );
                 (ExecutionStatus::Failed, None, Some(e.error), Some(e.cause))
             }
-            None => {
+            End::Ran(None) => {
                 let cause = if machine
                     .timeout_seconds
                     .is_some_and(|t| t <= MAX_EXECUTION_SECONDS)

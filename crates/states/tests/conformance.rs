@@ -38,6 +38,7 @@ fn conformance_corpus_in_engine() {
             ExecutionStatus::Succeeded => "SUCCEEDED",
             ExecutionStatus::Failed => "FAILED",
             ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Aborted => "ABORTED",
         };
         if let Err(why) = common::check(
             &case.expected,
