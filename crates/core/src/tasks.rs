@@ -204,6 +204,10 @@ pub struct SweepResponse {
     /// with them (polled runs move to the back of the waiting order). Absent when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub remaining: u32,
+    /// RUNNING releases whose execution had ended, ended by the reconciler (or API claims
+    /// whose execution never started, given up). Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reconciled: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -225,7 +225,7 @@ async fn a_pipeline_deleted_after_the_check_ends_not_found() {
         .fail_next_starts(vec![StartError::NotFound("app".into())]);
     let out = start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
     assert_eq!(out.status, RunStatus::NotFound);
-    let awaited = await_pipeline("r1", "app", "tok", &w.ports())
+    let awaited = await_pipeline("r1", "exec-1", "app", "tok", 0, &w.ports())
         .await
         .unwrap();
     assert!(
@@ -239,7 +239,7 @@ async fn the_event_completes_the_waiting_task_once() {
     let w = started_world(&["app"]).await;
     let started = start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
     let exec = started.execution_id.unwrap();
-    let awaited = await_pipeline("r1", "app", "tok-1", &w.ports())
+    let awaited = await_pipeline("r1", "exec-1", "app", "tok-1", 0, &w.ports())
         .await
         .unwrap();
     assert!(!awaited.completed);
@@ -279,7 +279,7 @@ async fn a_pipeline_that_finished_before_the_wait_is_completed_by_the_wait() {
         .execution_id
         .unwrap();
     w.pipelines.set_status(&exec, RunStatus::Failed);
-    let awaited = await_pipeline("r1", "app", "tok-1", &w.ports())
+    let awaited = await_pipeline("r1", "exec-1", "app", "tok-1", 0, &w.ports())
         .await
         .unwrap();
     assert_eq!(awaited.status, RunStatus::Failed);
@@ -292,7 +292,7 @@ async fn the_sweep_completes_runs_whose_events_were_lost() {
     let w = started_world(&["app", "web"]).await;
     for p in ["app", "web"] {
         start_pipeline(&w.pref(p), &w.ports()).await.unwrap();
-        await_pipeline("r1", p, &format!("tok-{p}"), &w.ports())
+        await_pipeline("r1", "exec-1", p, &format!("tok-{p}"), 0, &w.ports())
             .await
             .unwrap();
     }
@@ -326,7 +326,9 @@ async fn stop_running_stops_siblings_and_waits_until_they_are_terminal() {
     w.pipelines
         .set_status(app.execution_id.as_deref().unwrap(), RunStatus::Failed);
     sweep(&w.ports()).await.unwrap();
-    await_pipeline("r1", "app", "t", &w.ports()).await.unwrap();
+    await_pipeline("r1", "exec-1", "app", "t", 0, &w.ports())
+        .await
+        .unwrap();
     assert_eq!(w.status("app").await, RunStatus::Failed);
 
     let first = stop_running("r1", "exec-1", 0, &w.ports()).await.unwrap();
@@ -418,7 +420,9 @@ async fn success_is_recorded_only_when_every_run_succeeded() {
         .unwrap();
     w.pipelines.set_status(&exec, RunStatus::Succeeded);
     sweep(&w.ports()).await.unwrap();
-    await_pipeline("r1", "app", "t", &w.ports()).await.unwrap();
+    await_pipeline("r1", "exec-1", "app", "t", 0, &w.ports())
+        .await
+        .unwrap();
     let view = record_release(&req, &w.ports()).await.unwrap();
     assert_eq!(view.status, ReleaseStatus::Succeeded);
     assert_eq!(view.pipelines[0].history.len(), 2);
@@ -688,7 +692,9 @@ async fn busy_starts_are_retried_by_the_wait_and_fail_at_the_timeout() {
     ]);
     let first = start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
     assert_eq!(first.status, RunStatus::NotStarted);
-    let waited = await_pipeline("r1", "app", "t1", &w.ports()).await.unwrap();
+    let waited = await_pipeline("r1", "exec-1", "app", "t1", 0, &w.ports())
+        .await
+        .unwrap();
     assert_eq!(waited.status, RunStatus::NotStarted, "still busy");
     sweep(&w.ports()).await.unwrap();
     assert_eq!(
@@ -700,7 +706,9 @@ async fn busy_starts_are_retried_by_the_wait_and_fail_at_the_timeout() {
     w.pipelines
         .fail_next_starts(vec![StartError::Busy("busy".into()); 3]);
     start_pipeline(&w.pref("web"), &w.ports()).await.unwrap();
-    await_pipeline("r1", "web", "t2", &w.ports()).await.unwrap();
+    await_pipeline("r1", "exec-1", "web", "t2", 0, &w.ports())
+        .await
+        .unwrap();
     let out = stop_timed_out(&w.pref("web"), &w.ports()).await.unwrap();
     assert_eq!(out.status, RunStatus::Failed);
     assert!(w.pipelines.stops().is_empty());

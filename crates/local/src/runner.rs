@@ -14,7 +14,9 @@ use crate::tokens::EngineTokens;
 use rm_core::error::{Rejection, TaskError, ValidationError};
 use rm_core::handlers::{self, Function, TaskPorts};
 use rm_core::manifest::Manifest;
-use rm_core::ports::{ManifestSource, ReleaseStore, SourceError};
+use rm_core::ports::{
+    Clock, ExecutionRunState, ExecutionState, ManifestSource, ReleaseStore, SourceError,
+};
 use rm_core::release::{ReleaseId, ReleaseStatus};
 use rm_core::tasks::{CheckManifestResponse, Outcome};
 use rm_core::view::ReleaseView;
@@ -22,7 +24,7 @@ use rm_states::{
     ExecutionConfig, ExecutionStatus, HistoryEvent, StateMachine, TaskFailure, TaskHandler,
 };
 use serde_json::{json, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -288,16 +290,24 @@ async fn run_in_virtual_time(
             .forget(&manifest.release_id)
             .map_err(|e| RunError::Internal(e.to_string()))?;
     let (bus, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let faults = Faults {
+        abort_after: opts.sim.abort_execution_after(),
+        record_failures: Cell::new(opts.sim.record_failures()),
+    };
     let sim = SimPipelines::new(opts.sim, clock, bus);
     let execution_name = opts
         .execution_name
         .unwrap_or_else(|| default_execution_name(start_time));
-    let (execution, engine_tokens) = machine.start(ExecutionConfig::new(
+    let mut config = ExecutionConfig::new(
         execution_name.clone(),
         STATE_MACHINE_NAME,
         start_time,
         input,
-    ));
+    );
+    if let Some(after) = faults.abort_after {
+        config = config.with_abort_after(after);
+    }
+    let (execution, engine_tokens) = machine.start(config);
     let tokens = EngineTokens::new(engine_tokens).with_faults_of(sim.clone());
     let executions = LocalExecutions::new(execution_name.clone());
     let functions = LocalFunctions::new(
@@ -311,7 +321,8 @@ async fn run_in_virtual_time(
         },
         start_time,
     )
-    .with_progress(progress);
+    .with_progress(progress)
+    .with_faults(&sim, &faults, manifest.release_id.clone());
 
     let outcome = {
         let execution = execution.run(&functions);
@@ -337,6 +348,29 @@ async fn run_in_virtual_time(
     while let Ok(event) = events.try_recv() {
         functions.deliver(event).await;
     }
+    executions.ended(ExecutionState {
+        status: match outcome.status {
+            ExecutionStatus::Succeeded => ExecutionRunState::Succeeded,
+            ExecutionStatus::Failed => ExecutionRunState::Failed,
+            ExecutionStatus::TimedOut => ExecutionRunState::TimedOut,
+            ExecutionStatus::Aborted => ExecutionRunState::Aborted,
+        },
+        error: outcome.error.clone(),
+        cause: outcome.cause.clone(),
+    });
+    // As on AWS: EventBridge's rule sends a FAILED, TIMED_OUT or ABORTED execution's status
+    // change to record-state, whose reconciler ends a release the execution left RUNNING and
+    // stops its pipelines; the event rule and the sweep then go on until its runs settle.
+    if outcome.status != ExecutionStatus::Succeeded {
+        functions
+            .deliver(execution_status_change(
+                &execution_name,
+                &outcome,
+                clock.now(),
+            ))
+            .await;
+    }
+    settle(&functions, &store, &manifest.release_id, &mut events).await;
 
     let release_id = manifest.release_id.to_string();
     let stored = store
@@ -380,6 +414,18 @@ async fn run_in_virtual_time(
         {
             RunOutcome::Failed
         }
+        // Ended by the reconciler: the release says how it ended.
+        ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+            if stored
+                .as_ref()
+                .is_some_and(|s| s.release.owner == execution_name) =>
+        {
+            match release.as_ref().map(|v| v.status) {
+                Some(ReleaseStatus::Succeeded) => RunOutcome::Succeeded,
+                Some(ReleaseStatus::Failed) => RunOutcome::Failed,
+                _ => RunOutcome::Error { error, cause },
+            }
+        }
         _ => RunOutcome::Error { error, cause },
     };
     Ok(RunReport {
@@ -400,6 +446,89 @@ async fn run_in_virtual_time(
         forgot_earlier_run,
     })
 }
+
+/// The sim file's run-level faults (`"faults": {...}`).
+struct Faults {
+    abort_after: Option<Duration>,
+    /// The calls that record the release's end still to fail.
+    record_failures: Cell<u32>,
+}
+
+/// The "Step Functions Execution Status Change" event EventBridge publishes when an execution
+/// of the release state machine ends FAILED, TIMED_OUT or ABORTED (the rule's pattern).
+fn execution_status_change(
+    execution_name: &str,
+    outcome: &rm_states::ExecutionOutcome,
+    at: OffsetDateTime,
+) -> Value {
+    let status = serde_json::to_value(outcome.status).unwrap_or(Value::Null);
+    let (region, account) = (crate::sim::REGION, crate::sim::ACCOUNT);
+    let arn = format!(
+        "arn:aws:states:{region}:{account}:execution:{STATE_MACHINE_NAME}:{execution_name}"
+    );
+    json!({
+        "version": "0",
+        "id": format!("local-{execution_name}-end"),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account,
+        "time": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "region": region,
+        "resources": [arn.clone()],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE_NAME}"),
+            "name": execution_name,
+            "status": status,
+            "error": outcome.error,
+            "cause": outcome.cause,
+        }
+    })
+}
+
+/// After the execution: the event rule and the sweep go on, as on AWS, until the release has
+/// ended and none of its runs is still running — bounded, as the sweep's stop wait is (a
+/// refused stop is abandoned by the sweep after the bounded wait).
+async fn settle(
+    functions: &LocalFunctions<'_>,
+    store: &SqliteStore,
+    release_id: &ReleaseId,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
+    let unsettled = || async {
+        match store.get(release_id).await {
+            Ok(Some(stored)) => {
+                stored.release.status == ReleaseStatus::Running
+                    || stored
+                        .runs
+                        .iter()
+                        .any(|r| r.status.is_running() && !r.stop_abandoned)
+            }
+            _ => false,
+        }
+    };
+    let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+    while unsettled().await && tokio::time::Instant::now() < deadline {
+        let next_sweep = tokio::time::sleep(SWEEP_INTERVAL);
+        tokio::pin!(next_sweep);
+        loop {
+            tokio::select! {
+                Some(event) = events.recv() => functions.deliver(event).await,
+                () = &mut next_sweep => {
+                    functions.sweep().await;
+                    break;
+                }
+            }
+            if !unsettled().await {
+                return;
+            }
+        }
+    }
+}
+
+/// How long the local run follows a release after its execution ended: the sweep's bounded
+/// stop wait and then some.
+const SETTLE_LIMIT: Duration = Duration::from_secs(2 * 3600);
 
 /// Reads a manifest from the local disk when the execution input is an S3-shaped event (the
 /// bucket is ignored; the key is a path).
@@ -442,6 +571,12 @@ pub struct LocalFunctions<'a> {
     /// The last rejection of CheckManifest, with its structured errors.
     rejection: RefCell<Option<Rejection>>,
     progress: Option<ProgressFn>,
+    /// The simulated pipelines, whose `startTimeouts` kill a task as a Lambda timeout.
+    sim: Option<&'a SimPipelines>,
+    faults: Option<&'a Faults>,
+    /// The release this run sweeps (a scoped sweep: two local runs on one state directory
+    /// never poll each other's runs).
+    release_id: Option<ReleaseId>,
 }
 
 impl<'a> LocalFunctions<'a> {
@@ -453,7 +588,34 @@ impl<'a> LocalFunctions<'a> {
             start,
             rejection: RefCell::new(None),
             progress: None,
+            sim: None,
+            faults: None,
+            release_id: None,
         }
+    }
+
+    fn with_faults(mut self, sim: &'a SimPipelines, faults: &'a Faults, id: ReleaseId) -> Self {
+        self.sim = Some(sim);
+        self.faults = Some(faults);
+        self.release_id = Some(id);
+        self
+    }
+
+    /// `faults.recordFailures`: the next call that records the release's end fails.
+    fn record_fails(&self, function: Function, payload: &Value) -> bool {
+        let records_end = function == Function::RecordState
+            && (payload.get("action") == Some(&json!("recordRelease"))
+                || payload.get("detail-type")
+                    == Some(&json!("Step Functions Execution Status Change")));
+        let Some(faults) = self.faults.filter(|_| records_end) else {
+            return false;
+        };
+        let left = faults.record_failures.get();
+        if left == 0 {
+            return false;
+        }
+        faults.record_failures.set(left - 1);
+        true
     }
 
     fn with_progress(mut self, progress: Option<ProgressFn>) -> Self {
@@ -481,6 +643,13 @@ impl<'a> LocalFunctions<'a> {
         let mut execution_name = None;
         if self.progress.is_some() {
             execution_name = self.observe_request(function, &payload);
+        }
+        if self.record_fails(function, &payload) {
+            return Err(TaskError::Internal(
+                "recording the release's end failed (injected: the sim file's \
+                 faults.recordFailures)"
+                    .into(),
+            ));
         }
         let answer = handlers::dispatch(function, payload, &self.ports).await;
         match (&answer, execution_name) {
@@ -546,10 +715,11 @@ impl<'a> LocalFunctions<'a> {
 
     /// EventBridge's schedule: the sweep.
     async fn sweep(&self) {
-        match self
-            .call(POLL_EXECUTION, json!({ "action": "sweep" }))
-            .await
-        {
+        let mut request = json!({ "action": "sweep" });
+        if let Some(id) = &self.release_id {
+            request["releaseId"] = json!(id.as_str());
+        }
+        match self.call(POLL_EXECUTION, request).await {
             Ok(v) => {
                 let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
                 self.report(Progress::Sweep {
@@ -574,9 +744,15 @@ impl TaskHandler for LocalFunctions<'_> {
                 format!("Function not found: {function_name}"),
             ));
         }
-        self.call(function_name, payload)
-            .await
-            .map_err(|e| TaskFailure::new(e.error_type(), e.to_string()))
+        let answer = self.call(function_name, payload).await;
+        // `startTimeouts`: the pipeline was started, then the Lambda died before answering.
+        if self.sim.is_some_and(|sim| sim.take_lambda_death()) {
+            return Err(TaskFailure::new(
+                "Lambda.Unknown",
+                "The function timed out before it answered (injected: the sim file's startTimeouts)",
+            ));
+        }
+        answer.map_err(|e| TaskFailure::new(e.error_type(), e.to_string()))
     }
 }
 

@@ -449,6 +449,7 @@ fn inner_message(e: &TaskError) -> Option<&str> {
         | TaskError::Throttled(m)
         | TaskError::Transient(m)
         | TaskError::PipelineNotStartable(m)
+        | TaskError::ReleaseEnded(m)
         | TaskError::Internal(m) => Some(m),
     }
 }

@@ -135,7 +135,14 @@ async fn the_scheduled_event_sweeps_waiting_runs_and_completes_finished_ones() {
     assert_eq!(out, json!({"polled": 1, "completed": 1, "errors": 0}));
     let sent = world.tokens.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].1.as_ref().unwrap()["status"], "Failed");
+    // A pipeline that did not succeed fails the waiting task (SendTaskFailure), so the state
+    // machine's Catch takes the failure path.
+    let (error, cause) = sent[0].1.as_ref().expect_err("SendTaskFailure");
+    assert_eq!(error, "PipelineFailed");
+    assert!(
+        cause.contains("payments-db-migrate ended Failed"),
+        "{cause}"
+    );
 
     // Nothing waits any more.
     let out = poll_execution::handle(event("task-sweep.json"), &world.ports())

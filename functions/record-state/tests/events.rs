@@ -154,7 +154,7 @@ async fn duplicate_and_late_events_are_harmless() {
 }
 
 #[tokio::test]
-async fn failed_and_stopped_events_complete_the_token_with_that_status() {
+async fn failed_and_stopped_events_fail_the_token_naming_that_status() {
     for (name, status) in [
         ("codepipeline-execution-failed.json", "Failed"),
         ("codepipeline-execution-stopped.json", "Stopped"),
@@ -165,7 +165,12 @@ async fn failed_and_stopped_events_complete_the_token_with_that_status() {
             .unwrap();
         let sent = world.tokens.sent();
         assert_eq!(sent.len(), 1, "{name}");
-        assert_eq!(sent[0].1.as_ref().unwrap()["status"], status, "{name}");
+        let (error, cause) = sent[0].1.as_ref().expect_err("SendTaskFailure");
+        assert_eq!(error, "PipelineFailed", "{name}");
+        assert!(
+            cause.ends_with(&format!("ended {status}")),
+            "{name}: {cause}"
+        );
     }
 }
 

@@ -17,6 +17,7 @@ use crate::ports::{ExecutionRunState, ExecutionState};
 use crate::release::{ReleaseId, ReleaseRecord, ReleaseStatus, RunStatus};
 use crate::tasks::CaughtError;
 use crate::view::ReleaseView;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -27,6 +28,9 @@ pub const RELEASE_NOT_RECORDED: &str = "ReleaseNotRecorded";
 /// A release claimed through the API whose execution never started is given up after this
 /// long (issue 9, fault 4): the API answers within 29 s, so its own give-up had its chance.
 pub const ABANDONED_CLAIM_AFTER: time::Duration = time::Duration::minutes(15);
+
+/// Runs stopped at once by the reconciler.
+const STOP_PARALLELISM: usize = 16;
 
 /// An execution of the release state machine that ended (or, from the sweep, its state).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,22 +150,26 @@ async fn end_release(
         .get(&rid)
         .await?
         .ok_or_else(|| TaskError::NotFound(format!("release {rid} vanished")))?;
-    // Each run on its own: one that cannot be stopped never keeps the others running.
-    for run in stored.runs {
-        let k = key(&rid, &run.spec.name);
-        if let (RunStatus::NotStarted, Some(token)) = (run.status, run.task_token.as_deref()) {
-            if let Err(e) = ports.store.clear_token(&k, token).await {
-                tracing::warn!(release = %rid, pipeline = %k.pipeline, error = %e,
-                    "could not drop the token of a run never started");
+    // Each run on its own, 16 at a time: one that cannot be stopped never keeps the others
+    // running.
+    let reason = &reason;
+    futures::stream::iter(stored.runs)
+        .for_each_concurrent(STOP_PARALLELISM, |run| async move {
+            let k = key(&run.release_id, &run.spec.name);
+            if let (RunStatus::NotStarted, Some(token)) = (run.status, run.task_token.as_deref()) {
+                if let Err(e) = ports.store.clear_token(&k, token).await {
+                    tracing::warn!(release = %k.release_id, pipeline = %k.pipeline, error = %e,
+                        "could not drop the token of a run never started");
+                }
             }
-        }
-        if run.status == RunStatus::InProgress {
-            if let Err(e) = stop_run(run, &reason, false, ports).await {
-                tracing::warn!(release = %rid, pipeline = %k.pipeline, error = %e,
-                    "could not stop a run; the sweep tries again");
+            if run.status == RunStatus::InProgress {
+                if let Err(e) = stop_run(run, reason, false, ports).await {
+                    tracing::warn!(release = %k.release_id, pipeline = %k.pipeline, error = %e,
+                        "could not stop a run; the sweep tries again");
+                }
             }
-        }
-    }
+        })
+        .await;
     let stored = ports
         .store
         .get(&rid)
@@ -179,12 +187,14 @@ async fn end_release(
             cause: None,
         };
         let (status, cause) = release_end(&stored, ReleaseStatus::Failed, Some(&error));
-        let stopping: Vec<&str> = stored
+        let mut stopping: Vec<(u32, &str)> = stored
             .runs
             .iter()
             .filter(|r| r.status.is_running())
-            .map(|r| r.spec.name.as_str())
+            .map(|r| (r.spec.wave, r.spec.name.as_str()))
             .collect();
+        stopping.sort_unstable();
+        let stopping: Vec<&str> = stopping.into_iter().map(|(_, n)| n).collect();
         let mut text = happened.clone();
         if let Some(c) = cause.filter(|c| c != "the release failed") {
             text.push_str("; ");

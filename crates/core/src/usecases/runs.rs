@@ -525,6 +525,50 @@ pub async fn stop_running(
     Ok(StopRunningResponse { remaining, attempt })
 }
 
+/// How long after its release ended the sweep keeps asking a still-running run to stop before
+/// it stops with `abandon` and gives up waiting: StopRunning's bounded wait.
+pub const SETTLE_ABANDON_AFTER: time::Duration =
+    time::Duration::seconds(30 * STOP_ABANDON_AFTER as i64);
+
+/// The sweep's half of the bounded stop wait (issue 9): a run still running whose release
+/// ended — the reconciler ended it and issued the stops, and does not wait — is stopped again
+/// (refreshed first); [`SETTLE_ABANDON_AFTER`] after the release ended, with `abandon`, and
+/// if it still runs it is marked `stopAbandoned` and its token dropped, so the sweep lets it
+/// be. A run of a RUNNING release is left as it is.
+pub(super) async fn settle_ended(
+    run: RunRecord,
+    ports: &RunPorts<'_>,
+) -> Result<RunRecord, TaskError> {
+    if !run.status.is_running() || run.stop_abandoned {
+        return Ok(run);
+    }
+    let Some(release) = ports.store.release_record(&run.release_id).await? else {
+        return Ok(run);
+    };
+    if release.status == ReleaseStatus::Running {
+        return Ok(run);
+    }
+    let now = ports.clock.now();
+    let abandon = now - release.ended_at.unwrap_or(now) >= SETTLE_ABANDON_AFTER;
+    let reason = format!("release {} ended {}", release.release_id, release.status);
+    let run = if run.status == RunStatus::InProgress || abandon {
+        stop_run(run, &reason, abandon, ports).await?
+    } else {
+        refresh(run, ports).await?
+    };
+    if abandon && run.status.is_running() {
+        let k = key(&run.release_id, &run.spec.name);
+        tracing::warn!(release = %k.release_id, pipeline = %k.pipeline,
+            "still running after the bounded stop wait: abandoned");
+        ports.store.mark_stop_abandoned(&k).await?;
+        if let Some(token) = run.task_token.as_deref() {
+            ports.store.clear_token(&k, token).await?;
+        }
+        return Ok(load_run(ports.store, &k.release_id, &k.pipeline).await?);
+    }
+    Ok(run)
+}
+
 /// Lets other modules look a run up by execution id and refresh it.
 pub(super) async fn record_and_complete(
     k: &RunKey,

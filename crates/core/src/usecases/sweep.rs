@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
-use super::runs::{complete_if_terminal, refresh, retry_busy_start};
+use super::reconcile::reconcile_running;
+use super::runs::{complete_if_terminal, refresh, retry_busy_start, settle_ended};
 use super::{key, RunPorts};
 use crate::error::TaskError;
 use crate::release::{ReleaseId, RunRecord};
@@ -97,13 +98,24 @@ pub async fn sweep_with(
     let deadline = time::Duration::try_from(options.budget)
         .ok()
         .and_then(|b| began.checked_add(b));
+    // The reconciler's net (issue 9, fault 2): a RUNNING release whose execution ended is
+    // ended, its pipelines stopped; the polls below then settle those runs.
+    let reconciled = reconcile_running(options.release_id.as_ref(), ports)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "sweep could not list the RUNNING releases to reconcile");
+            Default::default()
+        });
     let runs = waiting(ports, options.release_id.as_ref()).await?;
     let total = runs.len();
 
     let mut started = 0usize;
     let mut touch_failures = 0u32;
     let mut first_touch_error = None;
-    let mut out = SweepResponse::default();
+    let mut out = SweepResponse {
+        reconciled: reconciled.ended + reconciled.given_up,
+        ..SweepResponse::default()
+    };
     let mut polls = stream::iter(runs)
         // Checked as each run is taken, i.e. when a slot frees: the time box bounds starts.
         .take_while(|_| std::future::ready(deadline.is_none_or(|d| ports.clock.now() < d)))
@@ -173,6 +185,7 @@ async fn poll_one(run: RunRecord, ports: &RunPorts<'_>) -> (Polled, Result<(), T
     let token = run.task_token.clone();
     let result = async {
         let run = retry_busy_start(run, ports).await?;
+        let run = settle_ended(run, ports).await?;
         let run = refresh(run, ports).await?;
         complete_if_terminal(&run, ports).await
     }
