@@ -242,3 +242,192 @@ fn a_pipeline_busy_past_its_timeout_fails_the_release() {
     assert!(r.simulated.as_secs() >= 15 * 60, "{:?}", r.simulated);
     assert!(r.sim.calls["busy"].conflicts >= 3);
 }
+
+/// Fault 6: a start whose task dies as a Lambda timeout after CodePipeline started the
+/// execution (`startTimeouts`) is retried (Retry on Lambda.Unknown); the retry adopts the
+/// execution the lost answer started: the release succeeds, each pipeline started once.
+#[test]
+fn start_timeouts_start_each_pipeline_exactly_once() {
+    let sim = json!({"defaults": {"startTimeouts": 1}, "pipelines": {"c": {"startTimeouts": 3}}});
+    let r = run(&three(), &sim);
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{:?}", r.release);
+    for p in ["a", "b", "c"] {
+        assert_eq!(status_of(&r, p), "Succeeded", "{p}");
+        let executions = r.sim.executions.iter().filter(|e| e.pipeline == p).count();
+        assert_eq!(executions, 1, "{p} started exactly once");
+    }
+    let retried = r
+        .history
+        .iter()
+        .filter(|e| e.r#type == "TaskFailed")
+        .count();
+    assert_eq!(
+        retried,
+        1 + 1 + 3,
+        "one failed task per injected Lambda timeout"
+    );
+}
+
+/// Fault 2: an execution stopped from outside (`faults.abortExecutionAfterSeconds`) leaves
+/// no release RUNNING: the reconciler ends it FAILED with a cause naming the abort and stops
+/// its running pipelines; exit 1, and `status` agrees.
+#[test]
+fn an_aborted_execution_fails_the_release_and_stops_its_pipelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = json!({"releaseId": "r-abort", "pipelines": [
+        "a", "b", {"name": "later", "wave": 2}]});
+    let sim = json!({"defaults": {"durationSeconds": 600},
+                     "faults": {"abortExecutionAfterSeconds": 120}});
+    let m = write(dir.path(), "m.json", &manifest);
+    let s = write(dir.path(), "sim.json", &sim);
+    let out = cli(
+        dir.path(),
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--sim",
+            s.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let v = out.json();
+    assert_eq!(v["status"], "FAILED", "{v}");
+    let cause = v["cause"].as_str().unwrap();
+    assert!(cause.starts_with("execution aborted"), "{cause}");
+    let statuses: Vec<(&str, &str)> = v["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["status"].as_str().unwrap()))
+        .collect();
+    assert!(statuses.contains(&("a", "Stopped")), "{statuses:?}");
+    assert!(statuses.contains(&("b", "Stopped")), "{statuses:?}");
+    assert!(statuses.contains(&("later", "NotStarted")), "{statuses:?}");
+
+    let status = cli(dir.path(), &["status", "r-abort", "--json"]);
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+    let stored = status.json();
+    assert_eq!(stored["status"], "FAILED");
+    assert_eq!(stored["cause"], v["cause"]);
+}
+
+/// Fault 2 with a refused stop: the reconciler issues the stop, the sweep finishes the
+/// bounded wait and marks the run stopAbandoned; nothing stays RUNNING.
+#[test]
+fn an_aborted_execution_with_a_refused_stop_is_abandoned_within_the_bounded_wait() {
+    let manifest = json!({"releaseId": "r-abort-refused", "pipelines": ["stubborn"]});
+    let sim = json!({"pipelines": {"stubborn": {"durationSeconds": 36000, "stopRefused": true}},
+                     "faults": {"abortExecutionAfterSeconds": 60}});
+    let r = run(&manifest, &sim);
+    assert_eq!(r.outcome, RunOutcome::Failed, "{:?}", r.outcome);
+    let release = r.release.as_ref().unwrap();
+    assert_eq!(release.status.as_str(), "FAILED");
+    let run = pipeline(&r, "stubborn");
+    assert!(run.stop_abandoned, "{run:?}");
+    let ended = release.ended_at.unwrap();
+    assert!(
+        (ended - release.requested_at).whole_seconds() <= 120,
+        "the release ends at once; only the runs' stop wait is bounded"
+    );
+    // Settled within the bounded wait plus a sweep period, not the pipeline's 10 hours.
+    assert!(
+        r.simulated.as_secs() <= 60 + 600 + 2 * 300,
+        "{:?}",
+        r.simulated
+    );
+}
+
+/// Record failures: RecordSuccess/RecordFailure fail non-retryably (`faults.recordFailures`);
+/// the execution fails, and the reconciler still records the right status.
+#[test]
+fn record_failures_still_end_the_release_with_the_right_status() {
+    let r = run(&three(), &json!({"faults": {"recordFailures": 1}}));
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{:?}", r.outcome);
+    assert_eq!(r.release.as_ref().unwrap().status.as_str(), "SUCCEEDED");
+    assert_eq!(r.release.as_ref().unwrap().cause, None);
+
+    let failing = json!({"faults": {"recordFailures": 1},
+                         "pipelines": {"b": {"outcome": "Failed"}}});
+    let r = run(&three(), &failing);
+    assert_eq!(r.outcome, RunOutcome::Failed, "{:?}", r.outcome);
+    let release = r.release.as_ref().unwrap();
+    assert_eq!(release.status.as_str(), "FAILED");
+    assert!(
+        release.cause.as_deref().unwrap().contains("b (Failed)"),
+        "{:?}",
+        release.cause
+    );
+
+    // The reconciler's own first attempt fails too: the sweep's DescribeExecution ends it.
+    let r = run(&three(), &json!({"faults": {"recordFailures": 2}}));
+    assert_eq!(r.release.as_ref().unwrap().status.as_str(), "SUCCEEDED");
+    assert_eq!(r.outcome, RunOutcome::Succeeded, "{:?}", r.outcome);
+}
+
+/// The run-level fault keys are validated: wrong types and unknown keys are exit 2, with
+/// their paths.
+#[test]
+fn run_level_fault_keys_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.json", &three());
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        &json!({"faults": {"abortExecutionAfterSeconds": -5, "recordFailures": "1",
+                           "recordFailure": 1},
+                "defaults": {"startTimeouts": -1}}),
+    );
+    let out = cli(
+        dir.path(),
+        &["run", m.to_str().unwrap(), "--sim", bad.to_str().unwrap()],
+    );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    for path in [
+        "$.faults.abortExecutionAfterSeconds",
+        "$.faults.recordFailures",
+        "$.faults.recordFailure",
+        "$.defaults.startTimeouts",
+    ] {
+        assert!(out.stderr.contains(path), "{path}: {}", out.stderr);
+    }
+}
+
+/// Fault 10: history has room. A clean pipeline costs at most 10 events (TaskSubmitted
+/// included, as AWS records it), and the largest manifest with every start throttled 7 times
+/// fits in the 25,000-event limit with room to spare: throttles are retried inside the task
+/// and by the sweep, not by state-level Retry.
+#[test]
+fn the_largest_release_with_every_start_throttled_fits_the_history_limit() {
+    let pipelines: Vec<serde_json::Value> = (0..500)
+        .map(|i| json!({"name": format!("p{i:03}"), "wave": 1 + i / 100}))
+        .collect();
+    let manifest = json!({"releaseId": "r-history", "pipelines": pipelines, "maxConcurrency": 40});
+    let clean = run(&manifest, &json!({}));
+    assert_eq!(clean.outcome, RunOutcome::Succeeded);
+    let throttled = run(&manifest, &json!({"defaults": {"throttleStarts": 7}}));
+    assert_eq!(throttled.outcome, RunOutcome::Succeeded);
+    assert!(throttled.sim.calls.values().all(|c| c.throttled == 7));
+    assert!(throttled.sim.executions.iter().all(|e| throttled
+        .sim
+        .executions
+        .iter()
+        .filter(|o| o.pipeline == e.pipeline)
+        .count()
+        == 1));
+    assert!(
+        clean.history.len() <= 500 * 10 + 100,
+        "{}",
+        clean.history.len()
+    );
+    assert!(
+        throttled.history.len() <= 12_500,
+        "{} of 25,000 history events",
+        throttled.history.len()
+    );
+    eprintln!(
+        "500 pipelines: {} history events clean, {} with 7 throttled starts each",
+        clean.history.len(),
+        throttled.history.len()
+    );
+}

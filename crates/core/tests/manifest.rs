@@ -1264,3 +1264,33 @@ fn a_full_manifest_is_read_field_by_field() {
     assert_eq!(api.variables["TAG"], "v1.2.3");
     assert_eq!(api.source_revisions[0].revision_value, "9f1c2ab");
 }
+
+/// Issue 9: the execution has a fixed TimeoutSeconds of 30 days, so a manifest whose worst
+/// case (every pipeline running to its timeout, wave after wave, maxConcurrency at a time,
+/// then the stop wait) exceeds it is rejected, naming the worst case.
+#[test]
+fn a_release_whose_worst_case_exceeds_30_days_is_rejected() {
+    let week =
+        |wave: u32| json!({"name": format!("p{wave}"), "wave": wave, "timeoutMinutes": 10080});
+    // Four one-week waves and the stop wait: 28 days 10 min, accepted.
+    let four: Vec<_> = (1..=4).map(week).collect();
+    let m = parse_value(&json!({"releaseId": "r1", "pipelines": four}));
+    assert_eq!(m.worst_case_minutes(), 4 * 10080 + 10);
+    // Five: 35 days, rejected.
+    let five: Vec<_> = (1..=5).map(week).collect();
+    let e = errors_value(&json!({"releaseId": "r1", "pipelines": five}));
+    assert_one(
+        &e,
+        "$.pipelines",
+        &["35 days 0 h 10 min", "30 days", "timeoutMinutes"],
+    );
+    // One wave of five one-week pipelines, two at a time: three rounds, 21 days, accepted;
+    // one at a time: five rounds, rejected.
+    let one_wave: Vec<_> = (0..5)
+        .map(|i| json!({"name": format!("q{i}"), "timeoutMinutes": 10080}))
+        .collect();
+    let two = parse_value(&json!({"releaseId": "r1", "pipelines": one_wave, "maxConcurrency": 2}));
+    assert_eq!(two.worst_case_minutes(), 3 * 10080 + 10);
+    let e = errors_value(&json!({"releaseId": "r1", "pipelines": one_wave, "maxConcurrency": 1}));
+    assert_one(&e, "$.pipelines", &["35 days", "1 at a time"]);
+}

@@ -1,7 +1,9 @@
 //! The use cases against in-memory ports: what the Lambdas do, without AWS.
 
 use rm_core::memory::*;
-use rm_core::ports::{AlarmState, ApiPorts, GatePorts, ManifestPorts, ReleaseStore, StartError};
+use rm_core::ports::{
+    AlarmState, ApiPorts, Clock, GatePorts, ManifestPorts, ReleaseStore, StartError,
+};
 use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
 use rm_core::tasks::*;
 use rm_core::usecases::*;
@@ -202,20 +204,28 @@ async fn a_retried_start_never_starts_a_pipeline_twice() {
     assert_eq!(starts, 1);
 }
 
+/// Issue 9, fault 10: a throttled start is retried inside the task with backoff (no state-level
+/// Retry, no history events), and one still throttled after the budget is left NotStarted for
+/// the sweep, as a busy pipeline is.
 #[tokio::test]
-async fn throttled_starts_are_retryable_errors() {
+async fn throttled_starts_are_retried_inside_the_task_then_left_to_the_sweep() {
+    let throttled = || StartError::Port(rm_core::error::PortError::Throttled("slow down".into()));
     let w = started_world(&["app"]).await;
-    w.pipelines.fail_next_starts(vec![StartError::Port(
-        rm_core::error::PortError::Throttled("slow down".into()),
-    )]);
-    let err = start_pipeline(&w.pref("app"), &w.ports())
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_type(), "Throttled");
-    assert!(err.is_retryable());
-    assert_eq!(w.status("app").await, RunStatus::NotStarted);
-    start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
-    assert_eq!(w.status("app").await, RunStatus::InProgress);
+    w.pipelines.fail_next_starts(vec![throttled(), throttled()]);
+    let before = Clock::now(&w.clock);
+    let run = start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
+    assert_eq!(run.status, RunStatus::InProgress);
+    assert!(Clock::now(&w.clock) > before, "it backed off");
+
+    let w = started_world(&["app"]).await;
+    w.pipelines.fail_next_starts(vec![throttled(); 20]);
+    let run = start_pipeline(&w.pref("app"), &w.ports()).await.unwrap();
+    assert_eq!(run.status, RunStatus::NotStarted);
+    let waited = Clock::now(&w.clock) - before;
+    assert!(
+        waited >= rm_core::usecases::START_THROTTLE_BUDGET && waited.whole_seconds() < 60,
+        "{waited}"
+    );
 }
 
 #[tokio::test]
@@ -284,7 +294,8 @@ async fn a_pipeline_that_finished_before_the_wait_is_completed_by_the_wait() {
         .unwrap();
     assert_eq!(awaited.status, RunStatus::Failed);
     assert!(awaited.completed);
-    assert_eq!(w.tokens.sent()[0].1.as_ref().unwrap()["status"], "Failed");
+    let (error, _) = w.tokens.sent()[0].1.clone().expect_err("SendTaskFailure");
+    assert_eq!(error, "PipelineFailed");
 }
 
 #[tokio::test]
@@ -378,12 +389,63 @@ async fn stop_running_stops_siblings_and_waits_until_they_are_terminal() {
 }
 
 #[tokio::test]
-async fn a_start_landing_after_stop_was_requested_stops_itself() {
+async fn a_start_asked_after_stop_was_requested_starts_nothing() {
     let w = started_world(&["app", "web"]).await;
     stop_running("r1", "exec-1", 0, &w.ports()).await.unwrap();
     let late = start_pipeline(&w.pref("web"), &w.ports()).await.unwrap();
-    assert_eq!(late.status, RunStatus::Stopping);
-    assert_eq!(w.pipelines.stops().len(), 1);
+    assert_eq!(late.status, RunStatus::NotStarted);
+    assert!(w.pipelines.stops().is_empty());
+}
+
+/// Issue 9, "ended means ended": a task of an execution restarted by RedriveExecution (same
+/// name, so the same owner) fails at once, non-retryably, instead of starting a pipeline of a
+/// release that ended.
+#[tokio::test]
+async fn a_redriven_task_of_an_ended_release_starts_nothing() {
+    let w = started_world(&["app"]).await;
+    let view = record_release(
+        &RecordReleaseRequest {
+            release_id: "r1".into(),
+            execution_name: "exec-1".into(),
+            status: ReleaseStatus::Failed,
+            error: None,
+        },
+        &w.ports(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(view.status, ReleaseStatus::Failed);
+    let err = await_pipeline("r1", "exec-1", "app", "tok", 0, &w.ports())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "ReleaseEnded");
+    assert!(!err.is_retryable());
+    assert_eq!(w.status("app").await, RunStatus::NotStarted);
+    assert!(w
+        .pipelines
+        .calls()
+        .iter()
+        .all(|c| !c.starts_with("StartPipelineExecution")));
+}
+
+/// Issue 9, fault 9: a token write never replaces a newer attempt's token: the older
+/// invocation (still running when Step Functions retried the task) answers `superseded` and
+/// leaves the run to the newer one.
+#[tokio::test]
+async fn an_older_attempt_never_replaces_a_newer_token() {
+    let w = started_world(&["app"]).await;
+    let newer = await_pipeline("r1", "exec-1", "app", "tok-new", 1, &w.ports())
+        .await
+        .unwrap();
+    assert!(!newer.superseded);
+    // The older invocation's write arrives late, stamped with its earlier time.
+    let k = rm_core::ports::RunKey {
+        release_id: rm_core::ReleaseId::parse("r1").unwrap(),
+        pipeline: "app".into(),
+    };
+    let earlier = Clock::now(&w.clock) - time::Duration::seconds(5);
+    let run = w.store.set_token(&k, "tok-old", earlier).await.unwrap();
+    assert_eq!(run.task_token.as_deref(), Some("tok-new"));
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ mod reader;
 mod types;
 mod validation;
 
-pub use types::{Manifest, OnFailure, PipelineSpec, SourceRevision, Wave};
+pub use types::{
+    Manifest, OnFailure, PipelineSpec, SourceRevision, Wave, MAX_RELEASE_MINUTES, STOP_WAIT_MINUTES,
+};
 pub use validation::check_pipeline_name;
 
 use crate::error::{Rejection, ValidationError};

@@ -84,6 +84,14 @@ pub struct Manifest {
     pub on_failure: OnFailure,
 }
 
+/// The bounded wait for a failed release's running pipelines to stop (StopRunning: 20 attempts
+/// 30 s apart), in minutes.
+pub const STOP_WAIT_MINUTES: u64 = 10;
+
+/// The release state machine's TimeoutSeconds (30 days), in minutes: a manifest whose worst
+/// case exceeds it is rejected.
+pub const MAX_RELEASE_MINUTES: u64 = 30 * 24 * 60;
+
 /// A wave: the pipelines started together, in manifest order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wave<'a> {
@@ -92,6 +100,35 @@ pub struct Wave<'a> {
 }
 
 impl Manifest {
+    /// How long the release can take at worst, in minutes: wave after wave, each pipeline
+    /// running to its `timeoutMinutes` (busy time included: a start is retried only within
+    /// it), `maxConcurrency` at a time in manifest order as the Map state takes them, then the
+    /// bounded wait for the stops after a failure. What the execution's fixed TimeoutSeconds
+    /// must cover (issue 9).
+    pub fn worst_case_minutes(&self) -> u64 {
+        let slots = self.max_concurrency.max(1) as usize;
+        let waves: u64 = self
+            .waves()
+            .iter()
+            .map(|wave| {
+                // List scheduling: each pipeline takes the slot that frees first.
+                let mut free = std::collections::BinaryHeap::new();
+                for _ in 0..slots.min(wave.pipelines.len()) {
+                    free.push(std::cmp::Reverse(0u64));
+                }
+                let mut end = 0;
+                for p in &wave.pipelines {
+                    let std::cmp::Reverse(at) = free.pop().unwrap_or(std::cmp::Reverse(end));
+                    let done = at + u64::from(p.timeout_minutes);
+                    end = end.max(done);
+                    free.push(std::cmp::Reverse(done));
+                }
+                end
+            })
+            .sum();
+        waves + STOP_WAIT_MINUTES
+    }
+
     /// The waves in ascending order, each with its pipelines in manifest order.
     pub fn waves(&self) -> Vec<Wave<'_>> {
         let mut numbers: Vec<u32> = self.pipelines.iter().map(|p| p.wave).collect();

@@ -4,8 +4,8 @@ use super::reader::{get, json_type, Json, Object};
 use super::types::{Manifest, OnFailure, PipelineSpec, SourceRevision};
 use super::{
     DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT_MINUTES, MAX_CONCURRENCY, MAX_DESCRIPTION_CHARS,
-    MAX_PIPELINES, MAX_SOURCE_REVISIONS, MAX_TIMEOUT_MINUTES, MAX_VARIABLES, MAX_WAVE,
-    REVISION_TYPES,
+    MAX_PIPELINES, MAX_RELEASE_MINUTES, MAX_SOURCE_REVISIONS, MAX_TIMEOUT_MINUTES, MAX_VARIABLES,
+    MAX_WAVE, REVISION_TYPES, STOP_WAIT_MINUTES,
 };
 use crate::error::{Rejection, ValidationError};
 use crate::release::ReleaseId;
@@ -29,10 +29,37 @@ pub(super) fn validate(
         );
     }
     let manifest = v.manifest(value, raw_release_id);
+    if let Some(m) = manifest.as_ref().filter(|_| v.errors.is_empty()) {
+        let worst = m.worst_case_minutes();
+        if worst > MAX_RELEASE_MINUTES {
+            v.err(
+                "$.pipelines",
+                format!(
+                    "the release could take up to {} in the worst case (every pipeline running to \
+                     its timeoutMinutes, wave after wave, {} at a time, then \
+                     {STOP_WAIT_MINUTES} minutes of stop wait), more than a release's limit of \
+                     30 days (the state machine's TimeoutSeconds); lower timeoutMinutes, raise \
+                     maxConcurrency, or split the release",
+                    minutes_text(worst),
+                    m.max_concurrency
+                ),
+            );
+        }
+    }
     match manifest {
         Some(m) if v.errors.is_empty() => Ok(m),
         _ => Err(Rejection(v.errors)),
     }
+}
+
+/// `43210 minutes` as `30 days 0 h 10 min`.
+fn minutes_text(minutes: u64) -> String {
+    format!(
+        "{} days {} h {} min",
+        minutes / (24 * 60),
+        minutes / 60 % 24,
+        minutes % 60
+    )
 }
 
 /// The bytes of `[A-Za-z0-9.@_-]`, by value: the characters of an AWS name.

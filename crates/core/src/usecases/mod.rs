@@ -18,7 +18,7 @@ pub use reconcile::{
 pub use record::{decode_state_change, record_release, record_state_change, ChangeOutcome};
 pub use runs::{
     await_pipeline, client_request_token, start_pipeline, stop_running, stop_timed_out,
-    MAX_STOP_ATTEMPTS, STOP_ABANDON_AFTER,
+    MAX_STOP_ATTEMPTS, START_THROTTLE_BUDGET, STOP_ABANDON_AFTER,
 };
 pub use sweep::{sweep, sweep_with, SweepOptions, SWEEP_BUDGET, SWEEP_PARALLELISM};
 
