@@ -5,7 +5,7 @@ use crate::error::{error_message, is_service_error, port_error, truncate};
 use async_trait::async_trait;
 use aws_sdk_codepipeline::types::{
     ExecutionDetails, FailureDetails, FailureType, PipelineVariable, SourceRevisionOverride,
-    SourceRevisionType,
+    SourceRevisionType, TriggerType,
 };
 use aws_sdk_codepipeline::Client;
 use rm_core::error::PortError;
@@ -38,6 +38,13 @@ const BUSY_CODES: &[&str] = &[
 
 const NOT_FOUND: &str = "PipelineNotFoundException";
 
+/// ListPipelineExecutions' page size (its maximum; the default too).
+const LIST_PAGE_SIZE: i32 = 100;
+/// At most this many ListPipelineExecutions pages per `find_started`: pages are read only until
+/// they reach executions older than `since`, so more means a pipeline started over 1000 times
+/// since then; the guard keeps a misbehaving pagination from looping.
+const MAX_LIST_PAGES: usize = 10;
+
 fn build_error(e: impl std::fmt::Display) -> PortError {
     PortError::Other(format!("cannot build a CodePipeline request: {e}"))
 }
@@ -58,10 +65,69 @@ impl CodePipelineClient {
 impl Pipelines for CodePipelineClient {
     async fn find_started(
         &self,
-        _pipeline: &str,
-        _since: time::OffsetDateTime,
+        pipeline: &str,
+        since: time::OffsetDateTime,
     ) -> PortResult<Option<String>> {
-        Err(PortError::Other("find_started: not implemented yet".into()))
+        let since_nanos = since.unix_timestamp_nanos();
+        // The earliest match so far: (start time in nanoseconds, execution id).
+        let mut earliest: Option<(i128, String)> = None;
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let out = self
+                .client
+                .list_pipeline_executions()
+                .pipeline_name(pipeline)
+                .max_results(LIST_PAGE_SIZE)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    if is_service_error(&e, |se| se.is_pipeline_not_found_exception(), &[NOT_FOUND])
+                    {
+                        PortError::NotFound(format!(
+                            "CodePipeline pipeline {pipeline}: {}",
+                            error_message(&e)
+                        ))
+                    } else {
+                        port_error(
+                            &format!("CodePipeline ListPipelineExecutions {pipeline}"),
+                            &e,
+                        )
+                    }
+                })?;
+            // Newest first: once a page reaches executions older than `since`, later pages hold
+            // only older ones.
+            let mut reached_older = false;
+            for summary in out.pipeline_execution_summaries() {
+                let Some(started) = summary.start_time().map(|t| t.as_nanos()) else {
+                    continue;
+                };
+                if started < since_nanos {
+                    reached_older = true;
+                    continue;
+                }
+                let by_api = summary
+                    .trigger()
+                    .and_then(|t| t.trigger_type())
+                    .is_some_and(|t| *t == TriggerType::StartPipelineExecution);
+                let Some(id) = summary.pipeline_execution_id() else {
+                    continue;
+                };
+                if by_api && earliest.as_ref().is_none_or(|(t, _)| started <= *t) {
+                    earliest = Some((started, id.to_owned()));
+                }
+            }
+            match out.next_token {
+                Some(token) if !reached_older && !token.is_empty() => next_token = Some(token),
+                _ => return Ok(earliest.map(|(_, id)| id)),
+            }
+        }
+        tracing::warn!(
+            pipeline,
+            pages = MAX_LIST_PAGES,
+            "find_started: stopped reading ListPipelineExecutions after {MAX_LIST_PAGES} pages"
+        );
+        Ok(earliest.map(|(_, id)| id))
     }
 
     async fn exists(&self, name: &str) -> PortResult<bool> {

@@ -1,11 +1,14 @@
 //! Step Functions: [`SfnTaskTokens`] (SendTaskSuccess / SendTaskFailure) and [`SfnExecutions`]
-//! (StartExecution, for the API).
+//! (StartExecution, for the API; DescribeExecution, for the reconciler's sweep).
 
 use crate::error::{is_service_error, port_error, truncate};
 use async_trait::async_trait;
+use aws_sdk_sfn::types::ExecutionStatus;
 use aws_sdk_sfn::Client;
 use rm_core::error::PortError;
-use rm_core::ports::{Executions, PortResult, TaskTokens, TokenDelivery};
+use rm_core::ports::{
+    ExecutionRunState, ExecutionState, Executions, PortResult, TaskTokens, TokenDelivery,
+};
 use serde_json::Value;
 
 /// Codes meaning the waiting task already ended (completed, timed out, or its execution
@@ -89,7 +92,21 @@ impl TaskTokens for SfnTaskTokens {
     }
 }
 
-/// The [`Executions`] port: StartExecution on the release state machine.
+/// DescribeExecution's status as the port names it; `None` for a status this SDK does not know.
+fn run_state(status: &ExecutionStatus) -> Option<ExecutionRunState> {
+    Some(match status {
+        ExecutionStatus::Running => ExecutionRunState::Running,
+        ExecutionStatus::Succeeded => ExecutionRunState::Succeeded,
+        ExecutionStatus::Failed => ExecutionRunState::Failed,
+        ExecutionStatus::TimedOut => ExecutionRunState::TimedOut,
+        ExecutionStatus::Aborted => ExecutionRunState::Aborted,
+        ExecutionStatus::PendingRedrive => ExecutionRunState::PendingRedrive,
+        _ => return None,
+    })
+}
+
+/// The [`Executions`] port: StartExecution and DescribeExecution on the release state
+/// machine.
 #[derive(Debug, Clone)]
 pub struct SfnExecutions {
     client: Client,
@@ -142,8 +159,43 @@ impl SfnExecutions {
 
 #[async_trait]
 impl Executions for SfnExecutions {
-    async fn describe(&self, _name: &str) -> PortResult<Option<rm_core::ports::ExecutionState>> {
-        Err(PortError::Other("describe: not implemented yet".into()))
+    async fn describe(&self, name: &str) -> PortResult<Option<ExecutionState>> {
+        let arn = self.execution_arn(name);
+        let result = self
+            .client
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| se.is_execution_does_not_exist(),
+                    &["ExecutionDoesNotExist"],
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(port_error(
+                    &format!("Step Functions DescribeExecution {arn}"),
+                    &e,
+                ))
+            }
+        };
+        let status = run_state(out.status()).ok_or_else(|| {
+            PortError::Other(format!(
+                "Step Functions reported an unknown status {:?} for execution {arn}",
+                out.status().as_str()
+            ))
+        })?;
+        Ok(Some(ExecutionState {
+            status,
+            error: out.error,
+            cause: out.cause,
+        }))
     }
 
     async fn start(&self, name: &str, input: &Value) -> PortResult<String> {

@@ -6,6 +6,9 @@ use aws_sdk_codepipeline::operation::get_pipeline::{GetPipelineError, GetPipelin
 use aws_sdk_codepipeline::operation::get_pipeline_execution::{
     GetPipelineExecutionError, GetPipelineExecutionOutput,
 };
+use aws_sdk_codepipeline::operation::list_pipeline_executions::{
+    ListPipelineExecutionsError, ListPipelineExecutionsOutput,
+};
 use aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultOutput;
 use aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultOutput;
 use aws_sdk_codepipeline::operation::start_pipeline_execution::{
@@ -14,13 +17,15 @@ use aws_sdk_codepipeline::operation::start_pipeline_execution::{
 use aws_sdk_codepipeline::operation::stop_pipeline_execution::{
     StopPipelineExecutionError, StopPipelineExecutionOutput,
 };
+use aws_sdk_codepipeline::primitives::DateTime;
 use aws_sdk_codepipeline::types::error::{
     ConcurrentPipelineExecutionsLimitExceededException, ConflictException,
     DuplicatedStopRequestException, PipelineExecutionNotFoundException,
     PipelineExecutionNotStoppableException, PipelineNotFoundException, ValidationException,
 };
 use aws_sdk_codepipeline::types::{
-    FailureType, PipelineExecution, PipelineExecutionStatus, SourceRevisionType,
+    ExecutionTrigger, FailureType, PipelineExecution, PipelineExecutionStatus,
+    PipelineExecutionSummary, SourceRevisionType, TriggerType,
 };
 use aws_sdk_codepipeline::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
@@ -30,6 +35,8 @@ use rm_core::manifest::{PipelineSpec, SourceRevision};
 use rm_core::ports::{JobResults, Pipelines, StartError};
 use rm_core::release::{ReleaseId, RunStatus};
 use rm_core::usecases::client_request_token;
+use time::macros::datetime;
+use time::OffsetDateTime;
 
 /// A client answering with `rules` in order, without SDK retries (each rule answers once).
 fn client(rules: &[&Rule]) -> Client {
@@ -308,4 +315,146 @@ async fn job_results_carry_the_reason() {
         .unwrap();
     assert_eq!(success.num_calls(), 1);
     assert_eq!(failure.num_calls(), 1);
+}
+
+/// A ListPipelineExecutions summary: `id`, started `seconds` after `T0`, by `trigger`.
+fn summary(id: &str, seconds: i64, trigger: TriggerType) -> PipelineExecutionSummary {
+    PipelineExecutionSummary::builder()
+        .pipeline_execution_id(id)
+        .status(PipelineExecutionStatus::InProgress)
+        .start_time(DateTime::from_secs(T0.unix_timestamp() + seconds))
+        .trigger(
+            ExecutionTrigger::builder()
+                .trigger_type(trigger)
+                .trigger_detail("detail")
+                .build(),
+        )
+        .build()
+}
+
+const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+
+#[tokio::test]
+async fn find_started_reads_pages_until_older_than_since_and_takes_the_earliest_api_start() {
+    // Newest first. Page 1: a webhook's execution and two API starts; page 2 reaches executions
+    // older than `since`, so page 3 is never asked for.
+    let page1 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| {
+            r.pipeline_name() == Some("app")
+                && r.next_token().is_none()
+                && r.max_results() == Some(100)
+        })
+        .then_output(|| {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary("webhook-40", 40, TriggerType::Webhook))
+                .pipeline_execution_summaries(summary(
+                    "api-30",
+                    30,
+                    TriggerType::StartPipelineExecution,
+                ))
+                .pipeline_execution_summaries(summary(
+                    "api-20",
+                    20,
+                    TriggerType::StartPipelineExecution,
+                ))
+                .next_token("page-2")
+                .build()
+        });
+    let page2 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(|| {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary(
+                    "api-10",
+                    10,
+                    TriggerType::StartPipelineExecution,
+                ))
+                .pipeline_execution_summaries(summary(
+                    "poll-5",
+                    5,
+                    TriggerType::PollForSourceChanges,
+                ))
+                .pipeline_execution_summaries(summary(
+                    "api-before",
+                    -5,
+                    TriggerType::StartPipelineExecution,
+                ))
+                .next_token("page-3")
+                .build()
+        });
+    let page3 = mock!(Client::list_pipeline_executions)
+        .then_output(|| ListPipelineExecutionsOutput::builder().build());
+    let pipelines = CodePipelineClient::new(client(&[&page1, &page2, &page3]));
+    let found = pipelines.find_started("app", T0).await.unwrap();
+    assert_eq!(found.as_deref(), Some("api-10"));
+    assert_eq!(page1.num_calls(), 1);
+    assert_eq!(page2.num_calls(), 1);
+    assert_eq!(page3.num_calls(), 0, "pages older than since are not read");
+}
+
+#[tokio::test]
+async fn find_started_counts_a_start_at_since_and_ignores_other_triggers() {
+    let rules = [
+        // One page, no next token: only a webhook's execution after `since`.
+        mock!(Client::list_pipeline_executions).then_output(|| {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary("webhook", 60, TriggerType::Webhook))
+                .pipeline_execution_summaries(summary(
+                    "api-old",
+                    -60,
+                    TriggerType::StartPipelineExecution,
+                ))
+                .build()
+        }),
+        // A start exactly at `since` counts.
+        mock!(Client::list_pipeline_executions).then_output(|| {
+            ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(summary(
+                    "api-at-since",
+                    0,
+                    TriggerType::StartPipelineExecution,
+                ))
+                .build()
+        }),
+        // A pipeline without executions.
+        mock!(Client::list_pipeline_executions)
+            .then_output(|| ListPipelineExecutionsOutput::builder().build()),
+    ];
+    let rule_refs: Vec<&Rule> = rules.iter().collect();
+    let pipelines = CodePipelineClient::new(client(&rule_refs));
+    assert_eq!(pipelines.find_started("app", T0).await.unwrap(), None);
+    assert_eq!(
+        pipelines.find_started("app", T0).await.unwrap().as_deref(),
+        Some("api-at-since")
+    );
+    assert_eq!(pipelines.find_started("app", T0).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn find_started_errors_map_to_not_found_throttled_and_transient() {
+    let rules = [
+        mock!(Client::list_pipeline_executions).then_error(|| {
+            ListPipelineExecutionsError::PipelineNotFoundException(
+                PipelineNotFoundException::builder()
+                    .message("Account '123456789012' does not have a pipeline with name 'gone'")
+                    .build(),
+            )
+        }),
+        mock!(Client::list_pipeline_executions).then_error(|| {
+            ListPipelineExecutionsError::generic(unmodeled("ThrottlingException", "Rate exceeded"))
+        }),
+        mock!(Client::list_pipeline_executions)
+            .sequence()
+            .http_status(503, None)
+            .build(),
+    ];
+    let rule_refs: Vec<&Rule> = rules.iter().collect();
+    let pipelines = CodePipelineClient::new(client(&rule_refs));
+    let err = pipelines.find_started("gone", T0).await.unwrap_err();
+    assert!(matches!(err, PortError::NotFound(_)), "{err:?}");
+    assert!(err.to_string().contains("gone"), "{err}");
+    let err = pipelines.find_started("app", T0).await.unwrap_err();
+    assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
+    let err = pipelines.find_started("app", T0).await.unwrap_err();
+    assert!(matches!(err, PortError::Transient(_)), "{err:?}");
 }

@@ -3,13 +3,18 @@
 //! cannot produce on demand (TaskTimedOut, throttling).
 
 use aws_sdk_sfn::error::ErrorMetadata;
+use aws_sdk_sfn::operation::describe_execution::{DescribeExecutionError, DescribeExecutionOutput};
 use aws_sdk_sfn::operation::send_task_failure::{SendTaskFailureError, SendTaskFailureOutput};
 use aws_sdk_sfn::operation::send_task_success::{SendTaskSuccessError, SendTaskSuccessOutput};
-use aws_sdk_sfn::types::error::{InvalidToken, TaskDoesNotExist, TaskTimedOut};
+use aws_sdk_sfn::primitives::DateTime;
+use aws_sdk_sfn::types::error::{
+    ExecutionDoesNotExist, InvalidToken, TaskDoesNotExist, TaskTimedOut,
+};
+use aws_sdk_sfn::types::ExecutionStatus;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use rm_aws::{SfnExecutions, SfnTaskTokens};
 use rm_core::error::PortError;
-use rm_core::ports::{Executions, TaskTokens, TokenDelivery};
+use rm_core::ports::{ExecutionRunState, ExecutionState, Executions, TaskTokens, TokenDelivery};
 use rm_testkit::{moto_endpoint, sdk_config, unique_name};
 use serde_json::json;
 
@@ -149,4 +154,129 @@ async fn task_token_answers_map_to_delivery() {
         "the cause is cut to SendTaskFailure's limit"
     );
     assert_eq!(failed.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn describe_reads_running_aborted_and_missing_executions_on_moto() {
+    let client = moto_sfn().await;
+    let arn = state_machine(&client).await;
+    let executions = SfnExecutions::new(client.clone(), &arn);
+    let name = unique_name("sweep-r1");
+    assert_eq!(
+        executions.describe(&name).await.unwrap(),
+        None,
+        "ExecutionDoesNotExist is None"
+    );
+    executions
+        .start(&name, &json!({"claimedRelease": "r1"}))
+        .await
+        .unwrap();
+    let running = ExecutionState {
+        status: ExecutionRunState::Running,
+        error: None,
+        cause: None,
+    };
+    assert_eq!(executions.describe(&name).await.unwrap(), Some(running));
+    client
+        .stop_execution()
+        .execution_arn(executions.execution_arn(&name))
+        .send()
+        .await
+        .unwrap();
+    let stopped = executions.describe(&name).await.unwrap().unwrap();
+    assert_eq!(stopped.status, ExecutionRunState::Aborted);
+    // An execution of a state machine that does not exist is missing too.
+    let elsewhere = SfnExecutions::new(
+        client,
+        "arn:aws:states:us-east-1:123456789012:stateMachine:no-such-machine",
+    );
+    assert_eq!(elsewhere.describe(&name).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn describe_maps_statuses_error_and_cause() {
+    const MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:release-machine";
+    const EXECUTION: &str = "arn:aws:states:us-east-1:123456789012:execution:release-machine:s3-r1";
+    fn described(
+        status: ExecutionStatus,
+        error: Option<&'static str>,
+        cause: Option<&'static str>,
+    ) -> impl Fn() -> DescribeExecutionOutput + Send + Sync + 'static {
+        move || {
+            DescribeExecutionOutput::builder()
+                .execution_arn(EXECUTION)
+                .state_machine_arn(MACHINE)
+                .status(status.clone())
+                .start_date(DateTime::from_secs(1_767_225_600))
+                .set_error(error.map(str::to_owned))
+                .set_cause(cause.map(str::to_owned))
+                .build()
+                .unwrap()
+        }
+    }
+    let statuses = [
+        (ExecutionStatus::Running, ExecutionRunState::Running),
+        (ExecutionStatus::Succeeded, ExecutionRunState::Succeeded),
+        (ExecutionStatus::TimedOut, ExecutionRunState::TimedOut),
+        (ExecutionStatus::Aborted, ExecutionRunState::Aborted),
+        (
+            ExecutionStatus::PendingRedrive,
+            ExecutionRunState::PendingRedrive,
+        ),
+    ];
+    let mut rules: Vec<_> = statuses
+        .iter()
+        .map(|(status, _)| {
+            mock!(aws_sdk_sfn::Client::describe_execution)
+                .match_requests(|r| r.execution_arn() == Some(EXECUTION))
+                .then_output(described(status.clone(), None, None))
+        })
+        .collect();
+    rules.push(
+        mock!(aws_sdk_sfn::Client::describe_execution).then_output(described(
+            ExecutionStatus::Failed,
+            Some("States.TaskFailed"),
+            Some("record-state failed"),
+        )),
+    );
+    rules.push(
+        mock!(aws_sdk_sfn::Client::describe_execution).then_error(|| {
+            DescribeExecutionError::ExecutionDoesNotExist(
+                ExecutionDoesNotExist::builder()
+                    .message("Execution Does Not Exist")
+                    .build(),
+            )
+        }),
+    );
+    rules.push(
+        mock!(aws_sdk_sfn::Client::describe_execution).then_error(|| {
+            DescribeExecutionError::generic(
+                ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        }),
+    );
+    let rule_refs: Vec<_> = rules.iter().collect();
+    let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, &rule_refs, |c| c
+        .retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled()));
+    let executions = SfnExecutions::new(client, MACHINE);
+    for (_, expected) in statuses {
+        let state = executions.describe("s3-r1").await.unwrap().unwrap();
+        assert_eq!(state.status, expected);
+        assert_eq!((state.error, state.cause), (None, None));
+    }
+    assert_eq!(
+        executions.describe("s3-r1").await.unwrap(),
+        Some(ExecutionState {
+            status: ExecutionRunState::Failed,
+            error: Some("States.TaskFailed".into()),
+            cause: Some("record-state failed".into()),
+        })
+    );
+    assert_eq!(executions.describe("s3-r1").await.unwrap(), None);
+    let err = executions.describe("s3-r1").await.unwrap_err();
+    assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
+    assert!(err.to_string().contains("DescribeExecution"), "{err}");
 }

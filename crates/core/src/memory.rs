@@ -313,8 +313,23 @@ struct FakePipelinesState {
     by_token: HashMap<String, String>,
     /// Errors to return from the next starts, in order.
     start_errors: Vec<StartError>,
+    /// Errors the next starts answer after starting their execution (the answer was lost).
+    lost_answers: Vec<StartError>,
+    /// Every execution, in start order: what ListPipelineExecutions lists.
+    history: Vec<FakeExecution>,
+    /// The start time of later starts (`None`: the wall clock's now).
+    now: Option<OffsetDateTime>,
     calls: Vec<String>,
     stops: Vec<(String, String, String, bool)>,
+}
+
+/// An execution in [`FakePipelines`]' history.
+struct FakeExecution {
+    pipeline: String,
+    execution_id: String,
+    started_at: OffsetDateTime,
+    /// `trigger.triggerType`: `StartPipelineExecution` for the starts made through the port.
+    trigger_type: String,
 }
 
 impl FakePipelines {
@@ -336,6 +351,41 @@ impl FakePipelines {
         lock(&self.state).start_errors = errors;
     }
 
+    /// The next starts (after those failed by [`fail_next_starts`]) start their execution, as
+    /// usual, then answer these errors, in order: the answer was lost (a Lambda timeout).
+    ///
+    /// [`fail_next_starts`]: FakePipelines::fail_next_starts
+    pub fn start_then_fail_next(&self, errors: Vec<StartError>) {
+        lock(&self.state).lost_answers = errors;
+    }
+
+    /// Later starts begin at `at` (their `startTime` in ListPipelineExecutions). Until this is
+    /// called, a start begins at the wall clock's now.
+    pub fn set_now(&self, at: OffsetDateTime) {
+        lock(&self.state).now = Some(at);
+    }
+
+    /// Adds an execution of `pipeline` to its history (InProgress), as if something else
+    /// started it: `trigger_type` as CodePipeline names it (`StartPipelineExecution`,
+    /// `Webhook`, `CloudWatchEvent`, ...).
+    pub fn add_execution(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        started_at: OffsetDateTime,
+        trigger_type: &str,
+    ) {
+        let mut s = lock(&self.state);
+        s.statuses
+            .insert(execution_id.to_owned(), RunStatus::InProgress);
+        s.history.push(FakeExecution {
+            pipeline: pipeline.to_owned(),
+            execution_id: execution_id.to_owned(),
+            started_at,
+            trigger_type: trigger_type.to_owned(),
+        });
+    }
+
     /// Every call, as `Operation:pipeline`.
     pub fn calls(&self) -> Vec<String> {
         lock(&self.state).calls.clone()
@@ -351,10 +401,23 @@ impl FakePipelines {
 impl Pipelines for FakePipelines {
     async fn find_started(
         &self,
-        _pipeline: &str,
-        _since: OffsetDateTime,
+        pipeline: &str,
+        since: OffsetDateTime,
     ) -> PortResult<Option<String>> {
-        Err(PortError::Other("find_started: not implemented yet".into()))
+        let mut s = lock(&self.state);
+        s.calls.push(format!("ListPipelineExecutions:{pipeline}"));
+        if !s.existing.iter().any(|n| n == pipeline) {
+            return Err(PortError::NotFound(format!("pipeline {pipeline}")));
+        }
+        Ok(s.history
+            .iter()
+            .filter(|e| {
+                e.pipeline == pipeline
+                    && e.trigger_type == "StartPipelineExecution"
+                    && e.started_at >= since
+            })
+            .min_by_key(|e| e.started_at)
+            .map(|e| e.execution_id.clone()))
     }
 
     async fn exists(&self, name: &str) -> PortResult<bool> {
@@ -373,12 +436,25 @@ impl Pipelines for FakePipelines {
         if !s.existing.contains(&spec.name) {
             return Err(StartError::NotFound(spec.name.clone()));
         }
-        if let Some(id) = s.by_token.get(token) {
-            return Ok(id.clone());
+        let id = match s.by_token.get(token) {
+            Some(id) => id.clone(),
+            None => {
+                let id = format!("exec-{}-{}", spec.name, s.by_token.len() + 1);
+                s.by_token.insert(token.to_owned(), id.clone());
+                s.statuses.insert(id.clone(), RunStatus::InProgress);
+                let started_at = s.now.unwrap_or_else(OffsetDateTime::now_utc);
+                s.history.push(FakeExecution {
+                    pipeline: spec.name.clone(),
+                    execution_id: id.clone(),
+                    started_at,
+                    trigger_type: "StartPipelineExecution".to_owned(),
+                });
+                id
+            }
+        };
+        if !s.lost_answers.is_empty() {
+            return Err(s.lost_answers.remove(0));
         }
-        let id = format!("exec-{}-{}", spec.name, s.by_token.len() + 1);
-        s.by_token.insert(token.to_owned(), id.clone());
-        s.statuses.insert(id.clone(), RunStatus::InProgress);
         Ok(id)
     }
 
@@ -525,11 +601,15 @@ impl ManifestSource for FakeSource {
     }
 }
 
-/// Records StartExecution calls; fails them when told.
+/// Records StartExecution calls; fails them when told. DescribeExecution answers the state set
+/// with [`FakeExecutions::set_state`], else Running for an execution it started, else `None`.
 #[derive(Default)]
 pub struct FakeExecutions {
     started: Mutex<Vec<(String, Value)>>,
     fail_with: Mutex<Option<PortError>>,
+    states: Mutex<BTreeMap<String, ExecutionState>>,
+    describe_fails_with: Mutex<Option<PortError>>,
+    described: Mutex<Vec<String>>,
 }
 
 /// Executions for tests that start or describe none.
@@ -540,6 +620,9 @@ impl FakeExecutions {
         FakeExecutions {
             started: Mutex::new(Vec::new()),
             fail_with: Mutex::new(None),
+            states: Mutex::new(BTreeMap::new()),
+            describe_fails_with: Mutex::new(None),
+            described: Mutex::new(Vec::new()),
         }
     }
 
@@ -547,15 +630,43 @@ impl FakeExecutions {
         lock(&self.started).clone()
     }
 
+    /// StartExecution fails with `e` from now on.
     pub fn fail_with(&self, e: PortError) {
         *lock(&self.fail_with) = Some(e);
+    }
+
+    /// What DescribeExecution answers for the execution `name` from now on.
+    pub fn set_state(&self, name: &str, state: ExecutionState) {
+        lock(&self.states).insert(name.to_owned(), state);
+    }
+
+    /// DescribeExecution fails with `e` from now on.
+    pub fn fail_describes_with(&self, e: PortError) {
+        *lock(&self.describe_fails_with) = Some(e);
+    }
+
+    /// The names DescribeExecution was asked about, in order.
+    pub fn described(&self) -> Vec<String> {
+        lock(&self.described).clone()
     }
 }
 
 #[async_trait]
 impl Executions for FakeExecutions {
-    async fn describe(&self, _name: &str) -> PortResult<Option<ExecutionState>> {
-        Err(PortError::Other("describe: not implemented yet".into()))
+    async fn describe(&self, name: &str) -> PortResult<Option<ExecutionState>> {
+        lock(&self.described).push(name.to_owned());
+        if let Some(e) = lock(&self.describe_fails_with).clone() {
+            return Err(e);
+        }
+        if let Some(state) = lock(&self.states).get(name) {
+            return Ok(Some(state.clone()));
+        }
+        let started = lock(&self.started).iter().any(|(n, _)| n == name);
+        Ok(started.then_some(ExecutionState {
+            status: ExecutionRunState::Running,
+            error: None,
+            cause: None,
+        }))
     }
 
     async fn start(&self, name: &str, input: &Value) -> PortResult<String> {

@@ -4,8 +4,9 @@
 //! be tested against scripted pipelines.
 //!
 //! Operations: GetPipeline, StartPipelineExecution, GetPipelineExecution,
-//! StopPipelineExecution, PutJobSuccessResult and PutJobFailureResult (recorded for
-//! assertions). Errors are AWS's: HTTP 400 with `{"__type": "PipelineNotFoundException",
+//! ListPipelineExecutions (newest first, with `trigger` and `startTime`; paged by `maxResults`,
+//! 1 to 100, default 100, and `nextToken`), StopPipelineExecution, PutJobSuccessResult and
+//! PutJobFailureResult (recorded for assertions). Errors are AWS's: HTTP 400 with `{"__type": "PipelineNotFoundException",
 //! "message": ...}`.
 //!
 //! Each "CodePipeline Pipeline Execution State Change" event the simulator emits is published
@@ -363,6 +364,7 @@ async fn aws_json(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         "GetPipeline" => get_pipeline(&shared, &request).await,
         "StartPipelineExecution" => start_execution(&shared, &request).await,
         "GetPipelineExecution" => get_execution(&shared, &request).await,
+        "ListPipelineExecutions" => list_executions(&shared, &request),
         "StopPipelineExecution" => stop_execution(&shared, &request).await,
         "PutJobSuccessResult" => put_job_result(&shared, &request, true),
         "PutJobFailureResult" => put_job_result(&shared, &request, false),
@@ -509,7 +511,7 @@ async fn get_execution(shared: &Shared, request: &Value) -> Result<Value, AwsErr
         "pipelineExecutionId": id,
         "status": status.status.as_str(),
         "artifactRevisions": [],
-        "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "release-machine"},
+        "trigger": trigger(),
         "executionMode": "SUPERSEDED",
         "executionType": "STANDARD"
     });
@@ -525,6 +527,79 @@ async fn get_execution(shared: &Shared, request: &Value) -> Result<Value, AwsErr
         );
     }
     Ok(json!({"pipelineExecution": body}))
+}
+
+/// The trigger of every execution the emulator starts: StartPipelineExecution by the
+/// start-pipelines function's role.
+fn trigger() -> Value {
+    json!({
+        "triggerType": "StartPipelineExecution",
+        "triggerDetail": format!(
+            "arn:aws:sts::{}:assumed-role/release-machine-StartPipelinesRole/release-machine-start-pipelines",
+            crate::sim::ACCOUNT
+        )
+    })
+}
+
+/// ListPipelineExecutions: the pipeline's executions, newest first; `nextToken` is the index of
+/// the next summary.
+fn list_executions(shared: &Shared, request: &Value) -> Result<Value, AwsError> {
+    let pipeline = field(request, "pipelineName")?;
+    shared.count(pipeline, "ListPipelineExecutions");
+    if !shared.exists(pipeline) {
+        return Err(pipeline_not_found(pipeline));
+    }
+    let max_results = match request.get("maxResults") {
+        None | Some(Value::Null) => 100,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=100) => n as usize,
+            _ => {
+                return Err(AwsError::new(
+                    "ValidationException",
+                    format!("1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100"),
+                ))
+            }
+        },
+    };
+    let history = shared.sim().history(pipeline);
+    let from = match request.get("nextToken").and_then(Value::as_str) {
+        None => 0,
+        Some(token) => token
+            .parse::<usize>()
+            .ok()
+            .filter(|&i| i <= history.len())
+            .ok_or_else(|| {
+                AwsError::new(
+                    "InvalidNextTokenException",
+                    format!("the next token {token:?} is not valid"),
+                )
+            })?,
+    };
+    let to = (from + max_results).min(history.len());
+    let summaries: Vec<Value> = history[from..to]
+        .iter()
+        .map(|e| {
+            let mut summary = json!({
+                "pipelineExecutionId": e.execution_id,
+                "status": e.status.as_str(),
+                "startTime": epoch_seconds(e.started_at),
+                "lastUpdateTime": epoch_seconds(e.ended_at.unwrap_or(e.started_at)),
+                "sourceRevisions": [],
+                "trigger": trigger(),
+                "executionMode": "SUPERSEDED",
+                "executionType": "STANDARD"
+            });
+            if let Some(text) = &e.summary {
+                summary["statusSummary"] = Value::String(text.clone());
+            }
+            summary
+        })
+        .collect();
+    let mut body = json!({"pipelineExecutionSummaries": summaries});
+    if to < history.len() {
+        body["nextToken"] = Value::String(to.to_string());
+    }
+    Ok(body)
 }
 
 async fn stop_execution(shared: &Shared, request: &Value) -> Result<Value, AwsError> {

@@ -11,12 +11,32 @@
 //! (Stopping to Stopped; default 30), `events` (`deliver`; `drop`: no state-change events;
 //! `duplicate`: each twice) and `throttleStarts` (how many first StartPipelineExecution calls are
 //! throttled). Faults (issue 9): `startConflicts` (how many first StartPipelineExecution calls
-//! answer ConflictException, "pipeline is busy"), `sendFailures` (how many first
+//! answer ConflictException, "pipeline is busy"), `startTimeouts` (how many first StartPipeline
+//! tasks start the execution, then die as a Lambda timeout before answering: the start is
+//! made, idempotent per client request token like any start, but the caller gets a transient
+//! "timed out" error, and [`SimPipelines::take_lambda_death`] tells the local runner to fail the
+//! task as `Lambda.Unknown`; a retried task that finds the execution with ListPipelineExecutions
+//! instead of starting it is one of the N too: it gets its answer, then dies the same way),
+//! `sendFailures` (how many first
 //! SendTaskSuccess/SendTaskFailure calls for the pipeline's waiting task fail transiently),
 //! `vanishes` (true: once started, the execution is gone: GetPipelineExecution and
 //! StopPipelineExecution answer not found, no further events) and `stopRefused` (true:
 //! StopPipelineExecution answers success but never takes effect; the execution keeps its own
 //! outcome). A pipeline's object overrides `defaults`, which override the built-in defaults.
+//!
+//! Run-level faults sit in a top-level `"faults"` object (all optional):
+//! `abortExecutionAfterSeconds` (a number of seconds, 0 to 30 days: the release's execution is
+//! aborted that long after it started, as StopExecution from the console would; the reconciler
+//! must notice; see [`SimFile::abort_execution_after`]) and `recordFailures` (a whole number,
+//! 0 to 1000: the first N calls that record the release's end fail; see
+//! [`SimFile::record_failures`]).
+//!
+//! ```json
+//! {"pipelines": {"api": {"startTimeouts": 1}},
+//!  "faults": {"abortExecutionAfterSeconds": 900, "recordFailures": 2}}
+//! ```
+//!
+//! Unknown keys anywhere are errors, each reported at its JSONPath (`$.faults.foo`).
 //!
 //! Executions run in tokio time (virtual in a paused runtime). Every change is published as the
 //! EventBridge "CodePipeline Pipeline Execution State Change" event CodePipeline emits, on the
@@ -93,6 +113,7 @@ pub struct Behaviour {
     pub events: EventDelivery,
     pub throttle_starts: u32,
     pub start_conflicts: u32,
+    pub start_timeouts: u32,
     pub send_failures: u32,
     pub vanishes: bool,
     pub stop_refused: bool,
@@ -108,6 +129,7 @@ struct Overrides {
     events: Option<EventDelivery>,
     throttle_starts: Option<u32>,
     start_conflicts: Option<u32>,
+    start_timeouts: Option<u32>,
     send_failures: Option<u32>,
     vanishes: Option<bool>,
     stop_refused: Option<bool>,
@@ -124,6 +146,7 @@ impl Overrides {
             events: self.events.unwrap_or(base.events),
             throttle_starts: self.throttle_starts.unwrap_or(base.throttle_starts),
             start_conflicts: self.start_conflicts.unwrap_or(base.start_conflicts),
+            start_timeouts: self.start_timeouts.unwrap_or(base.start_timeouts),
             send_failures: self.send_failures.unwrap_or(base.send_failures),
             vanishes: self.vanishes.unwrap_or(base.vanishes),
             stop_refused: self.stop_refused.unwrap_or(base.stop_refused),
@@ -137,7 +160,18 @@ impl Overrides {
 pub struct SimFile {
     defaults: Overrides,
     pipelines: BTreeMap<String, Overrides>,
+    faults: RunFaults,
 }
+
+/// The top-level `"faults"` object: faults of the run, not of one pipeline.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RunFaults {
+    abort_execution_after: Option<Duration>,
+    record_failures: u32,
+}
+
+/// The keys of `"faults"`.
+const FAULT_FIELDS: &str = "abortExecutionAfterSeconds, recordFailures";
 
 /// Every problem of a `--sim` file, each at its JSONPath.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +195,7 @@ impl fmt::Display for SimFileError {
 impl std::error::Error for SimFileError {}
 
 const FIELDS: &str = "exists, outcome, durationSeconds, failedStage, stopSeconds, events, \
-     throttleStarts, startConflicts, sendFailures, vanishes, stopRefused";
+     throttleStarts, startConflicts, startTimeouts, sendFailures, vanishes, stopRefused";
 
 fn json_type(v: &Value) -> &'static str {
     match v {
@@ -229,10 +263,12 @@ impl SimFile {
                         ),
                     )),
                 },
+                "faults" => file.faults = run_faults(v, "$.faults", &mut errors),
                 other => errors.push(ValidationError::new(
                     quote_path("$", other),
                     format!(
-                        "unknown field {other:?}; a sim file has \"defaults\" and \"pipelines\""
+                        "unknown field {other:?}; a sim file has \"defaults\", \"pipelines\" \
+                         and \"faults\""
                     ),
                 )),
             }
@@ -255,6 +291,7 @@ impl SimFile {
             events: EventDelivery::Deliver,
             throttle_starts: 0,
             start_conflicts: 0,
+            start_timeouts: 0,
             send_failures: 0,
             vanishes: false,
             stop_refused: false,
@@ -264,6 +301,18 @@ impl SimFile {
             Some(o) => o.over(base),
             None => base,
         }
+    }
+
+    /// `faults.abortExecutionAfterSeconds`: how long after its start the release's execution
+    /// is aborted (as StopExecution from the console would); `None`: never.
+    pub fn abort_execution_after(&self) -> Option<Duration> {
+        self.faults.abort_execution_after
+    }
+
+    /// `faults.recordFailures`: how many first calls that record the release's end fail
+    /// (0: none).
+    pub fn record_failures(&self) -> u32 {
+        self.faults.record_failures
     }
 
     /// Pipelines the sim file scripts that are not in `names`: a warning, not an error, so one
@@ -374,6 +423,7 @@ fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overri
             "events" => o.events = named(v, &p, &EventDelivery::NAMES, errors),
             "throttleStarts" => o.throttle_starts = count(v, &p, errors),
             "startConflicts" => o.start_conflicts = count(v, &p, errors),
+            "startTimeouts" => o.start_timeouts = count(v, &p, errors),
             "sendFailures" => o.send_failures = count(v, &p, errors),
             other => errors.push(ValidationError::new(
                 &p,
@@ -382,6 +432,35 @@ fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overri
         }
     }
     o
+}
+
+/// The top-level `"faults"` object.
+fn run_faults(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> RunFaults {
+    let mut faults = RunFaults::default();
+    let Some(map) = v.as_object() else {
+        errors.push(ValidationError::new(
+            path,
+            format!(
+                "expected an object with any of {FAULT_FIELDS}, got {}",
+                json_type(v)
+            ),
+        ));
+        return faults;
+    };
+    for (key, v) in map {
+        let p = quote_path(path, key);
+        match key.as_str() {
+            "abortExecutionAfterSeconds" => {
+                faults.abort_execution_after = seconds(v, &p, errors);
+            }
+            "recordFailures" => faults.record_failures = count(v, &p, errors).unwrap_or(0),
+            other => errors.push(ValidationError::new(
+                &p,
+                format!("unknown field {other:?}; expected one of {FAULT_FIELDS}"),
+            )),
+        }
+    }
+    faults
 }
 
 /// CodePipeline API calls made to one pipeline.
@@ -393,15 +472,20 @@ pub struct ApiCalls {
     pub throttled: u32,
     /// Start calls answered ConflictException (`startConflicts`).
     pub conflicts: u32,
+    /// StartPipeline tasks that started (or, retried, found) the execution, then died before
+    /// answering (`startTimeouts`).
+    pub timed_out: u32,
     /// SendTaskSuccess/SendTaskFailure calls for this pipeline failed by `sendFailures`.
     pub send_failed: u32,
     pub get_execution: u32,
+    /// ListPipelineExecutions calls (`find_started`).
+    pub list_executions: u32,
     pub stop: u32,
 }
 
 impl ApiCalls {
     pub fn total(&self) -> u32 {
-        self.get_pipeline + self.start + self.get_execution + self.stop
+        self.get_pipeline + self.start + self.get_execution + self.list_executions + self.stop
     }
 }
 
@@ -431,6 +515,9 @@ struct State {
     events_emitted: u64,
     /// Executions gone (`vanishes`): not found by Get/Stop.
     vanished: HashSet<String>,
+    /// Start tasks that died as a Lambda timeout (`startTimeouts`) and that the runner has not
+    /// taken yet (see [`SimPipelines::take_lambda_death`]).
+    lambda_deaths: u32,
 }
 
 struct Inner {
@@ -499,6 +586,20 @@ impl SimPipelines {
         }
     }
 
+    /// `startTimeouts`: true once for each StartPipeline task that started its execution (a
+    /// StartPipelineExecution call) or found it (a ListPipelineExecutions call that found one)
+    /// and then died as a Lambda timeout before answering; false otherwise. The local runner
+    /// asks after each task and fails the task as `Lambda.Unknown`.
+    pub fn take_lambda_death(&self) -> bool {
+        let mut s = self.inner.lock();
+        if s.lambda_deaths > 0 {
+            s.lambda_deaths -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     /// API calls per pipeline.
     pub fn calls(&self) -> BTreeMap<String, ApiCalls> {
         self.inner.lock().calls.clone()
@@ -508,6 +609,16 @@ impl SimPipelines {
     pub fn executions(&self) -> Vec<SimExecution> {
         let s = self.inner.lock();
         s.order.iter().map(|id| s.executions[id].clone()).collect()
+    }
+
+    /// What ListPipelineExecutions lists for `pipeline`: its executions, newest first (by start
+    /// time; the later started first among equal times), without the vanished ones.
+    pub fn history(&self, pipeline: &str) -> Vec<SimExecution> {
+        let s = self.inner.lock();
+        let mut listed: Vec<SimExecution> = history(&s, pipeline).cloned().collect();
+        listed.reverse();
+        listed.sort_by_key(|e| std::cmp::Reverse(e.started_at));
+        listed
     }
 
     /// The most executions in progress (or stopping) at once.
@@ -647,6 +758,28 @@ impl Inner {
     }
 }
 
+/// `startTimeouts`: true (and a Lambda death recorded for the runner) if this StartPipeline
+/// task of `pipeline` is one of the first N, which die before they answer; counts it.
+fn start_times_out(s: &mut State, pipeline: &str, b: &Behaviour) -> bool {
+    let calls = s.calls.entry(pipeline.to_owned()).or_default();
+    if calls.timed_out < b.start_timeouts {
+        calls.timed_out += 1;
+        s.lambda_deaths += 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// `pipeline`'s executions in start order, without the vanished ones (gone from CodePipeline's
+/// history as from GetPipelineExecution).
+fn history<'a>(s: &'a State, pipeline: &'a str) -> impl Iterator<Item = &'a SimExecution> + 'a {
+    s.order
+        .iter()
+        .map(|id| &s.executions[id])
+        .filter(move |e| e.pipeline == pipeline && !s.vanished.contains(&e.execution_id))
+}
+
 fn execution_id() -> String {
     format!(
         "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
@@ -660,14 +793,6 @@ fn execution_id() -> String {
 
 #[async_trait::async_trait]
 impl Pipelines for SimPipelines {
-    async fn find_started(
-        &self,
-        _pipeline: &str,
-        _since: OffsetDateTime,
-    ) -> PortResult<Option<String>> {
-        Err(PortError::Other("find_started: not implemented yet".into()))
-    }
-
     async fn exists(&self, name: &str) -> PortResult<bool> {
         let inner = &self.inner;
         inner
@@ -708,39 +833,83 @@ impl Pipelines for SimPipelines {
             )));
         }
         // CodePipeline's idempotency: the same clientRequestToken answers the same execution.
-        if let Some(id) = s.by_request_token.get(client_request_token) {
-            return Ok(id.clone());
+        let id = match s.by_request_token.get(client_request_token) {
+            Some(id) => id.clone(),
+            None => {
+                let id = execution_id();
+                s.by_request_token
+                    .insert(client_request_token.to_owned(), id.clone());
+                s.executions.insert(
+                    id.clone(),
+                    SimExecution {
+                        pipeline: spec.name.clone(),
+                        execution_id: id.clone(),
+                        client_request_token: client_request_token.to_owned(),
+                        status: RunStatus::InProgress,
+                        started_at: inner.clock.now(),
+                        ended_at: None,
+                        summary: None,
+                        stop_reason: None,
+                        variables: spec.variables.clone(),
+                    },
+                );
+                s.order.push(id.clone());
+                s.running += 1;
+                s.peak_running = s.peak_running.max(s.running);
+                inner.publish(&mut s, &id);
+                if b.vanishes {
+                    // Gone once started: no further events, Get and Stop answer not found.
+                    s.vanished.insert(id.clone());
+                    s.running -= 1;
+                } else {
+                    tokio::spawn(Arc::clone(inner).live(id.clone(), b.clone()));
+                }
+                id
+            }
+        };
+        // `startTimeouts`: started, then the task died before it could answer.
+        if start_times_out(&mut s, &spec.name, &b) {
+            return Err(StartError::Port(PortError::Transient(format!(
+                "StartPipelineExecution on {} timed out: the task died before it answered \
+                 (the sim file's startTimeouts; execution {id} was started)",
+                spec.name
+            ))));
         }
-        let id = execution_id();
-        s.by_request_token
-            .insert(client_request_token.to_owned(), id.clone());
-        s.executions.insert(
-            id.clone(),
-            SimExecution {
-                pipeline: spec.name.clone(),
-                execution_id: id.clone(),
-                client_request_token: client_request_token.to_owned(),
-                status: RunStatus::InProgress,
-                started_at: inner.clock.now(),
-                ended_at: None,
-                summary: None,
-                stop_reason: None,
-                variables: spec.variables.clone(),
-            },
-        );
-        s.order.push(id.clone());
-        s.running += 1;
-        s.peak_running = s.peak_running.max(s.running);
-        inner.publish(&mut s, &id);
-        if b.vanishes {
-            // Gone once started: no further events, Get and Stop answer not found.
-            s.vanished.insert(id.clone());
-            s.running -= 1;
-            return Ok(id);
-        }
-        drop(s);
-        tokio::spawn(Arc::clone(inner).live(id.clone(), b));
         Ok(id)
+    }
+
+    async fn find_started(
+        &self,
+        pipeline: &str,
+        since: OffsetDateTime,
+    ) -> PortResult<Option<String>> {
+        let inner = &self.inner;
+        let b = inner.file.behaviour(pipeline);
+        let mut s = inner.lock();
+        s.calls
+            .entry(pipeline.to_owned())
+            .or_default()
+            .list_executions += 1;
+        if !b.exists {
+            return Err(PortError::NotFound(format!(
+                "PipelineNotFoundException: Account '{ACCOUNT}' does not have a pipeline with \
+                 name '{pipeline}'"
+            )));
+        }
+        // Every simulated execution is triggered by StartPipelineExecution.
+        let found = history(&s, pipeline)
+            .filter(|e| e.started_at >= since)
+            .min_by_key(|e| e.started_at)
+            .map(|e| e.execution_id.clone());
+        // `startTimeouts` counts StartPipeline tasks: a retried task that finds (adopts) the
+        // execution instead of starting it dies too, after its work, before it answers.
+        if found.is_some() && start_times_out(&mut s, pipeline, &b) {
+            tracing::debug!(
+                pipeline,
+                "startTimeouts: the task that found the execution dies"
+            );
+        }
+        Ok(found)
     }
 
     async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus> {
@@ -807,5 +976,239 @@ impl Pipelines for SimPipelines {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+
+    fn sim(v: Value) -> SimFile {
+        SimFile::from_value(&v).expect("valid sim file")
+    }
+
+    /// The problems of an invalid sim file, as (path, message).
+    fn problems(v: Value) -> Vec<(String, String)> {
+        SimFile::from_value(&v)
+            .expect_err("invalid sim file")
+            .0
+            .into_iter()
+            .map(|e| (e.path.clone(), e.message.clone()))
+            .collect()
+    }
+
+    fn pipelines(file: SimFile) -> (SimPipelines, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+        let (bus, events) = tokio::sync::mpsc::unbounded_channel();
+        (SimPipelines::new(file, VirtualClock::new(T0), bus), events)
+    }
+
+    #[test]
+    fn faults_parse_and_default_to_none() {
+        let none = SimFile::default();
+        assert_eq!(none.abort_execution_after(), None);
+        assert_eq!(none.record_failures(), 0);
+        let file = sim(json!({
+            "faults": {"abortExecutionAfterSeconds": 90.5, "recordFailures": 3}
+        }));
+        assert_eq!(
+            file.abort_execution_after(),
+            Some(Duration::from_millis(90_500))
+        );
+        assert_eq!(file.record_failures(), 3);
+        let empty = sim(json!({"faults": {}}));
+        assert_eq!(empty, SimFile::default());
+        let zero = sim(json!({"faults": {"abortExecutionAfterSeconds": 0}}));
+        assert_eq!(zero.abort_execution_after(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn faults_are_validated_at_their_paths() {
+        let found = problems(json!({
+            "faults": {
+                "abortExecutionAfterSeconds": -1,
+                "recordFailures": 1001,
+                "abortAfter": 5
+            }
+        }));
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "$.faults.abortExecutionAfterSeconds",
+                "$.faults.recordFailures",
+                "$.faults.abortAfter"
+            ],
+            "{found:?}"
+        );
+        assert!(found[0].1.contains("out of range"), "{found:?}");
+        assert!(found[1].1.contains("0 to 1000"), "{found:?}");
+        assert!(
+            found[2]
+                .1
+                .contains("abortExecutionAfterSeconds, recordFailures"),
+            "{found:?}"
+        );
+
+        let found = problems(json!({
+            "faults": {"abortExecutionAfterSeconds": 30.0 * 24.0 * 3600.0 + 1.0,
+                       "recordFailures": 1.5}
+        }));
+        assert_eq!(found.len(), 2, "{found:?}");
+        let found = problems(json!({
+            "faults": {"abortExecutionAfterSeconds": "600", "recordFailures": -2}
+        }));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].1.contains("a number of seconds"), "{found:?}");
+
+        let found = problems(json!({"faults": [1]}));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "$.faults");
+        assert!(found[0].1.contains("got an array"), "{found:?}");
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_still_errors() {
+        let found = problems(json!({"fault": {}, "faults": {"recordFailures": 1}}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "$.fault");
+        assert!(found[0].1.contains("\"faults\""), "{found:?}");
+    }
+
+    #[test]
+    fn start_timeouts_parse_per_pipeline_and_in_defaults() {
+        let file = sim(json!({
+            "defaults": {"startTimeouts": 1},
+            "pipelines": {"api": {"startTimeouts": 3}, "web": {}}
+        }));
+        assert_eq!(file.behaviour("api").start_timeouts, 3);
+        assert_eq!(file.behaviour("web").start_timeouts, 1);
+        assert_eq!(SimFile::default().behaviour("web").start_timeouts, 0);
+        let found = problems(json!({
+            "defaults": {"startTimeouts": -1},
+            "pipelines": {"api": {"startTimeouts": "2", "startTimeout": 1}}
+        }));
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "$.defaults.startTimeouts",
+                "$.pipelines.api.startTimeouts",
+                "$.pipelines.api.startTimeout"
+            ],
+            "{found:?}"
+        );
+        assert!(found[2].1.contains("startTimeouts"), "{found:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn start_timeouts_start_the_execution_then_die_once_each() {
+        let (sim, _events) = pipelines(sim(json!({
+            "pipelines": {"api": {"startTimeouts": 2}}
+        })));
+        let spec = PipelineSpec::new("api", 1);
+        assert!(!sim.take_lambda_death());
+        for _ in 0..2 {
+            match sim.start(&spec, "token-1").await {
+                Err(StartError::Port(PortError::Transient(m))) => {
+                    assert!(m.contains("timed out"), "{m}")
+                }
+                other => panic!("expected a transient timeout, got {other:?}"),
+            }
+            assert!(sim.take_lambda_death(), "one death per timed-out start");
+            assert!(!sim.take_lambda_death(), "taken once");
+        }
+        let executions = sim.executions();
+        assert_eq!(executions.len(), 1, "the retries found the same execution");
+        let id = sim.start(&spec, "token-1").await.unwrap();
+        assert_eq!(id, executions[0].execution_id);
+        assert!(!sim.take_lambda_death());
+        assert_eq!(sim.calls()["api"].timed_out, 2);
+        assert_eq!(sim.calls()["api"].start, 3);
+        // Another pipeline is not affected.
+        sim.start(&PipelineSpec::new("web", 1), "token-2")
+            .await
+            .unwrap();
+        assert!(!sim.take_lambda_death());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retried_task_that_finds_the_execution_dies_too_while_timeouts_remain() {
+        let (sim, _events) = pipelines(sim(json!({
+            "pipelines": {"api": {"startTimeouts": 2}}
+        })));
+        let spec = PipelineSpec::new("api", 1);
+        assert!(sim.find_started("api", T0).await.unwrap().is_none());
+        assert!(!sim.take_lambda_death(), "nothing found: no task died");
+        assert!(sim.start(&spec, "token-1").await.is_err());
+        assert!(sim.take_lambda_death());
+        let id = sim.executions()[0].execution_id.clone();
+        // The retry adopts the execution: the second of the two tasks, it dies after the answer.
+        assert_eq!(sim.find_started("api", T0).await.unwrap(), Some(id.clone()));
+        assert!(sim.take_lambda_death());
+        // The third task lives.
+        assert_eq!(sim.find_started("api", T0).await.unwrap(), Some(id.clone()));
+        assert!(!sim.take_lambda_death());
+        assert_eq!(sim.start(&spec, "token-1").await.unwrap(), id);
+        assert!(!sim.take_lambda_death());
+        assert_eq!(sim.calls()["api"].timed_out, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn find_started_takes_the_earliest_start_at_or_after_since() {
+        let (sim, _events) = pipelines(sim(json!({
+            "defaults": {"durationSeconds": 3600},
+            "pipelines": {"ghost": {"exists": false}, "gone": {"vanishes": true}}
+        })));
+        let app = PipelineSpec::new("app", 1);
+        let first = sim.start(&app, "t1").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let second = sim.start(&app, "t2").await.unwrap();
+        sim.start(&PipelineSpec::new("web", 1), "t3").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let third = sim.start(&app, "t4").await.unwrap();
+
+        assert_eq!(
+            sim.find_started("app", T0).await.unwrap(),
+            Some(first.clone())
+        );
+        let at_second = T0 + time::Duration::seconds(60);
+        assert_eq!(
+            sim.find_started("app", at_second).await.unwrap(),
+            Some(second.clone()),
+            "a start at since counts"
+        );
+        assert_eq!(
+            sim.find_started("app", at_second + time::Duration::seconds(1))
+                .await
+                .unwrap(),
+            Some(third.clone())
+        );
+        assert_eq!(
+            sim.find_started("app", T0 + time::Duration::seconds(121))
+                .await
+                .unwrap(),
+            None
+        );
+        let history: Vec<String> = sim
+            .history("app")
+            .into_iter()
+            .map(|e| e.execution_id)
+            .collect();
+        assert_eq!(history, [third, second, first], "newest first");
+
+        let err = sim.find_started("ghost", T0).await.unwrap_err();
+        assert!(matches!(err, PortError::NotFound(_)), "{err:?}");
+        sim.start(&PipelineSpec::new("gone", 1), "t5")
+            .await
+            .unwrap();
+        assert_eq!(
+            sim.find_started("gone", T0).await.unwrap(),
+            None,
+            "a vanished execution is gone from the history too"
+        );
+        assert_eq!(sim.calls()["app"].list_executions, 4);
     }
 }
