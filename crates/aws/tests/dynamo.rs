@@ -7,11 +7,14 @@ mod common;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use futures::future::join_all;
+use rm_aws::dynamo::schema::waiting_shard;
 use rm_aws::DynamoStore;
 use rm_core::error::PortError;
 use rm_core::manifest::PipelineSpec;
 use rm_core::ports::{Claim, ReleaseStore};
 use rm_core::release::{ReleaseStatus, RunStatus};
+use rm_testkit::store_contract::BrokenItems;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Generates one test per backend for an `async fn(Dynamo)` scenario.
@@ -48,6 +51,9 @@ on_both!(
     token_races_keep_the_newest,
     release_writes_are_conditional_on_owner,
     release_claim_gives_up_only_unstarted_releases,
+    waiting_runs_are_spread_over_shards_and_read_from_all,
+    running_releases_come_from_the_running_partition,
+    sweep_lists_skip_items_that_do_not_decode,
 );
 
 /// The behaviour every store must have (the testkit's contract, shared with SQLite and memory).
@@ -409,14 +415,263 @@ async fn release_writes_are_conditional_on_owner(backend: Dynamo) {
         .await
         .unwrap();
     assert_eq!(failed.cause.as_deref(), Some("app (Failed)"));
-    // A later finish without a cause removes it.
-    let done = store
+    // An ended release stays as it ended: a second finish fails and says how it ended.
+    let again = store
         .finish(&r8, "exec-a", ReleaseStatus::Succeeded, None, t)
+        .await;
+    match again {
+        Err(PortError::ConditionFailed(m)) => assert!(m.contains("FAILED"), "{m}"),
+        other => panic!("a second finish: {other:?}"),
+    }
+    let stored = store.get(&r8).await.unwrap().unwrap();
+    assert_eq!(stored.release, failed);
+
+    // A finish without a cause writes none.
+    store
+        .claim(&release("r8b", "exec-a", &["app"]))
+        .await
+        .unwrap();
+    let done = store
+        .finish(&rid("r8b"), "exec-a", ReleaseStatus::Succeeded, None, t)
         .await
         .unwrap();
     assert_eq!(done.status, ReleaseStatus::Succeeded);
     assert_eq!(done.cause, None);
     assert_eq!(done.ended_at, Some(t));
+}
+
+/// The raw item of `key` (a consistent GetItem).
+async fn raw_item(
+    store: &DynamoStore,
+    backend: Dynamo,
+    pk: &str,
+    sk: &str,
+) -> Option<HashMap<String, AttributeValue>> {
+    dynamo_client(backend)
+        .await
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+fn attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// Waiting runs carry `waitingPk = WAITING#NN` (their stable shard) and fixed-width
+/// `tokenAt`/`waitingSince`; the sweep's list reads all 16 shards, following pages, and the
+/// single `WAITING` partition of runs that waited across the upgrade.
+async fn waiting_runs_are_spread_over_shards_and_read_from_all(backend: Dynamo) {
+    let store = fresh_store(backend).await;
+    let pipelines: Vec<String> = (0..40).map(|i| format!("svc-{i:02}")).collect();
+    let names: Vec<&str> = pipelines.iter().map(String::as_str).collect();
+    store
+        .claim(&release("r11", "exec-a", &names))
+        .await
+        .unwrap();
+    // Tokens stored newest pipeline first: listed by time, across shards.
+    for (i, p) in pipelines.iter().enumerate().rev() {
+        let at = T0 + time::Duration::seconds(i as i64) + time::Duration::milliseconds(250);
+        store
+            .set_token(&run_key("r11", p), &format!("tok-{p}"), at)
+            .await
+            .unwrap();
+    }
+    let mut shards = std::collections::BTreeSet::new();
+    for p in &pipelines {
+        let item = raw_item(&store, backend, "REL#r11", &format!("RUN#{p}"))
+            .await
+            .unwrap();
+        let shard = attr(&item, "waitingPk").unwrap().to_owned();
+        assert_eq!(shard, waiting_shard("r11", p));
+        assert!(shard.starts_with("WAITING#"), "{shard}");
+        shards.insert(shard);
+        let token_at = attr(&item, "tokenAt").unwrap();
+        assert_eq!(attr(&item, "waitingSince"), Some(token_at));
+        assert_eq!(
+            token_at.len(),
+            "2026-01-01T00:00:00.000000000Z".len(),
+            "{token_at}"
+        );
+    }
+    assert!(shards.len() > 8, "40 runs spread over shards: {shards:?}");
+
+    // A run waiting since before the shards, in the legacy partition with a short time.
+    let client = dynamo_client(backend).await;
+    client
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S("REL#r11".into()))
+        .key("sk", AttributeValue::S("RUN#svc-39".into()))
+        .update_expression("SET waitingPk = :legacy, waitingSince = :t REMOVE tokenAt")
+        .expression_attribute_values(":legacy", AttributeValue::S("WAITING".into()))
+        .expression_attribute_values(":t", AttributeValue::S("2025-12-31T23:00:00Z".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let waiting: Vec<String> = store
+        .waiting_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.spec.name)
+        .collect();
+    let mut expected = vec!["svc-39".to_owned()];
+    expected.extend(pipelines[..39].iter().cloned());
+    assert_eq!(waiting, expected, "every shard, merged oldest first");
+
+    // The legacy run's token is replaced like any other (no tokenAt yet) and moves to its
+    // shard; a touch keeps a run in its shard.
+    store
+        .set_token(
+            &run_key("r11", "svc-39"),
+            "tok-again",
+            T0 + time::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    store
+        .touch_waiting(
+            &run_key("r11", "svc-00"),
+            "tok-svc-00",
+            T0 + time::Duration::hours(2),
+        )
+        .await
+        .unwrap();
+    for p in ["svc-39", "svc-00"] {
+        let item = raw_item(&store, backend, "REL#r11", &format!("RUN#{p}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            attr(&item, "waitingPk"),
+            Some(waiting_shard("r11", p).as_str())
+        );
+    }
+    let waiting: Vec<String> = store
+        .waiting_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.spec.name)
+        .collect();
+    assert_eq!(waiting.len(), 40);
+    assert_eq!(waiting[38..], ["svc-39", "svc-00"]);
+}
+
+/// A RUNNING release's item is in the waiting index's `RUNNING` partition (sorted by
+/// requestedAt) until finish removes it; no other index is needed.
+async fn running_releases_come_from_the_running_partition(backend: Dynamo) {
+    let store = fresh_store(backend).await;
+    for (id, minutes) in [("r12-late", 10), ("r12-early", 1), ("r12-ended", 5)] {
+        let mut rel = release(id, "exec-a", &["app"]);
+        rel.record.requested_at = T0 + time::Duration::minutes(minutes);
+        store.claim(&rel).await.unwrap();
+    }
+    let item = raw_item(&store, backend, "REL#r12-early", "RELEASE")
+        .await
+        .unwrap();
+    assert_eq!(attr(&item, "waitingPk"), Some("RUNNING"));
+    assert_eq!(
+        attr(&item, "waitingSince"),
+        Some("2026-01-01T00:01:00.000000000Z")
+    );
+    store
+        .finish(
+            &rid("r12-ended"),
+            "exec-a",
+            ReleaseStatus::Failed,
+            Some("x"),
+            T0,
+        )
+        .await
+        .unwrap();
+    let item = raw_item(&store, backend, "REL#r12-ended", "RELEASE")
+        .await
+        .unwrap();
+    assert_eq!(
+        attr(&item, "waitingPk"),
+        None,
+        "finish removes the index key"
+    );
+    assert_eq!(attr(&item, "waitingSince"), None);
+    let running: Vec<String> = store
+        .running_releases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.release_id.to_string())
+        .collect();
+    assert_eq!(running, ["r12-early", "r12-late"], "in order of request");
+}
+
+/// A garbage attribute on a run or release item, or a raw item that is no run or release
+/// at all, is logged and skipped by waiting_runs and running_releases (issue 9, fault 8).
+async fn sweep_lists_skip_items_that_do_not_decode(backend: Dynamo) {
+    let store = fresh_store(backend).await;
+    let broken = BrokenItems::prepare(&store, "r13").await;
+    broken.check_listed(&store).await;
+    let client = dynamo_client(backend).await;
+    let garbage = AttributeValue::M(HashMap::from([(
+        "not".to_owned(),
+        AttributeValue::S("a number".into()),
+    )]));
+    client
+        .update_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            AttributeValue::S(format!("REL#{}", broken.broken_run.release_id)),
+        )
+        .key(
+            "sk",
+            AttributeValue::S(format!("RUN#{}", broken.broken_run.pipeline)),
+        )
+        .update_expression("SET wave = :garbage")
+        .expression_attribute_values(":garbage", garbage.clone())
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            AttributeValue::S(format!("REL#{}", broken.broken_release)),
+        )
+        .key("sk", AttributeValue::S("RELEASE".into()))
+        .update_expression("SET requestedAt = :garbage")
+        .expression_attribute_values(":garbage", garbage)
+        .send()
+        .await
+        .unwrap();
+    // Raw items in the index's partitions that are nothing this store wrote.
+    for (pk, wpk) in [
+        ("JUNK#1", waiting_shard("r13-good", "app")),
+        ("JUNK#2", "WAITING".to_owned()),
+        ("JUNK#3", "RUNNING".to_owned()),
+    ] {
+        client
+            .put_item()
+            .table_name(store.table())
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("sk", AttributeValue::S("RUN#x".into()))
+            .item("waitingPk", AttributeValue::S(wpk))
+            .item("waitingSince", AttributeValue::S("garbage".into()))
+            .item("releaseId", AttributeValue::N("7".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    broken.check_skipped(&store).await;
 }
 
 async fn release_claim_gives_up_only_unstarted_releases(backend: Dynamo) {

@@ -21,6 +21,10 @@ struct StoreState {
     releases: BTreeMap<ReleaseId, ReleaseRecord>,
     runs: BTreeMap<(ReleaseId, String), RunRecord>,
     executions: HashMap<String, RunKey>,
+    /// When the run's newest token was stored (`tokenAt`); kept when the token is cleared.
+    token_at: HashMap<(ReleaseId, String), OffsetDateTime>,
+    /// The sweep's order of a waiting run (`waitingSince`); present while it carries a token.
+    waiting_since: HashMap<(ReleaseId, String), OffsetDateTime>,
 }
 
 /// A [`ReleaseStore`] in memory.
@@ -43,6 +47,18 @@ fn owned_by(state: &StoreState, id: &ReleaseId, owner: &str) -> PortResult<()> {
             r.owner
         ))),
         None => Err(PortError::NotFound(format!("release {id}"))),
+    }
+}
+
+/// `owner` holds the release and it is RUNNING: what finish and request_stop require.
+fn running_and_owned_by(state: &StoreState, id: &ReleaseId, owner: &str) -> PortResult<()> {
+    owned_by(state, id, owner)?;
+    match state.releases.get(id) {
+        Some(r) if r.status != ReleaseStatus::Running => Err(PortError::ConditionFailed(format!(
+            "release {id} already ended with status {}",
+            r.status
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -110,6 +126,8 @@ impl ReleaseStore for MemoryStore {
         }
         s.releases.remove(release_id);
         s.runs.retain(|(id, _), _| id != release_id);
+        s.token_at.retain(|(id, _), _| id != release_id);
+        s.waiting_since.retain(|(id, _), _| id != release_id);
         Ok(())
     }
 
@@ -198,17 +216,22 @@ impl ReleaseStore for MemoryStore {
         &self,
         key: &RunKey,
         token: &str,
-        _at: OffsetDateTime,
+        at: OffsetDateTime,
     ) -> PortResult<RunRecord> {
         let mut s = lock(&self.state);
-        let run = s
-            .runs
-            .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
-            .ok_or_else(|| {
-                PortError::NotFound(format!("run {} of {}", key.pipeline, key.release_id))
-            })?;
+        let k = (key.release_id.clone(), key.pipeline.clone());
+        let newer_stored = s.token_at.get(&k).is_some_and(|stored| *stored > at);
+        let run = s.runs.get_mut(&k).ok_or_else(|| {
+            PortError::NotFound(format!("run {} of {}", key.pipeline, key.release_id))
+        })?;
+        if newer_stored {
+            return Ok(run.clone());
+        }
         run.task_token = Some(token.to_owned());
-        Ok(run.clone())
+        let run = run.clone();
+        s.token_at.insert(k.clone(), at);
+        s.waiting_since.insert(k, at);
+        Ok(run)
     }
 
     async fn clear_token(&self, key: &RunKey, token: &str) -> PortResult<bool> {
@@ -221,6 +244,8 @@ impl ReleaseStore for MemoryStore {
         };
         if run.task_token.as_deref() == Some(token) {
             run.task_token = None;
+            s.waiting_since
+                .remove(&(key.release_id.clone(), key.pipeline.clone()));
             Ok(true)
         } else {
             Ok(false)
@@ -239,35 +264,50 @@ impl ReleaseStore for MemoryStore {
         Ok(Some(run.clone()))
     }
 
+    /// Least recently polled first (`waitingSince`, then release and pipeline). Nothing in
+    /// memory can fail to decode, so nothing is skipped.
     async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>> {
-        Ok(lock(&self.state)
+        let s = lock(&self.state);
+        let mut runs: Vec<(Option<OffsetDateTime>, &RunRecord)> = s
             .runs
-            .values()
-            .filter(|r| r.task_token.is_some())
-            .cloned()
-            .collect())
+            .iter()
+            .filter(|(_, r)| r.task_token.is_some())
+            .map(|(k, r)| (s.waiting_since.get(k).copied(), r))
+            .collect();
+        // BTreeMap order (release, pipeline) breaks ties; the sort is stable.
+        runs.sort_by_key(|(since, _)| *since);
+        Ok(runs.into_iter().map(|(_, r)| r.clone()).collect())
     }
 
-    async fn touch_waiting(
-        &self,
-        _key: &RunKey,
-        _token: &str,
-        _at: OffsetDateTime,
-    ) -> PortResult<()> {
-        Err(PortError::Other(
-            "touch_waiting: not implemented yet".into(),
-        ))
+    async fn touch_waiting(&self, key: &RunKey, token: &str, at: OffsetDateTime) -> PortResult<()> {
+        let mut s = lock(&self.state);
+        let k = (key.release_id.clone(), key.pipeline.clone());
+        let carries = s
+            .runs
+            .get(&k)
+            .is_some_and(|r| r.task_token.as_deref() == Some(token));
+        if carries {
+            s.waiting_since.insert(k, at);
+        }
+        Ok(())
     }
 
+    /// In order of request (requestedAt, then id), as DynamoDB's index lists them.
     async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>> {
-        Err(PortError::Other(
-            "running_releases: not implemented yet".into(),
-        ))
+        let s = lock(&self.state);
+        let mut running: Vec<ReleaseRecord> = s
+            .releases
+            .values()
+            .filter(|r| r.status == ReleaseStatus::Running)
+            .cloned()
+            .collect();
+        running.sort_by_key(|r| r.requested_at);
+        Ok(running)
     }
 
     async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
         let mut s = lock(&self.state);
-        owned_by(&s, release_id, owner)?;
+        running_and_owned_by(&s, release_id, owner)?;
         if let Some(r) = s.releases.get_mut(release_id) {
             r.stop_requested = true;
         }
@@ -283,16 +323,14 @@ impl ReleaseStore for MemoryStore {
         at: OffsetDateTime,
     ) -> PortResult<ReleaseRecord> {
         let mut s = lock(&self.state);
-        owned_by(&s, release_id, owner)?;
+        running_and_owned_by(&s, release_id, owner)?;
         let r = s
             .releases
             .get_mut(release_id)
             .ok_or_else(|| PortError::NotFound(format!("release {release_id}")))?;
-        if r.status == ReleaseStatus::Running {
-            r.status = status;
-            r.cause = cause.map(str::to_owned);
-            r.ended_at = Some(at);
-        }
+        r.status = status;
+        r.cause = cause.map(str::to_owned);
+        r.ended_at = Some(at);
         Ok(r.clone())
     }
 }

@@ -253,5 +253,5 @@ pub struct PipelineStateChange {
     pub at: time::OffsetDateTime,
 }
 
-/// The output a waiting AwaitPipeline task receives through SendTaskSuccess.
+/// The output a waiting RunPipeline task receives through SendTaskSuccess.
 pub type RunOutcome = RunResponse;

@@ -574,6 +574,8 @@ pub struct LocalFunctions<'a> {
     /// The simulated pipelines, whose `startTimeouts` kill a task as a Lambda timeout.
     sim: Option<&'a SimPipelines>,
     faults: Option<&'a Faults>,
+    /// The last call died as a Lambda timeout (`startTimeouts`).
+    died: Cell<bool>,
     /// The release this run sweeps (a scoped sweep: two local runs on one state directory
     /// never poll each other's runs).
     release_id: Option<ReleaseId>,
@@ -590,6 +592,7 @@ impl<'a> LocalFunctions<'a> {
             progress: None,
             sim: None,
             faults: None,
+            died: Cell::new(false),
             release_id: None,
         }
     }
@@ -652,6 +655,16 @@ impl<'a> LocalFunctions<'a> {
             ));
         }
         let answer = handlers::dispatch(function, payload, &self.ports).await;
+        // `startTimeouts`: the function started (or found) the execution, then died as a Lambda
+        // timeout before it answered — a task, a sweep or an event delivery alike.
+        if self.sim.is_some_and(|sim| sim.take_lambda_death()) {
+            self.died.set(true);
+            return Err(TaskError::Transient(
+                "the function timed out before it answered (injected: the sim file's \
+                 startTimeouts)"
+                    .into(),
+            ));
+        }
         match (&answer, execution_name) {
             (Ok(value), Some(execution_name)) => self.observe_check(value, execution_name),
             (Err(TaskError::ManifestInvalid(rejection)), _) => {
@@ -745,8 +758,8 @@ impl TaskHandler for LocalFunctions<'_> {
             ));
         }
         let answer = self.call(function_name, payload).await;
-        // `startTimeouts`: the pipeline was started, then the Lambda died before answering.
-        if self.sim.is_some_and(|sim| sim.take_lambda_death()) {
+        if self.died.replace(false) {
+            // What Step Functions reports for a Lambda that timed out.
             return Err(TaskFailure::new(
                 "Lambda.Unknown",
                 "The function timed out before it answered (injected: the sim file's startTimeouts)",

@@ -902,12 +902,17 @@ impl Pipelines for SimPipelines {
             .min_by_key(|e| e.started_at)
             .map(|e| e.execution_id.clone());
         // `startTimeouts` counts StartPipeline tasks: a retried task that finds (adopts) the
-        // execution instead of starting it dies too, after its work, before it answers.
+        // execution instead of starting it dies too, before it records the adoption — as the
+        // first one died before it recorded the start — so every one of the N tasks dies and
+        // the next adopts the one execution.
         if found.is_some() && start_times_out(&mut s, pipeline, &b) {
             tracing::debug!(
                 pipeline,
                 "startTimeouts: the task that found the execution dies"
             );
+            return Err(PortError::Transient(format!(
+                "ListPipelineExecutions {pipeline}: timed out (startTimeouts)"
+            )));
         }
         Ok(found)
     }

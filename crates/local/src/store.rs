@@ -55,9 +55,13 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at       INTEGER,
     ended_at         INTEGER,
     task_token       TEXT,
+    token_at         INTEGER,
+    waiting_since    INTEGER,
     PRIMARY KEY (release_id, pipeline)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (task_token) WHERE task_token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS releases_running ON releases (requested_at)
+    WHERE status = 'RUNNING';
 CREATE TABLE IF NOT EXISTS run_history (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     release_id TEXT NOT NULL,
@@ -83,6 +87,17 @@ CREATE TABLE IF NOT EXISTS runs_stop_abandoned (
 /// rows) when the store opens, so `status` still reads its releases.
 const ADDED_RELEASE_COLUMNS: [(&str, &str); 2] =
     [("requested_by", "TEXT"), ("manifest_hash", "TEXT")];
+
+/// Columns added to `runs` after its first version (issue 9): `token_at`, when the run's
+/// newest task token was stored (kept when the token is cleared, so a late older token is
+/// refused), and `waiting_since`, the sweep's order of a waiting run. An older store's runs
+/// get them as NULL: no token time (any token may replace theirs) and listed first.
+const ADDED_RUN_COLUMNS: [(&str, &str); 2] =
+    [("token_at", "INTEGER"), ("waiting_since", "INTEGER")];
+
+/// The sweep's index, created once the columns above exist.
+const WAITING_INDEX: &str = "CREATE INDEX IF NOT EXISTS runs_waiting_since \
+                             ON runs (waiting_since) WHERE task_token IS NOT NULL";
 
 /// `stopAbandoned` lives in its own table (a row per abandoned stop), so a state directory
 /// made before it needs no migration of `runs`.
@@ -291,6 +306,32 @@ fn require_owner(tx: &Connection, id: &str, owner: &str) -> PortResult<()> {
     }
 }
 
+/// Checks that `owner` holds the release and that it is RUNNING: what `finish` and
+/// `request_stop` require (an ended release stays as it ended).
+fn require_running_owner(tx: &Connection, id: &str, owner: &str) -> PortResult<()> {
+    require_owner(tx, id, owner)?;
+    let status: String = tx
+        .prepare_cached("SELECT status FROM releases WHERE release_id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+        .map_err(sql_err)?;
+    if status == ReleaseStatus::Running.as_str() {
+        Ok(())
+    } else {
+        Err(PortError::ConditionFailed(format!(
+            "release {id} already ended with status {status}"
+        )))
+    }
+}
+
+/// A run row's key as stored, for the log of a row that does not decode.
+fn row_key(row: &Row<'_>) -> (String, String) {
+    let text = |i: usize| {
+        row.get::<_, String>(i)
+            .unwrap_or_else(|e| format!("? ({e})"))
+    };
+    (text(10), text(0))
+}
+
 impl SqliteStore {
     /// Opens (creating it if needed) the store in `state_dir`.
     pub fn open_dir(state_dir: &Path) -> PortResult<SqliteStore> {
@@ -400,18 +441,24 @@ impl SqliteStore {
     }
 }
 
-/// Adds the [`ADDED_RELEASE_COLUMNS`] an older store lacks.
+/// Adds the [`ADDED_RELEASE_COLUMNS`] and [`ADDED_RUN_COLUMNS`] an older store lacks, then
+/// the index on them.
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
-    let present: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('releases')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (name, ty) in ADDED_RELEASE_COLUMNS {
-        if !present.iter().any(|p| p == name) {
-            conn.execute_batch(&format!("ALTER TABLE releases ADD COLUMN {name} {ty}"))?;
+    for (table, added) in [
+        ("releases", ADDED_RELEASE_COLUMNS),
+        ("runs", ADDED_RUN_COLUMNS),
+    ] {
+        let present: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (name, ty) in added {
+            if !present.iter().any(|p| p == name) {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {ty}"))?;
+            }
         }
     }
-    Ok(())
+    conn.execute_batch(WAITING_INDEX)
 }
 
 fn delete_release(tx: &Connection, id: &str) -> PortResult<bool> {
@@ -678,29 +725,27 @@ impl ReleaseStore for SqliteStore {
             .transpose()
     }
 
+    /// Conditional on `token_at`: a token stored later is kept, and the run returned as it is.
     async fn set_token(
         &self,
         key: &RunKey,
         token: &str,
-        _at: OffsetDateTime,
+        at: OffsetDateTime,
     ) -> PortResult<RunRecord> {
         let id = key.release_id.as_str();
         self.write(|tx| {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE runs SET task_token = ?3 WHERE release_id = ?1 AND pipeline = ?2",
-                )
-                .and_then(|mut s| s.execute(params![id, key.pipeline, token]))
-                .map_err(sql_err)?;
-            if n == 0 {
-                return Err(PortError::NotFound(format!(
-                    "release {id} has no pipeline {:?}",
-                    key.pipeline
-                )));
-            }
+            tx.prepare_cached(
+                "UPDATE runs SET task_token = ?3, token_at = ?4, waiting_since = ?4 \
+                 WHERE release_id = ?1 AND pipeline = ?2 \
+                 AND (token_at IS NULL OR token_at <= ?4)",
+            )
+            .and_then(|mut s| s.execute(params![id, key.pipeline, token, nanos(at)]))
+            .map_err(sql_err)?;
             load_run(tx, id, &key.pipeline)
                 .map_err(sql_err)?
-                .ok_or_else(|| PortError::Other(format!("run {} vanished", key.pipeline)))
+                .ok_or_else(|| {
+                    PortError::NotFound(format!("release {id} has no pipeline {:?}", key.pipeline))
+                })
         })
     }
 
@@ -709,7 +754,7 @@ impl ReleaseStore for SqliteStore {
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
-                    "UPDATE runs SET task_token = NULL \
+                    "UPDATE runs SET task_token = NULL, waiting_since = NULL \
                      WHERE release_id = ?1 AND pipeline = ?2 AND task_token = ?3",
                 )
                 .and_then(|mut s| s.execute(params![id, key.pipeline, token]))
@@ -734,48 +779,88 @@ impl ReleaseStore for SqliteStore {
         })
     }
 
+    /// Least recently polled first (`waiting_since`; NULL, a token stored before the column
+    /// existed, first). A row that does not decode is logged and skipped.
     async fn waiting_runs(&self) -> PortResult<Vec<RunRecord>> {
         let conn = self.lock();
-        let mut runs: Vec<RunRecord> = conn
+        let rows = conn
             .prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE task_token IS NOT NULL \
-                 ORDER BY release_id, position"
+                 ORDER BY waiting_since, release_id, position"
             ))
             .and_then(|mut s| {
-                s.query_map([], run_from_row)?
+                s.query_map([], |row| Ok((row_key(row), run_from_row(row))))?
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(sql_err)?;
-        for run in &mut runs {
-            run.history =
-                history_of(&conn, run.release_id.as_str(), &run.spec.name).map_err(sql_err)?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for ((id, pipeline), run) in rows {
+            let run = run.and_then(|mut run| {
+                run.history = history_of(&conn, run.release_id.as_str(), &run.spec.name)?;
+                Ok(run)
+            });
+            match run {
+                Ok(run) => runs.push(run),
+                Err(error) => tracing::error!(
+                    release_id = %id,
+                    pipeline = %pipeline,
+                    %error,
+                    "skipping a waiting run that cannot be decoded"
+                ),
+            }
         }
         Ok(runs)
     }
 
-    async fn touch_waiting(
-        &self,
-        _key: &RunKey,
-        _token: &str,
-        _at: OffsetDateTime,
-    ) -> PortResult<()> {
-        Err(PortError::Other(
-            "touch_waiting: not implemented yet".into(),
-        ))
+    async fn touch_waiting(&self, key: &RunKey, token: &str, at: OffsetDateTime) -> PortResult<()> {
+        let id = key.release_id.as_str();
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE runs SET waiting_since = ?4 \
+                 WHERE release_id = ?1 AND pipeline = ?2 AND task_token = ?3",
+            )
+            .and_then(|mut s| s.execute(params![id, key.pipeline, token, nanos(at)]))
+            .map_err(sql_err)?;
+            Ok(())
+        })
     }
 
+    /// In order of request. A row that does not decode is logged and skipped.
     async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>> {
-        Err(PortError::Other(
-            "running_releases: not implemented yet".into(),
-        ))
+        let conn = self.lock();
+        let rows = conn
+            .prepare_cached(&format!(
+                "SELECT {RELEASE_COLUMNS} FROM releases WHERE status = 'RUNNING' \
+                 ORDER BY requested_at, release_id"
+            ))
+            .and_then(|mut s| {
+                s.query_map([], |row| {
+                    Ok((row.get::<_, String>(0), release_from_row(row)))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sql_err)?;
+        let mut releases = Vec::with_capacity(rows.len());
+        for (id, release) in rows {
+            match release {
+                Ok(release) => releases.push(release),
+                Err(error) => tracing::error!(
+                    release_id = %id.unwrap_or_else(|e| format!("? ({e})")),
+                    %error,
+                    "skipping a RUNNING release that cannot be decoded"
+                ),
+            }
+        }
+        Ok(releases)
     }
 
     async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
         let id = release_id.as_str();
         self.write(|tx| {
-            require_owner(tx, id, owner)?;
+            require_running_owner(tx, id, owner)?;
             tx.execute(
-                "UPDATE releases SET stop_requested = 1 WHERE release_id = ?1 AND owner = ?2",
+                "UPDATE releases SET stop_requested = 1 \
+                 WHERE release_id = ?1 AND owner = ?2 AND status = 'RUNNING'",
                 params![id, owner],
             )
             .map_err(sql_err)?;
@@ -793,7 +878,7 @@ impl ReleaseStore for SqliteStore {
     ) -> PortResult<ReleaseRecord> {
         let id = release_id.as_str();
         self.write(|tx| {
-            require_owner(tx, id, owner)?;
+            require_running_owner(tx, id, owner)?;
             // A release's end is written once: RUNNING -> SUCCEEDED | FAILED, never back.
             tx.execute(
                 "UPDATE releases SET status = ?3, cause = ?4, ended_at = ?5 \
@@ -850,6 +935,81 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(got.release, release.record);
+    }
+
+    /// The `runs` table as release-machine created it before tokenAt and waitingSince, with a
+    /// run waiting on a token.
+    const OLD_RUNS: &str = "CREATE TABLE runs (
+        release_id TEXT NOT NULL, pipeline TEXT NOT NULL, position INTEGER NOT NULL,
+        wave INTEGER NOT NULL, timeout_minutes INTEGER NOT NULL, variables TEXT,
+        source_revisions TEXT, status TEXT NOT NULL, execution_id TEXT, started_at INTEGER,
+        ended_at INTEGER, task_token TEXT, PRIMARY KEY (release_id, pipeline)
+    ) WITHOUT ROWID;
+    CREATE INDEX runs_waiting ON runs (task_token) WHERE task_token IS NOT NULL;
+    INSERT INTO releases VALUES ('old-2', 'exec-old', 'RUNNING', 0, NULL, 'inline', NULL,
+        'stop', 10, NULL, NULL, 0);
+    INSERT INTO runs VALUES ('old-2', 'app', 0, 1, 60, NULL, NULL, 'InProgress', 'e-old',
+        0, NULL, 'tok-old');";
+
+    #[test]
+    fn an_older_state_dir_gains_token_times_and_keeps_its_waiting_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!("{OLD_RELEASES}{OLD_RUNS}"))
+            .unwrap();
+
+        let store = SqliteStore::open(&path).unwrap();
+        let waiting = block_on(store.waiting_runs()).unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].task_token.as_deref(), Some("tok-old"));
+        let running = block_on(store.running_releases()).unwrap();
+        let running: Vec<&str> = running.iter().map(|r| r.release_id.as_str()).collect();
+        assert_eq!(running, ["old-2"]);
+
+        // A token stored before tokenAt existed can be replaced; then the condition holds.
+        let key = RunKey {
+            release_id: ReleaseId::parse("old-2").unwrap(),
+            pipeline: "app".into(),
+        };
+        let t = OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(5);
+        let run = block_on(store.set_token(&key, "tok-new", t)).unwrap();
+        assert_eq!(run.task_token.as_deref(), Some("tok-new"));
+        let older = t - time::Duration::minutes(1);
+        let run = block_on(store.set_token(&key, "tok-older", older)).unwrap();
+        assert_eq!(run.task_token.as_deref(), Some("tok-new"));
+        drop(store);
+        // Reopening adds nothing twice.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(block_on(store.waiting_runs()).unwrap().len(), 1);
+    }
+
+    /// A row that does not decode is skipped (and logged) by the sweep's lists, never an
+    /// error for all of them (issue 9, fault 8).
+    #[test]
+    fn rows_that_do_not_decode_are_skipped_by_the_sweeps_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let broken = block_on(rm_testkit::store_contract::BrokenItems::prepare(
+            &store, "sqlite",
+        ));
+        block_on(broken.check_listed(&store));
+        store
+            .lock()
+            .execute(
+                "UPDATE runs SET variables = '{not json' WHERE release_id = ?1",
+                [broken.broken_run.release_id.as_str()],
+            )
+            .unwrap();
+        store
+            .lock()
+            .execute(
+                "UPDATE releases SET on_failure = 'shrug' WHERE release_id = ?1",
+                [broken.broken_release.as_str()],
+            )
+            .unwrap();
+        block_on(broken.check_skipped(&store));
     }
 
     #[test]

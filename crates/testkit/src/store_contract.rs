@@ -1,6 +1,7 @@
 //! The behaviour every [`ReleaseStore`] must have. Each adapter's tests call [`check_all`]
 //! on a fresh store, so DynamoDB, SQLite and memory agree.
 
+use rm_core::error::PortError;
 use rm_core::manifest::{Manifest, OnFailure, PipelineSpec};
 use rm_core::ports::{Claim, NewRelease, ReleaseStore, RunKey};
 use rm_core::release::*;
@@ -64,6 +65,33 @@ pub async fn check_all(store: &dyn ReleaseStore, prefix: &str) {
     tokens_keep_only_the_latest(store, &format!("{prefix}tokens")).await;
     finish_is_conditional_on_owner(store, &format!("{prefix}finish")).await;
     release_claim_frees_the_id(store, &format!("{prefix}free")).await;
+    an_older_token_never_replaces_a_newer_one(store, &format!("{prefix}newer")).await;
+    touch_moves_a_waiting_run_to_the_back(store, &format!("{prefix}touch")).await;
+    running_releases_lists_only_running_ones(store, &format!("{prefix}running")).await;
+    an_ended_release_stays_as_it_ended(store, &format!("{prefix}ended")).await;
+}
+
+fn minutes(m: i64) -> OffsetDateTime {
+    T0 + time::Duration::minutes(m)
+}
+
+/// The pipelines of release `id` among the waiting runs, in the order listed.
+async fn waiting_of(store: &dyn ReleaseStore, id: &str) -> Vec<(String, Option<String>)> {
+    store
+        .waiting_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.release_id.as_str() == id)
+        .map(|r| (r.spec.name, r.task_token))
+        .collect()
+}
+
+fn waiting(pairs: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+    pairs
+        .iter()
+        .map(|(p, t)| (p.to_string(), Some(t.to_string())))
+        .collect()
 }
 
 pub async fn claim_is_exclusive_and_retryable(store: &dyn ReleaseStore, id: &str) {
@@ -245,4 +273,351 @@ pub async fn release_claim_frees_the_id(store: &dyn ReleaseStore, id: &str) {
     assert!(store.get(rid).await.unwrap().is_none());
     let again = new_release(id, "exec-c", &["app"]);
     assert_eq!(store.claim(&again).await.unwrap(), Claim::Claimed);
+}
+
+/// set_token is conditional on the time the stored token was stored (`tokenAt`): a token of
+/// a newer attempt of the task is never replaced by an older one (issue 9, fault 9).
+pub async fn an_older_token_never_replaces_a_newer_one(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    let k = key(id, "app");
+
+    let run = store.set_token(&k, "newer", minutes(2)).await.unwrap();
+    assert_eq!(run.task_token.as_deref(), Some("newer"));
+    let run = store.set_token(&k, "older", minutes(1)).await.unwrap();
+    assert_eq!(
+        run.task_token.as_deref(),
+        Some("newer"),
+        "an older token is refused and the run returned with the newer one"
+    );
+    let stored = store.get_run(rid, "app").await.unwrap().unwrap();
+    assert_eq!(stored.task_token.as_deref(), Some("newer"));
+    assert_eq!(waiting_of(store, id).await, waiting(&[("app", "newer")]));
+
+    let run = store.set_token(&k, "same-time", minutes(2)).await.unwrap();
+    assert_eq!(
+        run.task_token.as_deref(),
+        Some("same-time"),
+        "a token stored at the same time is replaced"
+    );
+    // Sub-second times compare as times, whatever their text: 2:01 then 2:01.5.
+    let t = minutes(2) + time::Duration::seconds(1);
+    store.set_token(&k, "at-1s", t).await.unwrap();
+    let half = t + time::Duration::milliseconds(500);
+    let run = store.set_token(&k, "at-1.5s", half).await.unwrap();
+    assert_eq!(run.task_token.as_deref(), Some("at-1.5s"));
+    let run = store
+        .set_token(&k, "at-1.25s", t + time::Duration::milliseconds(250))
+        .await
+        .unwrap();
+    assert_eq!(run.task_token.as_deref(), Some("at-1.5s"));
+
+    // The newest token's time outlives its clearing: a late store of an older attempt's
+    // token does not bring back a wait that already ended.
+    assert!(store.clear_token(&k, "at-1.5s").await.unwrap());
+    let run = store.set_token(&k, "stale", minutes(1)).await.unwrap();
+    assert_eq!(
+        run.task_token, None,
+        "a stale token is not stored after a clear"
+    );
+    assert!(waiting_of(store, id).await.is_empty());
+    let run = store.set_token(&k, "next-wait", minutes(5)).await.unwrap();
+    assert_eq!(run.task_token.as_deref(), Some("next-wait"));
+
+    // The returned run shows a terminal status that arrived first.
+    store
+        .record_status(&k, RunStatus::Failed, minutes(6))
+        .await
+        .unwrap();
+    let run = store.set_token(&k, "after-end", minutes(7)).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.task_token.as_deref(), Some("after-end"));
+
+    let missing = store.set_token(&key(id, "nope"), "t", minutes(8)).await;
+    assert!(
+        matches!(missing, Err(PortError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+/// waiting_runs lists the least recently polled first; touch_waiting moves a run that still
+/// carries the token to the back, and does nothing otherwise.
+pub async fn touch_moves_a_waiting_run_to_the_back(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app", "web", "db", "idle"]);
+    store.claim(&rel).await.unwrap();
+    // Stored out of order: listed by time, not by writing order or name.
+    store
+        .set_token(&key(id, "db"), "tok-db", minutes(3))
+        .await
+        .unwrap();
+    store
+        .set_token(&key(id, "app"), "tok-app", minutes(1))
+        .await
+        .unwrap();
+    store
+        .set_token(&key(id, "web"), "tok-web", minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting_of(store, id).await,
+        waiting(&[("app", "tok-app"), ("web", "tok-web"), ("db", "tok-db")])
+    );
+
+    store
+        .touch_waiting(&key(id, "app"), "tok-app", minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting_of(store, id).await,
+        waiting(&[("web", "tok-web"), ("db", "tok-db"), ("app", "tok-app")]),
+        "the polled run moved to the back"
+    );
+
+    // Another token (an older attempt's), a run without a token, an unknown run: nothing.
+    store
+        .touch_waiting(&key(id, "web"), "tok-other", minutes(11))
+        .await
+        .unwrap();
+    store
+        .touch_waiting(&key(id, "idle"), "tok-idle", minutes(11))
+        .await
+        .unwrap();
+    store
+        .touch_waiting(&key(id, "nope"), "tok-web", minutes(11))
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting_of(store, id).await,
+        waiting(&[("web", "tok-web"), ("db", "tok-db"), ("app", "tok-app")])
+    );
+    let idle = store.get_run(&rel.record.release_id, "idle").await.unwrap();
+    assert_eq!(idle.unwrap().task_token, None, "a touch stores no token");
+
+    // Sub-second order: 12:00.5 after 12:00, whatever the text of the times.
+    let t = minutes(12);
+    store
+        .touch_waiting(
+            &key(id, "web"),
+            "tok-web",
+            t + time::Duration::milliseconds(500),
+        )
+        .await
+        .unwrap();
+    store
+        .touch_waiting(&key(id, "db"), "tok-db", t)
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting_of(store, id).await,
+        waiting(&[("app", "tok-app"), ("db", "tok-db"), ("web", "tok-web")])
+    );
+
+    // A cleared run is no longer listed, and a touch does not bring it back.
+    assert!(store.clear_token(&key(id, "db"), "tok-db").await.unwrap());
+    store
+        .touch_waiting(&key(id, "db"), "tok-db", minutes(13))
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting_of(store, id).await,
+        waiting(&[("app", "tok-app"), ("web", "tok-web")])
+    );
+}
+
+/// running_releases lists every RUNNING release (a stop requested or not), and no other.
+pub async fn running_releases_lists_only_running_ones(store: &dyn ReleaseStore, prefix: &str) {
+    let ids = ["a", "b", "c", "d", "e"].map(|s| format!("{prefix}-{s}"));
+    for id in &ids {
+        store
+            .claim(&new_release(id, "exec-a", &["app"]))
+            .await
+            .unwrap();
+    }
+    let rid = |i: usize| ReleaseId::parse(&ids[i]).unwrap();
+    store
+        .finish(
+            &rid(1),
+            "exec-a",
+            ReleaseStatus::Succeeded,
+            None,
+            minutes(5),
+        )
+        .await
+        .unwrap();
+    store
+        .finish(
+            &rid(3),
+            "exec-a",
+            ReleaseStatus::Failed,
+            Some("x"),
+            minutes(5),
+        )
+        .await
+        .unwrap();
+    store.release_claim(&rid(4), "exec-a").await.unwrap();
+    store.request_stop(&rid(2), "exec-a").await.unwrap();
+
+    let mut running: Vec<ReleaseRecord> = store
+        .running_releases()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.release_id.as_str().starts_with(&format!("{prefix}-")))
+        .collect();
+    running.sort_by(|a, b| a.release_id.cmp(&b.release_id));
+    let expected = [
+        store.release_record(&rid(0)).await.unwrap().unwrap(),
+        store.release_record(&rid(2)).await.unwrap().unwrap(),
+    ];
+    assert_eq!(running, expected, "only the RUNNING releases, as stored");
+    assert!(running[1].stop_requested);
+    assert!(running.iter().all(|r| r.status == ReleaseStatus::Running));
+
+    // A release that ends leaves the list.
+    store
+        .finish(
+            &rid(0),
+            "exec-a",
+            ReleaseStatus::Succeeded,
+            None,
+            minutes(6),
+        )
+        .await
+        .unwrap();
+    let running: Vec<String> = store
+        .running_releases()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.release_id.to_string())
+        .filter(|r| r.starts_with(&format!("{prefix}-")))
+        .collect();
+    assert_eq!(running, [ids[2].clone()]);
+}
+
+/// finish and request_stop hold only while the release is RUNNING: an ended release stays as
+/// it ended, and the error says how it ended.
+pub async fn an_ended_release_stays_as_it_ended(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    let t = minutes(30);
+    let done = store
+        .finish(rid, "exec-a", ReleaseStatus::Succeeded, None, t)
+        .await
+        .unwrap();
+    assert_eq!(done.status, ReleaseStatus::Succeeded);
+    assert_eq!(done.ended_at, Some(t));
+    let before = store.get(rid).await.unwrap().unwrap();
+
+    let again = store
+        .finish(
+            rid,
+            "exec-a",
+            ReleaseStatus::Failed,
+            Some("late"),
+            minutes(40),
+        )
+        .await;
+    match &again {
+        Err(PortError::ConditionFailed(m)) => {
+            assert!(m.contains("SUCCEEDED"), "the error says how it ended: {m}")
+        }
+        other => panic!("finishing an ended release: {other:?}"),
+    }
+    let stop = store.request_stop(rid, "exec-a").await;
+    match &stop {
+        Err(PortError::ConditionFailed(m)) => {
+            assert!(m.contains("SUCCEEDED"), "the error says how it ended: {m}")
+        }
+        other => panic!("stopping an ended release: {other:?}"),
+    }
+    let after = store.get(rid).await.unwrap().unwrap();
+    assert_eq!(after, before, "nothing changed");
+    assert_eq!(after.release.cause, None);
+    assert!(!after.release.stop_requested);
+
+    // Another owner is still told it does not hold the release.
+    let other = store
+        .finish(rid, "exec-b", ReleaseStatus::Failed, None, minutes(40))
+        .await;
+    assert!(
+        matches!(other, Err(PortError::ConditionFailed(_))),
+        "{other:?}"
+    );
+}
+
+/// A waiting run and a RUNNING release that an adapter's test breaks on purpose (a garbage
+/// attribute, a column that does not decode), next to sound ones: see
+/// [`BrokenItems::check_skipped`].
+pub struct BrokenItems {
+    pub good_run: RunKey,
+    pub broken_run: RunKey,
+    pub good_release: ReleaseId,
+    pub broken_release: ReleaseId,
+}
+
+impl BrokenItems {
+    /// Claims two releases of one pipeline each, both waiting on a token. The adapter's test
+    /// then breaks `broken_run` and the release item of `broken_release`.
+    pub async fn prepare(store: &dyn ReleaseStore, prefix: &str) -> BrokenItems {
+        let good = format!("{prefix}-good");
+        let broken = format!("{prefix}-broken");
+        for id in [&good, &broken] {
+            store
+                .claim(&new_release(id, "exec-a", &["app"]))
+                .await
+                .unwrap();
+            store
+                .set_token(&key(id, "app"), &format!("tok-{id}"), T0)
+                .await
+                .unwrap();
+        }
+        BrokenItems {
+            good_run: key(&good, "app"),
+            broken_run: key(&broken, "app"),
+            good_release: ReleaseId::parse(&good).unwrap(),
+            broken_release: ReleaseId::parse(&broken).unwrap(),
+        }
+    }
+
+    /// Before the adapter's test breaks them, both are listed.
+    pub async fn check_listed(&self, store: &dyn ReleaseStore) {
+        let (waiting, running) = self.lists(store).await;
+        assert!(waiting.contains(&self.good_run), "{waiting:?}");
+        assert!(waiting.contains(&self.broken_run), "{waiting:?}");
+        assert!(running.contains(&self.good_release), "{running:?}");
+        assert!(running.contains(&self.broken_release), "{running:?}");
+    }
+
+    /// The broken items are skipped (the adapter logs them), never an error for the whole list.
+    pub async fn check_skipped(&self, store: &dyn ReleaseStore) {
+        let (waiting, running) = self.lists(store).await;
+        assert!(waiting.contains(&self.good_run), "{waiting:?}");
+        assert!(!waiting.contains(&self.broken_run), "{waiting:?}");
+        assert!(running.contains(&self.good_release), "{running:?}");
+        assert!(!running.contains(&self.broken_release), "{running:?}");
+    }
+
+    async fn lists(&self, store: &dyn ReleaseStore) -> (Vec<RunKey>, Vec<ReleaseId>) {
+        let waiting: Vec<RunKey> = store
+            .waiting_runs()
+            .await
+            .expect("a broken item does not fail the whole list")
+            .into_iter()
+            .map(|r| RunKey {
+                release_id: r.release_id,
+                pipeline: r.spec.name,
+            })
+            .collect();
+        let running: Vec<ReleaseId> = store
+            .running_releases()
+            .await
+            .expect("a broken item does not fail the whole list")
+            .into_iter()
+            .map(|r| r.release_id)
+            .collect();
+        (waiting, running)
+    }
 }

@@ -1,6 +1,8 @@
 //! Release and run items: encoding to and decoding from DynamoDB attribute maps.
 
-use super::schema::{release_pk, run_sk, PK, RELEASE_SK, SK};
+use super::schema::{
+    release_pk, run_sk, sortable_time, PK, RELEASE_SK, RUNNING_VALUE, SK, WAITING_PK, WAITING_SK,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use rm_core::error::PortError;
 use rm_core::manifest::{OnFailure, PipelineSpec, SourceRevision};
@@ -41,6 +43,9 @@ pub(crate) const VARIABLES: &str = "variables";
 pub(crate) const SOURCE_REVISIONS: &str = "sourceRevisions";
 pub(crate) const EXECUTION_ID: &str = "executionId";
 pub(crate) const TASK_TOKEN: &str = "taskToken";
+/// When the run's newest token was stored ([`sortable_time`]); kept when the token is cleared,
+/// so a late token of an older attempt is refused.
+pub(crate) const TOKEN_AT: &str = "tokenAt";
 pub(crate) const HISTORY: &str = "history";
 pub(crate) const STOP_ABANDONED: &str = "stopAbandoned";
 
@@ -155,6 +160,11 @@ pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
         if let Some(v) = value {
             item.insert(name.to_owned(), s(v));
         }
+    }
+    if r.status == ReleaseStatus::Running {
+        // Listed by running_releases through the waiting index until finish removes them.
+        item.insert(WAITING_PK.to_owned(), s(RUNNING_VALUE));
+        item.insert(WAITING_SK.to_owned(), s(sortable_time(r.requested_at)));
     }
     item
 }
@@ -345,6 +355,23 @@ mod tests {
         };
         let item = release_item(&record, 2);
         assert!(is_release_item(&item));
+        assert_eq!(
+            get_s(&item, WAITING_PK),
+            None,
+            "an ended release is not indexed"
+        );
+        let running = ReleaseRecord {
+            status: ReleaseStatus::Running,
+            ended_at: None,
+            ..record.clone()
+        };
+        let running_item = release_item(&running, 2);
+        assert_eq!(get_s(&running_item, WAITING_PK), Some("RUNNING"));
+        assert_eq!(
+            get_s(&running_item, WAITING_SK),
+            Some("2024-05-01T10:00:00.000000000Z")
+        );
+        assert_eq!(decode_release(&running_item).unwrap(), running);
         assert_eq!(get_s(&item, "requestedBy"), record.requested_by.as_deref());
         assert_eq!(get_s(&item, "manifestHash"), Some("sha256:00ff"));
         assert_eq!(get_s(&item, "sourceKind"), Some("s3"));

@@ -9,9 +9,18 @@
 //! | execution index | `EXEC#<executionId>` | `EXEC`             |
 //!
 //! Global secondary index [`WAITING_INDEX`] (`waiting`): partition key [`WAITING_PK`]
-//! (`waitingPk`, always `WAITING`), sort key [`WAITING_SK`] (`waitingSince`, RFC 3339),
-//! projection ALL. Both attributes exist only on a run item that carries a task token, so the
-//! index is sparse: it lists exactly the runs the sweep must poll.
+//! (`waitingPk`), sort key [`WAITING_SK`] (`waitingSince`, RFC 3339 in the fixed-width UTC
+//! form of [`sortable_time`], so text order is time order), projection ALL. The index is
+//! sparse and holds two kinds of item:
+//!
+//! - a run item that carries a task token: `waitingPk` = `WAITING#NN` ([`waiting_shard`]: a
+//!   stable hash of the release id and pipeline, mod [`WAITING_SHARDS`], so no one partition
+//!   takes every waiting run), `waitingSince` = when the token was stored or the sweep last
+//!   polled the run. The sweep queries every shard (and [`LEGACY_WAITING_VALUE`], what runs
+//!   waiting since before the shards carry) and merges them, least recently polled first.
+//! - a release item while the release is RUNNING: `waitingPk` = [`RUNNING_VALUE`],
+//!   `waitingSince` = its `requestedAt`; set by the claim, removed by `finish`. The sweep's
+//!   reconciler lists the RUNNING releases from it without another index.
 
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{
@@ -21,6 +30,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use rm_core::error::PortError;
 use std::time::Duration;
+use time::{OffsetDateTime, UtcOffset};
 
 /// Partition key attribute (string).
 pub const PK: &str = "pk";
@@ -28,12 +38,19 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 /// Name of the sparse index of waiting runs.
 pub const WAITING_INDEX: &str = "waiting";
-/// Partition key of [`WAITING_INDEX`] (string, always [`WAITING_VALUE`]).
+/// Partition key of [`WAITING_INDEX`] (string: [`waiting_shard`] on a waiting run,
+/// [`RUNNING_VALUE`] on a RUNNING release).
 pub const WAITING_PK: &str = "waitingPk";
-/// Sort key of [`WAITING_INDEX`] (string: when the token was stored, RFC 3339).
+/// Sort key of [`WAITING_INDEX`] (string, [`sortable_time`]: on a run, when the token was
+/// stored or last polled; on a release, its `requestedAt`).
 pub const WAITING_SK: &str = "waitingSince";
-/// The value of [`WAITING_PK`] on every waiting run.
-pub const WAITING_VALUE: &str = "WAITING";
+/// How many partitions the waiting runs are spread over.
+pub const WAITING_SHARDS: u64 = 16;
+/// The one [`WAITING_PK`] value of every waiting run before the shards: still read by the
+/// sweep, so runs that waited across the upgrade are polled.
+pub const LEGACY_WAITING_VALUE: &str = "WAITING";
+/// The [`WAITING_PK`] value of a RUNNING release's item.
+pub const RUNNING_VALUE: &str = "RUNNING";
 
 /// The release item's sort key.
 pub const RELEASE_SK: &str = "RELEASE";
@@ -53,6 +70,46 @@ pub fn run_sk(pipeline: &str) -> String {
 /// Partition key of the item that maps a CodePipeline execution id to its run.
 pub fn exec_pk(execution_id: &str) -> String {
     format!("EXEC#{execution_id}")
+}
+
+/// The [`WAITING_PK`] value of a waiting run: `WAITING#NN`, NN (two digits) the 64-bit
+/// FNV-1a hash of `<releaseId>\n<pipeline>` mod [`WAITING_SHARDS`]. Stable across processes
+/// and releases of this code (a run's shard must not move while it waits): never std's
+/// randomly seeded hasher, and never to be changed without a migration.
+pub fn waiting_shard(release_id: &str, pipeline: &str) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = release_id
+        .bytes()
+        .chain(std::iter::once(b'\n'))
+        .chain(pipeline.bytes())
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    format!("WAITING#{:02}", hash % WAITING_SHARDS)
+}
+
+/// Every [`WAITING_PK`] value a waiting run may carry: the shards, then the legacy value.
+pub fn waiting_partitions() -> Vec<String> {
+    (0..WAITING_SHARDS)
+        .map(|n| format!("WAITING#{n:02}"))
+        .chain(std::iter::once(LEGACY_WAITING_VALUE.to_owned()))
+        .collect()
+}
+
+/// A time as a fixed-width RFC 3339 string in UTC, nanoseconds always written
+/// (`2026-01-01T00:00:00.000000000Z`): text order is time order, so DynamoDB compares these
+/// (`tokenAt <= :at`, the index's sort key) correctly. Years 0 to 9999.
+pub fn sortable_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
 }
 
 fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, PortError> {
@@ -122,4 +179,63 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), PortError> 
     Err(PortError::Transient(format!(
         "table {name} did not become ACTIVE within 30 s"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::datetime;
+
+    #[test]
+    fn sortable_times_are_fixed_width_rfc3339_in_time_order() {
+        let times = [
+            datetime!(2026-01-01 00:00:00 UTC),
+            datetime!(2026-01-01 00:00:00.000000001 UTC),
+            datetime!(2026-01-01 00:00:00.5 UTC),
+            datetime!(2026-01-01 00:00:01 UTC),
+            datetime!(2026-01-01 01:00:00.25 +02:00),
+            datetime!(2026-01-01 00:00:01.5 UTC),
+        ];
+        let text: Vec<String> = times.iter().map(|t| sortable_time(*t)).collect();
+        assert_eq!(text[0], "2026-01-01T00:00:00.000000000Z");
+        assert_eq!(text[4], "2025-12-31T23:00:00.250000000Z");
+        assert!(text.iter().all(|t| t.len() == text[0].len()));
+        for (t, s) in times.iter().zip(&text) {
+            assert_eq!(OffsetDateTime::parse(s, &Rfc3339).unwrap(), *t);
+        }
+        let mut by_text = text.clone();
+        by_text.sort();
+        let mut by_time = times.to_vec();
+        by_time.sort();
+        let by_time: Vec<String> = by_time.into_iter().map(sortable_time).collect();
+        assert_eq!(by_text, by_time);
+    }
+
+    /// The shard of a run is part of the stored layout: these values must never change.
+    #[test]
+    fn waiting_shards_are_stable_and_spread() {
+        assert_eq!(waiting_shard("r1", "app"), waiting_shard("r1", "app"));
+        let pinned = [
+            waiting_shard("2026.05.1", "payments-api"),
+            waiting_shard("2026.05.1", "payments-web"),
+            waiting_shard("r1", "app"),
+        ];
+        assert_eq!(pinned, PINNED_SHARDS);
+        let partitions = waiting_partitions();
+        assert_eq!(partitions.len(), 17);
+        assert_eq!(partitions[0], "WAITING#00");
+        assert_eq!(partitions[15], "WAITING#15");
+        assert_eq!(partitions[16], LEGACY_WAITING_VALUE);
+        let mut used = std::collections::BTreeSet::new();
+        for i in 0..500 {
+            let shard = waiting_shard("release-1", &format!("svc-{i:03}"));
+            assert!(partitions.contains(&shard), "{shard}");
+            used.insert(shard);
+        }
+        assert_eq!(used.len(), 16, "500 pipelines use every shard");
+    }
+
+    /// Computed independently (FNV-1a 64 in Python) when the layout was introduced.
+    const PINNED_SHARDS: [&str; 3] = ["WAITING#15", "WAITING#09", "WAITING#01"];
 }

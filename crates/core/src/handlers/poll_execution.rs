@@ -1,4 +1,4 @@
-//! poll-execution: the AwaitPipeline task and the scheduled sweep.
+//! poll-execution: the RunPipeline task (one `.waitForTaskToken` task per pipeline: store the token, start the pipeline, check it) and the scheduled sweep.
 //!
 //! Payloads: `{"action": "await", ...}` from the state machine (a
 //! `lambda:invoke.waitForTaskToken` task: the token is stored on the run and the status checked

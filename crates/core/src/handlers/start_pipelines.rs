@@ -1,4 +1,4 @@
-//! start-pipelines: the StartPipeline, StopTimedOut and StopRunning tasks.
+//! start-pipelines: the StopTimedOut and StopRunning tasks, and `start` (a start by itself; the state machine starts pipelines in its RunPipeline task).
 //!
 //! Payload: [`StartPipelinesRequest`], tagged by `action` (`start`, `stopTimedOut`,
 //! `stopRunning`), as `statemachine/release.asl.json` builds it.

@@ -32,15 +32,11 @@ fn response(run: &RunRecord) -> RunResponse {
     }
 }
 
-/// The StartPipeline task. Idempotent: a run already started is returned as it is.
-///
-/// A busy pipeline (ConflictException, a full queue: [`StartError::Busy`]) is not a failure
-/// (issue 9, fault 5): the run stays NotStarted and the task answers that, so the state machine
-/// goes on to AwaitPipeline, whose wait retries the start at once and the sweep every 5
-/// minutes after ([`retry_busy_start`]). The retries end with the wait's timeout (the
-/// pipeline's timeoutMinutes): StopTimedOut then records the run Failed. The retry lives in
-/// the task and the sweep, not in a state-level Retry: it costs no history events and no
-/// Lambda waits (a Lambda could not wait out timeoutMinutes anyway).
+/// Starts a pipeline of a release by itself (start-pipelines' `start`; the state machine's
+/// RunPipeline task starts pipelines in [`await_pipeline`]). Idempotent: a run already started
+/// is returned as it is. A busy or throttled pipeline leaves the run NotStarted (issue 9,
+/// fault 5): the wait retries the start and the sweep every 5 minutes, until the pipeline's
+/// timeoutMinutes; StopTimedOut then records the run Failed.
 pub async fn start_pipeline(
     req: &PipelineRef,
     ports: &RunPorts<'_>,
@@ -564,7 +560,7 @@ pub(super) async fn settle_ended(
         if let Some(token) = run.task_token.as_deref() {
             ports.store.clear_token(&k, token).await?;
         }
-        return Ok(load_run(ports.store, &k.release_id, &k.pipeline).await?);
+        return load_run(ports.store, &k.release_id, &k.pipeline).await;
     }
     Ok(run)
 }
