@@ -409,3 +409,60 @@ async fn missing_manifest_denied_by_s3_fails_unreadable() {
     let release = stack.release("denied-1").await.unwrap();
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
 }
+
+/// Scenario 9 (issue 9, fault 2): an execution stopped from the console leaves its release
+/// RUNNING; the sweep asks DescribeExecution (the real SDK adapter against moto), ends the
+/// release FAILED with a cause naming the abort, and stops its running pipelines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_aborted_execution_is_reconciled_by_the_sweep() {
+    let stack = stack(json!({"defaults": {"durationSeconds": 600, "stopSeconds": 1}})).await;
+    let manifest = json!({"releaseId": "abort-1", "pipelines": ["long-a", "long-b"]});
+    let input = stack
+        .upload_manifest("releases/abort-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("abort-1", &input).await;
+    stack
+        .wait_release("abort-1", DEFAULT_WAIT, "running both pipelines", |r| {
+            r.runs.iter().all(|run| run.status == RunStatus::InProgress)
+        })
+        .await;
+    stack
+        .sfn()
+        .stop_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect("StopExecution");
+    let done = stack.wait_execution(&arn, DEFAULT_WAIT).await;
+    assert_eq!(done.status().as_str(), "ABORTED");
+    // Nothing ended the release: the execution was stopped from outside.
+    let release = stack.release("abort-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Running);
+
+    let mut tick = event("scheduled-sweep.json");
+    tick["time"] = json!(time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap());
+    let swept = stack.invoke("poll-execution", tick).await.ok();
+    assert_eq!(swept["reconciled"], 1, "{swept}");
+    let release = stack
+        .wait_release(
+            "abort-1",
+            DEFAULT_WAIT,
+            "FAILED with its pipelines stopped",
+            |r| {
+                r.release.status == ReleaseStatus::Failed
+                    && r.runs.iter().all(|run| run.status == RunStatus::Stopped)
+            },
+        )
+        .await;
+    let cause = release.release.cause.clone().unwrap_or_default();
+    assert!(cause.starts_with("execution aborted"), "cause {cause:?}");
+    for e in stack.emulator.executions() {
+        assert!(
+            e.stop_reason.is_some(),
+            "{} was not stopped: {e:?}",
+            e.pipeline
+        );
+    }
+}
