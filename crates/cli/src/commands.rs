@@ -5,9 +5,11 @@ use crate::RunArgs;
 use rm_core::manifest::Manifest;
 use rm_core::release::{ReleaseId, RunStatus};
 use rm_core::view::ReleaseView;
+use rm_local::lock::{self, Interrupted, LockError, ReleaseLock};
 use rm_local::runner::{load_release, RunOptions, RunOutcome, RunReport};
 use rm_local::sim::SimFile;
-use rm_local::RunError;
+use rm_local::store::STORE_FILE;
+use rm_local::{RunError, SqliteStore};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -18,6 +20,8 @@ pub const DEFAULT_STATE_DIR: &str = ".release-machine";
 
 pub const OK: u8 = 0;
 pub const INVALID: u8 = 2;
+/// Not allowed in the release's state: already claimed, or being run by another local run.
+pub const CONFLICT: u8 = 3;
 pub const INTERNAL: u8 = 4;
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, u8> {
@@ -79,6 +83,41 @@ pub fn run(args: &RunArgs) -> u8 {
             }
         }
     };
+
+    // Held until this run ends (the OS releases it if the process dies): a second run of this
+    // release id in this state directory, or a --fresh, is refused meanwhile.
+    let release_lock = match ReleaseLock::try_acquire(&args.state_dir, &manifest.release_id, "run")
+    {
+        Ok(lock) => lock,
+        Err(e @ LockError::Held { .. }) => {
+            eprintln!("error: {e}");
+            if args.fresh {
+                eprintln!(
+                    "note: --fresh forgot nothing: a release cannot be forgotten while it runs"
+                );
+            }
+            return CONFLICT;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INTERNAL;
+        }
+    };
+    // We hold the lock: a RUNNING release of this id is a run that was interrupted. End it
+    // before going on, so it is an ended release like any other (a duplicate, or --fresh).
+    if args.state_dir.join(STORE_FILE).exists() {
+        let ended = SqliteStore::open_dir(&args.state_dir).and_then(|store| {
+            release_lock.end_interrupted(&store, time::OffsetDateTime::now_utc())
+        });
+        match ended {
+            Ok(Some(ended)) => eprintln!("{}", lock::interrupted_note(&ended, &args.state_dir)),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return INTERNAL;
+            }
+        }
+    }
 
     let display = Arc::new(Display::new(&manifest));
     let observer = Arc::clone(&display);
@@ -286,6 +325,37 @@ pub fn validate(paths: &[std::path::PathBuf]) -> u8 {
     code
 }
 
+/// A command opening `release_id` in `state_dir` first ends it FAILED (`local run
+/// interrupted`) if it is RUNNING and no local run holds its lock. `Some(exit code)` if that
+/// could not be checked.
+fn end_if_interrupted(state_dir: &Path, release_id: &ReleaseId, command: &str) -> Option<u8> {
+    if !state_dir.join(STORE_FILE).exists() {
+        return None;
+    }
+    let found = SqliteStore::open(&state_dir.join(STORE_FILE))
+        .map_err(|e| e.to_string())
+        .and_then(|store| {
+            lock::end_if_interrupted(
+                &store,
+                state_dir,
+                release_id,
+                command,
+                time::OffsetDateTime::now_utc(),
+            )
+        });
+    match found {
+        Ok(Interrupted::Ended(ended)) => {
+            eprintln!("{}", lock::interrupted_note(&ended, state_dir));
+            None
+        }
+        Ok(Interrupted::No | Interrupted::Running(_)) => None,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Some(INTERNAL)
+        }
+    }
+}
+
 pub fn status(raw_id: &str, state_dir: &Path, json: bool) -> u8 {
     let release_id = match ReleaseId::parse(raw_id) {
         Ok(id) => id,
@@ -294,6 +364,9 @@ pub fn status(raw_id: &str, state_dir: &Path, json: bool) -> u8 {
             return INVALID;
         }
     };
+    if let Some(code) = end_if_interrupted(state_dir, &release_id, "status") {
+        return code;
+    }
     let view = match load_release(state_dir, &release_id) {
         Ok(Some(v)) => v,
         Ok(None) => {

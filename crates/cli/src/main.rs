@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 /// Exit codes: 0 the release SUCCEEDED (or the command succeeded), 1 it FAILED, 2 invalid input
 /// (manifest, sim file, unknown release id, a missing pipeline), 3 the release id was already
-/// claimed, 4 an internal error.
+/// claimed or another local run is running it, 4 an internal error.
 #[derive(Parser)]
 #[command(name = "release-machine", version, about, long_about = None)]
 struct Cli {
@@ -29,7 +29,8 @@ enum Command {
         #[arg(required = true, value_name = "MANIFEST")]
         manifests: Vec<PathBuf>,
     },
-    /// Shows a release recorded by a local run.
+    /// Shows a release recorded by a local run. A release left RUNNING by a local run that
+    /// was interrupted (no run holds its lock) is recorded FAILED first.
     Status {
         /// The release id.
         release_id: String,
@@ -58,8 +59,15 @@ same manifest again in the same state directory runs nothing and exits 3 (alread
 naming the earlier run. To run it again, add --fresh (forgets the earlier local run of this \
 release id) or use another state directory (--state-dir \"$(mktemp -d)\").
 
+While a run runs, it holds a lock on its release id in the state directory \
+(locks/<id in hex>.lock): a second run of that release id there, with or without --fresh, is \
+refused (exit 3) and touches nothing. A run that was killed leaves its release RUNNING with no \
+lock holder; the next command that opens it (run, status) records it FAILED with the cause \
+\"local run interrupted\".
+
 Exit codes: 0 SUCCEEDED, 1 FAILED, 2 invalid input (manifest, sim file, a pipeline that does \
-not exist: nothing recorded), 3 release id already claimed, 4 internal error.";
+not exist: nothing recorded), 3 release id already claimed or being run by another local run, \
+4 internal error.";
 
 #[derive(clap::Args)]
 pub struct RunArgs {

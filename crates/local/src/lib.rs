@@ -10,6 +10,7 @@ pub mod clock;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod executions;
+pub mod lock;
 pub mod runner;
 pub mod sim;
 pub mod store;

@@ -1,5 +1,5 @@
 use super::check::claim_manifest;
-use crate::error::{TaskError, ValidationError};
+use crate::error::{PortError, TaskError, ValidationError};
 use crate::manifest::Manifest;
 use crate::ports::{ApiPorts, Claim};
 use crate::release::{ReleaseId, ReleaseSource, ReleaseStatus, SourceKind};
@@ -24,8 +24,9 @@ pub enum SubmitOutcome {
 }
 
 /// POST /releases: validate, check the pipelines, claim for `execution_name`, then start the
-/// execution under that name. If the start fails the claim is given up, so the id is not
-/// used up. `caller` (the caller's IAM ARN) is recorded as `requestedBy`.
+/// execution under that name. If the claim's writes or the start fail, the claim is given up
+/// (issue 9, fault 4), so the id is not used up and the same POST can be sent again. `caller`
+/// (the caller's IAM ARN) is recorded as `requestedBy`.
 ///
 /// Idempotent per release id and manifest content: when the id is already claimed through the
 /// API by the same caller for the same manifest ([`Manifest::content_hash`]: the normalized
@@ -62,7 +63,13 @@ pub async fn submit_release(
         Err(TaskError::ManifestInvalid(rejection)) => {
             return Ok(SubmitOutcome::Invalid(rejection.0))
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            // The release item may have been written before the error (the run items' batch
+            // write was throttled, a timeout after the conditional write landed): give the
+            // claim up, or the id stays RUNNING with no execution and every re-POST is 409.
+            give_up_claim(ports, &manifest.release_id, execution_name, &e).await;
+            return Err(e);
+        }
     };
     let release_id = manifest.release_id.clone();
     let input = json!({ "claimedRelease": release_id.as_str() });
@@ -93,11 +100,38 @@ pub async fn submit_release(
             repeat: false,
         }),
         Err(e) => {
-            if let Err(undo) = ports.store.release_claim(&release_id, execution_name).await {
-                tracing::error!(release = %release_id, error = %undo, "could not give up the claim after a failed start");
-            }
-            Err(e.into())
+            let e = TaskError::from(e);
+            give_up_claim(ports, &release_id, execution_name, &e).await;
+            Err(e)
         }
+    }
+}
+
+/// Gives up `owner`'s claim of `release_id` after `error` (the claim's writes or the
+/// StartExecution failed): [`ReleaseStore::release_claim`] deletes the release and its runs if
+/// `owner` still holds it and nothing started, so the id is not used up. `owner` is this
+/// request's own execution name, never started, so nothing else can hold the claim under it.
+/// Failing to give it up is logged, not answered: the request fails with `error` anyway, and
+/// the reconciler's sweep ends a RUNNING release that has no execution.
+///
+/// [`ReleaseStore::release_claim`]: crate::ports::ReleaseStore::release_claim
+async fn give_up_claim(
+    ports: &ApiPorts<'_>,
+    release_id: &ReleaseId,
+    owner: &str,
+    error: &TaskError,
+) {
+    match ports.store.release_claim(release_id, owner).await {
+        Ok(()) => tracing::warn!(release = %release_id, owner, %error,
+            "gave up this request's claim (if it was written) after a failed request"),
+        // Nothing of this request's was written (the failure came before the claim's write,
+        // or the id is another request's).
+        Err(undo @ (PortError::NotFound(_) | PortError::ConditionFailed(_))) => {
+            tracing::debug!(release = %release_id, owner, %error, reason = %undo,
+                "no claim to give up after a failed request")
+        }
+        Err(undo) => tracing::error!(release = %release_id, owner, %error, error_giving_up = %undo,
+            "could not give up the claim after a failed request; the reconciler's sweep ends the release"),
     }
 }
 
