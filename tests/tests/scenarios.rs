@@ -466,3 +466,62 @@ async fn an_aborted_execution_is_reconciled_by_the_sweep() {
         );
     }
 }
+
+/// Scenario 10 (issue 9, fault 5): CodePipeline answers ConflictException ("the pipeline is
+/// busy") to the first starts: the run waits NotStarted, the sweep (invoked as the schedule
+/// would) retries the start, and the release succeeds with each pipeline started once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn busy_pipelines_are_started_by_the_sweep() {
+    let stack = stack(json!({
+        "defaults": {"durationSeconds": 1},
+        "pipelines": {"busy": {"startConflicts": 2}}
+    }))
+    .await;
+    let manifest = json!({"releaseId": "busy-1", "pipelines": ["busy", "free"]});
+    let input = stack
+        .upload_manifest("releases/busy-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("busy-1", &input).await;
+    let t0 = Instant::now();
+    loop {
+        let done = stack
+            .sfn()
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        if done.status().as_str() != "RUNNING" {
+            assert_eq!(
+                done.status().as_str(),
+                "SUCCEEDED",
+                "{}",
+                stack.diagnostics_async(Some(&arn)).await
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < DEFAULT_WAIT,
+            "{}",
+            stack.diagnostics_async(Some(&arn)).await
+        );
+        let mut tick = event("scheduled-sweep.json");
+        tick["time"] = json!(time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap());
+        stack.invoke("poll-execution", tick).await.ok();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let release = stack.release("busy-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    let executions = stack.emulator.executions();
+    for p in ["busy", "free"] {
+        assert_eq!(
+            executions.iter().filter(|e| e.pipeline == p).count(),
+            1,
+            "{p}: {executions:#?}"
+        );
+    }
+    let calls = stack.emulator.calls();
+    assert_eq!(calls["busy"]["StartPipelineExecution"], 3, "{calls:?}");
+}

@@ -236,8 +236,9 @@ fn a_pipeline_busy_past_its_timeout_fails_the_release() {
     assert_eq!(r.outcome, RunOutcome::Failed, "{:?}", r.outcome);
     assert_eq!(pipeline(&r, "busy").status, RunStatus::Failed);
     assert!(r.sim.executions.iter().all(|e| e.pipeline != "busy"));
+    assert_eq!(pipeline(&r, "busy").cause.as_deref(), Some("pipeline busy"));
     let cause = r.release.as_ref().unwrap().cause.clone().unwrap();
-    assert!(cause.contains("busy (Failed)"), "{cause}");
+    assert!(cause.contains("busy (Failed: pipeline busy)"), "{cause}");
     // Retried until the timeout, not given up at the first conflict.
     assert!(r.simulated.as_secs() >= 15 * 60, "{:?}", r.simulated);
     assert!(r.sim.calls["busy"].conflicts >= 3);

@@ -106,6 +106,7 @@ impl ReleaseStore for MemoryStore {
                     task_token: None,
                     history: Vec::new(),
                     stop_abandoned: false,
+                    cause: None,
                 },
             );
         }
@@ -250,6 +251,17 @@ impl ReleaseStore for MemoryStore {
         } else {
             Ok(false)
         }
+    }
+
+    async fn set_run_cause(&self, key: &RunKey, cause: &str) -> PortResult<()> {
+        let mut s = lock(&self.state);
+        if let Some(run) = s
+            .runs
+            .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
+        {
+            run.cause = Some(cause.to_owned());
+        }
+        Ok(())
     }
 
     async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>> {
@@ -596,6 +608,12 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *lock(&self.0)
+    }
+
+    /// A manual clock does not wait: it moves on by `d`.
+    fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        self.advance(time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
+        Box::pin(std::future::ready(()))
     }
 }
 

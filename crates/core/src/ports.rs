@@ -112,6 +112,10 @@ pub trait ReleaseStore: Send + Sync {
     /// run after the write, `None` if the run is unknown.
     async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>>;
 
+    /// Records why the run did not succeed (`pipeline busy`), when the release machine decided
+    /// it. Nothing if the run is unknown.
+    async fn set_run_cause(&self, key: &RunKey, cause: &str) -> PortResult<()>;
+
     /// Runs that carry a task token: what the sweep polls, least recently polled first
     /// (ordered by `waitingSince`). Items that cannot be decoded are skipped and logged, never
     /// an error for the whole list (issue 9, fault 8).

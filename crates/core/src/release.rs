@@ -271,6 +271,9 @@ pub struct RunRecord {
     /// effect within the bounded wait): the release ended without it. Its later statuses are
     /// still recorded.
     pub stop_abandoned: bool,
+    /// Why the run ended without succeeding, when the release machine decided it (`pipeline
+    /// busy`: never started within its timeout); `None` when CodePipeline's status says it.
+    pub cause: Option<String>,
 }
 
 impl RunRecord {

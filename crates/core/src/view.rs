@@ -43,6 +43,9 @@ pub struct RunView {
     /// wait); its later statuses are still recorded.
     #[serde(default)]
     pub stop_abandoned: bool,
+    /// Why the run did not succeed, when the release machine decided it (`pipeline busy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 impl From<&StoredRelease> for ReleaseView {
@@ -60,6 +63,7 @@ impl From<&StoredRelease> for ReleaseView {
                 ended_at: run.ended_at,
                 history: run.history.clone(),
                 stop_abandoned: run.stop_abandoned,
+                cause: run.cause.clone(),
             })
             .collect();
         pipelines.sort_by(|a, b| a.wave.cmp(&b.wave).then_with(|| a.name.cmp(&b.name)));

@@ -80,6 +80,12 @@ CREATE TABLE IF NOT EXISTS runs_stop_abandoned (
     pipeline   TEXT NOT NULL,
     PRIMARY KEY (release_id, pipeline)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs_cause (
+    release_id TEXT NOT NULL,
+    pipeline   TEXT NOT NULL,
+    cause      TEXT NOT NULL,
+    PRIMARY KEY (release_id, pipeline)
+) WITHOUT ROWID;
 "#;
 
 /// Columns added to `releases` after its first version, with their types: a state directory
@@ -105,7 +111,10 @@ const RUN_COLUMNS: &str = "pipeline, wave, timeout_minutes, variables, source_re
                            execution_id, started_at, ended_at, task_token, release_id, \
                            EXISTS (SELECT 1 FROM runs_stop_abandoned a \
                                    WHERE a.release_id = runs.release_id \
-                                   AND a.pipeline = runs.pipeline)";
+                                   AND a.pipeline = runs.pipeline), \
+                           (SELECT c.cause FROM runs_cause c \
+                            WHERE c.release_id = runs.release_id \
+                            AND c.pipeline = runs.pipeline)";
 
 /// A run's status change that was actually applied (for live progress).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +204,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         task_token: row.get(9)?,
         history: Vec::new(),
         stop_abandoned: row.get(11)?,
+        cause: row.get(12)?,
     })
 }
 
@@ -465,6 +475,7 @@ fn delete_release(tx: &Connection, id: &str) -> PortResult<bool> {
     let run = |sql: &str| tx.execute(sql, [id]).map_err(sql_err);
     run("DELETE FROM run_history WHERE release_id = ?1")?;
     run("DELETE FROM runs_stop_abandoned WHERE release_id = ?1")?;
+    run("DELETE FROM runs_cause WHERE release_id = ?1")?;
     run("DELETE FROM executions WHERE release_id = ?1")?;
     run("DELETE FROM runs WHERE release_id = ?1")?;
     Ok(run("DELETE FROM releases WHERE release_id = ?1")? > 0)
@@ -760,6 +771,23 @@ impl ReleaseStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![id, key.pipeline, token]))
                 .map_err(sql_err)?;
             Ok(n == 1)
+        })
+    }
+
+    async fn set_run_cause(&self, key: &RunKey, cause: &str) -> PortResult<()> {
+        let id = key.release_id.as_str();
+        let pipeline = key.pipeline.as_str();
+        self.write(|tx| {
+            if load_run(tx, id, pipeline).map_err(sql_err)?.is_none() {
+                return Ok(());
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO runs_cause (release_id, pipeline, cause) \
+                 VALUES (?1, ?2, ?3)",
+                params![id, pipeline, cause],
+            )
+            .map_err(sql_err)?;
+            Ok(())
         })
     }
 

@@ -69,6 +69,42 @@ pub async fn check_all(store: &dyn ReleaseStore, prefix: &str) {
     touch_moves_a_waiting_run_to_the_back(store, &format!("{prefix}touch")).await;
     running_releases_lists_only_running_ones(store, &format!("{prefix}running")).await;
     an_ended_release_stays_as_it_ended(store, &format!("{prefix}ended")).await;
+    a_run_keeps_its_cause(store, &format!("{prefix}cause")).await;
+}
+
+/// A run's cause (`pipeline busy`) is stored and read back with the run and the release;
+/// setting it on an unknown run changes nothing.
+pub async fn a_run_keeps_its_cause(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app", "web"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    let key = |p: &str| RunKey {
+        release_id: rid.clone(),
+        pipeline: p.to_owned(),
+    };
+    assert_eq!(
+        store.get_run(rid, "app").await.unwrap().unwrap().cause,
+        None
+    );
+    store
+        .set_run_cause(&key("app"), "pipeline busy")
+        .await
+        .unwrap();
+    let app = store.get_run(rid, "app").await.unwrap().unwrap();
+    assert_eq!(app.cause.as_deref(), Some("pipeline busy"));
+    let stored = store.get(rid).await.unwrap().unwrap();
+    let causes: Vec<_> = stored
+        .runs
+        .iter()
+        .map(|r| (r.spec.name.as_str(), r.cause.as_deref()))
+        .collect();
+    assert!(
+        causes.contains(&("app", Some("pipeline busy"))),
+        "{causes:?}"
+    );
+    assert!(causes.contains(&("web", None)), "{causes:?}");
+    store.set_run_cause(&key("nope"), "x").await.unwrap();
+    assert!(store.get_run(rid, "nope").await.unwrap().is_none());
 }
 
 fn minutes(m: i64) -> OffsetDateTime {

@@ -48,6 +48,8 @@ pub(crate) const TASK_TOKEN: &str = "taskToken";
 pub(crate) const TOKEN_AT: &str = "tokenAt";
 pub(crate) const HISTORY: &str = "history";
 pub(crate) const STOP_ABANDONED: &str = "stopAbandoned";
+/// A run's cause (`pipeline busy`), when the release machine decided it.
+pub(crate) const RUN_CAUSE: &str = "runCause";
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -304,6 +306,7 @@ pub(crate) fn decode_run(item: &Item) -> Result<RunRecord, PortError> {
         task_token: get_s(item, TASK_TOKEN).map(str::to_owned),
         history,
         stop_abandoned: matches!(item.get(STOP_ABANDONED), Some(AttributeValue::Bool(true))),
+        cause: get_s(item, RUN_CAUSE).map(str::to_owned),
     })
 }
 

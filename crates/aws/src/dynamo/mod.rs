@@ -668,6 +668,26 @@ impl ReleaseStore for DynamoStore {
         }
     }
 
+    async fn set_run_cause(&self, key: &RunKey, cause: &str) -> PortResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key_item(key)))
+            .update_expression("SET #cause = :cause")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#cause", RUN_CAUSE)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":cause", s(cause))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(port_error("DynamoDB UpdateItem (run cause)", &e)),
+        }
+    }
+
     async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>> {
         let result = self
             .client

@@ -124,7 +124,10 @@ pub(super) fn release_end(
         .into_iter()
         .filter(|r| r.status != RunStatus::Succeeded)
         .filter(|r| requested == ReleaseStatus::Succeeded || r.status.is_terminal())
-        .map(|r| format!("{} ({})", r.spec.name, r.status))
+        .map(|r| match &r.cause {
+            Some(cause) => format!("{} ({}: {cause})", r.spec.name, r.status),
+            None => format!("{} ({})", r.spec.name, r.status),
+        })
         .collect();
     if requested == ReleaseStatus::Succeeded && not_succeeded.is_empty() {
         return (ReleaseStatus::Succeeded, None);

@@ -5,6 +5,9 @@ use crate::release::{ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStat
 use crate::tasks::{AwaitResponse, PipelineRef, RunResponse, StopRunningResponse};
 use sha2::{Digest, Sha256};
 
+/// The cause of a run that a busy pipeline never let start within its timeout.
+pub const PIPELINE_BUSY: &str = "pipeline busy";
+
 /// The error a RunPipeline task fails with when its pipeline ended without succeeding.
 pub const PIPELINE_FAILED: &str = "PipelineFailed";
 
@@ -158,6 +161,7 @@ async fn start_run(
             return Ok(run);
         }
         Err(StartError::NotStartable(msg)) => {
+            ports.store.set_run_cause(&k, &msg).await?;
             ports
                 .store
                 .record_status(&k, RunStatus::Failed, ports.clock.now())
@@ -371,6 +375,7 @@ pub async fn stop_timed_out(
         if let Some(token) = run.task_token.as_deref() {
             ports.store.clear_token(&k, token).await?;
         }
+        ports.store.set_run_cause(&k, PIPELINE_BUSY).await?;
         let run = ports
             .store
             .record_status(&k, RunStatus::Failed, ports.clock.now())
