@@ -237,6 +237,9 @@ pub(crate) struct WatchOptions<'a> {
     /// `AWS_ENDPOINT_URL_S3`, when the functions' S3 calls go elsewhere than moto (the
     /// router); not set otherwise.
     pub s3_url: Option<&'a str>,
+    /// `AWS_ENDPOINT_URL_SFN`, when the functions' Step Functions calls go through the router;
+    /// not set otherwise.
+    pub sfn_url: Option<&'a str>,
     /// The functions' environment (from template.yaml).
     pub env: &'a std::collections::BTreeMap<String, String>,
 }
@@ -285,6 +288,9 @@ pub(crate) async fn start_watch(options: WatchOptions<'_>, log_dir: &Path) -> Se
     }
     if let Some(url) = options.s3_url {
         cmd.env("AWS_ENDPOINT_URL_S3", url);
+    }
+    if let Some(url) = options.sfn_url {
+        cmd.env("AWS_ENDPOINT_URL_SFN", url);
     }
     let mut watch = Server::spawn("cargo lambda watch", cmd, log_dir.join("watch.log"));
     wait_http(&mut watch, &format!("http://127.0.0.1:{}/", options.port)).await;

@@ -38,6 +38,12 @@ pub(crate) struct RouterRules {
     /// what S3 answers for a missing key when the caller lacks `s3:ListBucket`
     /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html>, "Permissions").
     pub(crate) s3_denies_missing_keys: bool,
+    /// The first N SendTaskSuccess/SendTaskFailure requests are answered 400
+    /// `ThrottlingException` (Step Functions' awsJson1.0 error shape, `__type`), as a throttled
+    /// Step Functions would (<https://docs.aws.amazon.com/step-functions/latest/apireference/CommonErrors.html>):
+    /// the SDK retries it (three attempts in its standard mode), so three failures make one
+    /// completion fail (issue 9, fault 1).
+    pub(crate) send_task_failures: u32,
 }
 
 /// The router, serving on its own 127.0.0.1 port until dropped.
@@ -66,6 +72,7 @@ impl Router {
                 .build()
                 .expect("HTTP client"),
             log: Mutex::default(),
+            send_failures_left: std::sync::atomic::AtomicU32::new(rules.send_task_failures),
         });
         let app = axum::Router::new()
             .fallback(route)
@@ -126,6 +133,8 @@ pub(crate) struct RouterState {
     rules: RouterRules,
     pub(crate) client: reqwest::Client,
     log: Mutex<RouterLog>,
+    /// What is left of `rules.send_task_failures`.
+    send_failures_left: std::sync::atomic::AtomicU32,
 }
 
 impl RouterState {
@@ -174,6 +183,27 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
         let name = function_name(raw);
         return invoke_watch(&router, &name, body).await;
     }
+    if is_send_task(&parts.headers)
+        && router
+            .send_failures_left
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+    {
+        router.log("sfn SendTask*: answered 400 ThrottlingException (send_task_failures)".into());
+        let mut out = Response::new(Body::from(
+            r#"{"__type":"com.amazonaws.swf.service.v2.model#ThrottlingException","message":"Rate exceeded"}"#,
+        ));
+        *out.status_mut() = StatusCode::BAD_REQUEST;
+        out.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        return out;
+    }
     let url = format!(
         "{}{}",
         router.moto,
@@ -218,6 +248,14 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
             (StatusCode::BAD_GATEWAY, format!("router → moto: {e}")).into_response()
         }
     }
+}
+
+/// Whether the request is Step Functions' SendTaskSuccess or SendTaskFailure.
+fn is_send_task(headers: &axum::http::HeaderMap) -> bool {
+    matches!(
+        headers.get("x-amz-target").and_then(|v| v.to_str().ok()),
+        Some("AWSStepFunctions.SendTaskSuccess" | "AWSStepFunctions.SendTaskFailure")
+    )
 }
 
 /// Whether moto's answer is S3's 404 `NoSuchKey` error.

@@ -48,6 +48,10 @@ pub struct StackOptions {
     /// calls then go to moto directly). The test's own S3 client ([`Stack::s3`]) always talks to
     /// moto.
     pub s3_denies_missing_keys: bool,
+    /// The functions' Step Functions calls go through the router (`AWS_ENDPOINT_URL_SFN`),
+    /// which answers the first N SendTaskSuccess/SendTaskFailure with ThrottlingException.
+    /// 0 (the default): the functions talk to moto directly.
+    pub send_task_failures: u32,
 }
 
 impl Default for StackOptions {
@@ -58,6 +62,7 @@ impl Default for StackOptions {
             dynamo: DynamoTarget::Moto,
             state_machine: true,
             s3_denies_missing_keys: false,
+            send_task_failures: 0,
         }
     }
 }
@@ -122,6 +127,7 @@ impl Stack {
             &watch_url,
             RouterRules {
                 s3_denies_missing_keys: options.s3_denies_missing_keys,
+                send_task_failures: options.send_task_failures,
             },
         )
         .await;
@@ -162,6 +168,7 @@ impl Stack {
                 s3_url: options
                     .s3_denies_missing_keys
                     .then_some(router.url.as_str()),
+                sfn_url: (options.send_task_failures > 0).then_some(router.url.as_str()),
                 env: &resources.function_env,
             },
             &log_dir,

@@ -525,3 +525,56 @@ async fn busy_pipelines_are_started_by_the_sweep() {
     let calls = stack.emulator.calls();
     assert_eq!(calls["busy"]["StartPipelineExecution"], 3, "{calls:?}");
 }
+
+/// Scenario 11 (issue 9, fault 1): Step Functions throttles the completion (the router
+/// answers the first three SendTask* ThrottlingException, so the SDK's three attempts of the
+/// first completion all fail). The token stays on the run, and the next sweep (invoked as the
+/// schedule would) sends it: the release succeeds, its pipeline started once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_completion_is_sent_again_by_the_sweep() {
+    let stack = Stack::start(StackOptions {
+        sim: json!({"defaults": {"durationSeconds": 2, "stopSeconds": 1}}),
+        send_task_failures: 3,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.warm_up().await;
+    let manifest = json!({"releaseId": "send-1", "pipelines": ["late"]});
+    let input = stack
+        .upload_manifest("releases/send-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("send-1", &input).await;
+    // The state-change event's completion fails three times over.
+    let t0 = Instant::now();
+    while stack
+        .router_log()
+        .iter()
+        .filter(|l| l.contains("send_task_failures"))
+        .count()
+        < 3
+    {
+        assert!(
+            t0.elapsed() < DEFAULT_WAIT,
+            "the completion was never throttled\n{}",
+            stack.diagnostics_async(Some(&arn)).await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let run = stack.release("send-1").await.unwrap().runs[0].clone();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert!(
+        run.task_token.is_some(),
+        "the token is kept for the next send"
+    );
+
+    let mut tick = event("scheduled-sweep.json");
+    tick["time"] = json!(time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap());
+    let swept = stack.invoke("poll-execution", tick).await.ok();
+    assert_eq!(swept["completed"], 1, "{swept}");
+    succeeded(&stack, &arn).await;
+    let release = stack.release("send-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    assert_eq!(stack.emulator.executions().len(), 1);
+}
