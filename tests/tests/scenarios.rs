@@ -411,10 +411,12 @@ async fn missing_manifest_denied_by_s3_fails_unreadable() {
 }
 
 /// Scenario 9 (issue 9, fault 2): an execution stopped from the console leaves its release
-/// RUNNING; the sweep asks DescribeExecution (the real SDK adapter against moto), ends the
-/// release FAILED with a cause naming the abort, and stops its running pipelines.
+/// RUNNING. EventBridge's "Step Functions Execution Status Change" event (delivered to
+/// record-state as the template's rule would; moto publishes no such event, and its
+/// StopExecution does not end an execution it is running) makes the reconciler end the release
+/// FAILED with a cause naming the abort and stop its running pipelines through the emulator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_aborted_execution_is_reconciled_by_the_sweep() {
+async fn an_aborted_execution_is_reconciled() {
     let stack = stack(json!({"defaults": {"durationSeconds": 600, "stopSeconds": 1}})).await;
     let manifest = json!({"releaseId": "abort-1", "pipelines": ["long-a", "long-b"]});
     let input = stack
@@ -426,25 +428,28 @@ async fn an_aborted_execution_is_reconciled_by_the_sweep() {
             r.runs.iter().all(|run| run.status == RunStatus::InProgress)
         })
         .await;
-    stack
-        .sfn()
-        .stop_execution()
-        .execution_arn(&arn)
-        .send()
-        .await
-        .expect("StopExecution");
-    let done = stack.wait_execution(&arn, DEFAULT_WAIT).await;
-    assert_eq!(done.status().as_str(), "ABORTED");
-    // Nothing ended the release: the execution was stopped from outside.
-    let release = stack.release("abort-1").await.unwrap();
-    assert_eq!(release.release.status, ReleaseStatus::Running);
-
-    let mut tick = event("scheduled-sweep.json");
-    tick["time"] = json!(time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap());
-    let swept = stack.invoke("poll-execution", tick).await.ok();
-    assert_eq!(swept["reconciled"], 1, "{swept}");
+    let status_change = json!({
+        "version": "0",
+        "id": "2c4b3b5e-7c1e-4f0a-9d55-0a3e3b2f9a10",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+        "region": "us-east-1",
+        "resources": [arn.clone()],
+        "detail": {
+            "executionArn": arn.clone(),
+            "stateMachineArn": arn.replace(":execution:", ":stateMachine:").replace(":abort-1", ""),
+            "name": "abort-1",
+            "status": "ABORTED",
+            "error": null,
+            "cause": null
+        }
+    });
+    let out = stack.invoke("record-state", status_change).await.ok();
+    assert_eq!(out["outcome"], "Reconciled", "{out}");
     let release = stack
         .wait_release(
             "abort-1",
