@@ -12,7 +12,9 @@ use serde_json::Value;
 /// What the await and the sweep fail with on input the state machine or the schedule would
 /// not send: a payload of the wrong shape, another EventBridge event or an invalid release id
 /// (`BadInput`), a run that is not recorded (`NotFound`).
-const ERRORS: &[&str] = &["BadInput", "NotFound"];
+/// A RunPipeline task names its execution: one that does not hold the release is `Duplicate`
+/// (it may start nothing: issue 9, "ended means ended").
+const ERRORS: &[&str] = &["BadInput", "NotFound", "Duplicate"];
 
 /// The sample release claimed and its first pipeline started; with `waiting`, a task waits on
 /// it, so the sweep has a run to poll.
