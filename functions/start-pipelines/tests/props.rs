@@ -13,7 +13,9 @@ use serde_json::Value;
 /// recorded (`NotFound`), a task of an execution that does not own the release (the owner
 /// condition of the store's write: `Transient`, as a conditional race is). The in-memory
 /// pipelines start everything, so no `PipelineNotStartable`.
-const ERRORS: &[&str] = &["BadInput", "NotFound", "Transient"];
+/// A task named by an execution that does not hold the release is `Duplicate`: it starts and
+/// stops nothing (issue 9, "ended means ended").
+const ERRORS: &[&str] = &["BadInput", "NotFound", "Transient", "Duplicate"];
 
 /// The sample release claimed; with `started`, its first pipeline started too, so the stops
 /// have something to stop.
