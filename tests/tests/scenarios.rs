@@ -42,6 +42,48 @@ async fn succeeded(stack: &Stack, arn: &str) -> Value {
     serde_json::from_str(done.output().unwrap_or("null")).unwrap()
 }
 
+/// Invokes poll-execution with the 5-minute schedule's event, as EventBridge would; its answer.
+async fn sweep(stack: &Stack) -> Value {
+    let mut tick = event("scheduled-sweep.json");
+    tick["time"] = json!(time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap());
+    stack.invoke("poll-execution", tick).await.ok()
+}
+
+/// Sweeps every 2 s until the execution ends, which must be SUCCEEDED (within
+/// [`DEFAULT_WAIT`]); how many sweeps it took.
+async fn succeeded_with_sweeps(stack: &Stack, arn: &str) -> u32 {
+    let t0 = Instant::now();
+    let mut sweeps = 0;
+    loop {
+        let done = stack
+            .sfn()
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        if done.status().as_str() != "RUNNING" {
+            assert_eq!(
+                done.status().as_str(),
+                "SUCCEEDED",
+                "{}",
+                stack.diagnostics_async(Some(arn)).await
+            );
+            return sweeps;
+        }
+        assert!(
+            t0.elapsed() < DEFAULT_WAIT,
+            "still RUNNING after {sweeps} sweeps\n{}",
+            stack.diagnostics_async(Some(arn)).await
+        );
+        sweep(stack).await;
+        sweeps += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 /// Scenario 2: POST through the API handler: 202, then SUCCEEDED; the same again: 409.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_post_then_conflict() {
@@ -189,41 +231,7 @@ async fn sweep_completes_when_events_are_lost() {
         .upload_manifest("releases/sweep-1.json", &manifest)
         .await;
     let arn = stack.start_execution("sweep-1", &input).await;
-    let t0 = Instant::now();
-    let mut sweeps = 0;
-    loop {
-        let status = stack
-            .sfn()
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_str()
-            .to_owned();
-        if status != "RUNNING" {
-            assert_eq!(
-                status,
-                "SUCCEEDED",
-                "{}",
-                stack.diagnostics_async(Some(&arn)).await
-            );
-            break;
-        }
-        assert!(
-            t0.elapsed() < DEFAULT_WAIT,
-            "still RUNNING after {sweeps} sweeps\n{}",
-            stack.diagnostics_async(Some(&arn)).await
-        );
-        let mut tick = event("scheduled-sweep.json");
-        tick["time"] = json!(time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap());
-        stack.invoke("poll-execution", tick).await.ok();
-        sweeps += 1;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    let sweeps = succeeded_with_sweeps(&stack, &arn).await;
     assert!(stack.emulator.events().is_empty(), "no event was delivered");
     let release = stack.release("sweep-1").await.unwrap();
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
@@ -487,36 +495,7 @@ async fn busy_pipelines_are_started_by_the_sweep() {
         .upload_manifest("releases/busy-1.json", &manifest)
         .await;
     let arn = stack.start_execution("busy-1", &input).await;
-    let t0 = Instant::now();
-    loop {
-        let done = stack
-            .sfn()
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        if done.status().as_str() != "RUNNING" {
-            assert_eq!(
-                done.status().as_str(),
-                "SUCCEEDED",
-                "{}",
-                stack.diagnostics_async(Some(&arn)).await
-            );
-            break;
-        }
-        assert!(
-            t0.elapsed() < DEFAULT_WAIT,
-            "{}",
-            stack.diagnostics_async(Some(&arn)).await
-        );
-        let mut tick = event("scheduled-sweep.json");
-        tick["time"] = json!(time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap());
-        stack.invoke("poll-execution", tick).await.ok();
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    succeeded_with_sweeps(&stack, &arn).await;
     let release = stack.release("busy-1").await.unwrap();
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
     let executions = stack.emulator.executions();
@@ -572,11 +551,7 @@ async fn a_throttled_completion_is_sent_again_by_the_sweep() {
         "the token is kept for the next send"
     );
 
-    let mut tick = event("scheduled-sweep.json");
-    tick["time"] = json!(time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap());
-    let swept = stack.invoke("poll-execution", tick).await.ok();
+    let swept = sweep(&stack).await;
     assert_eq!(swept["completed"], 1, "{swept}");
     succeeded(&stack, &arn).await;
     let release = stack.release("send-1").await.unwrap();

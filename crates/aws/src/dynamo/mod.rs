@@ -181,6 +181,34 @@ impl DynamoStore {
     }
 
     /// Every item under a release's partition key: one Query, following its pages.
+    /// SETs one attribute of a run that exists; the run after the write, `None` if unknown.
+    async fn set_run_attribute(
+        &self,
+        key: &RunKey,
+        name: &str,
+        value: AttributeValue,
+        what: &str,
+    ) -> PortResult<Option<RunRecord>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key_item(key)))
+            .update_expression("SET #attr = :value")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#attr", name)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":value", value)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.map(|i| decode_run(&i)).transpose(),
+            Err(e) if is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(port_error(&format!("DynamoDB UpdateItem ({what})"), &e)),
+        }
+    }
+
     async fn query_release(&self, release_id: &ReleaseId) -> PortResult<Vec<Item>> {
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -669,44 +697,19 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn set_run_cause(&self, key: &RunKey, cause: &str) -> PortResult<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key_item(key)))
-            .update_expression("SET #cause = :cause")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#cause", RUN_CAUSE)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":cause", s(cause))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(port_error("DynamoDB UpdateItem (run cause)", &e)),
-        }
+        self.set_run_attribute(key, RUN_CAUSE, s(cause), "run cause")
+            .await
+            .map(|_| ())
     }
 
     async fn mark_stop_abandoned(&self, key: &RunKey) -> PortResult<Option<RunRecord>> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key_item(key)))
-            .update_expression("SET #abandoned = :true")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#abandoned", STOP_ABANDONED)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => out.attributes.map(|i| decode_run(&i)).transpose(),
-            Err(e) if is_condition_failed(&e) => Ok(None),
-            Err(e) => Err(port_error("DynamoDB UpdateItem (stop abandoned)", &e)),
-        }
+        self.set_run_attribute(
+            key,
+            STOP_ABANDONED,
+            AttributeValue::Bool(true),
+            "stop abandoned",
+        )
+        .await
     }
 
     /// Queries every shard of the waiting index (and the legacy partition) at once, each

@@ -109,10 +109,7 @@ pub async fn reconcile_execution(
     end: &ExecutionEnd,
     ports: &RunPorts<'_>,
 ) -> Result<Reconciled, TaskError> {
-    if matches!(
-        end.state.status,
-        ExecutionRunState::Running | ExecutionRunState::PendingRedrive
-    ) {
+    if still_running(&end.state) {
         return Ok(Reconciled::StillRunning);
     }
     let release = ports
@@ -127,12 +124,23 @@ pub async fn reconcile_execution(
     }
 }
 
-/// Ends a RUNNING `release` whose execution ended as `state`.
+/// Whether DescribeExecution or the event says the execution has not ended.
+fn still_running(state: &ExecutionState) -> bool {
+    matches!(
+        state.status,
+        ExecutionRunState::Running | ExecutionRunState::PendingRedrive
+    )
+}
+
+/// Ends a RUNNING `release` whose execution ended as `state` (nothing while it still runs).
 async fn end_release(
     release: ReleaseRecord,
     state: &ExecutionState,
     ports: &RunPorts<'_>,
 ) -> Result<Reconciled, TaskError> {
+    if still_running(state) {
+        return Ok(Reconciled::StillRunning);
+    }
     let rid = release.release_id.clone();
     let owner = release.owner.clone();
     match ports.store.request_stop(&rid, &owner).await {
@@ -258,7 +266,7 @@ pub async fn reconcile_running(
         let result = async {
             match ports.executions.describe(&release.owner).await? {
                 Some(state) => Ok(matches!(
-                    end_release_if_ended(release, &state, ports).await?,
+                    end_release(release, &state, ports).await?,
                     Reconciled::Ended(_)
                 )
                 .then_some(Outcome::Ended)),
@@ -294,18 +302,4 @@ pub async fn reconcile_running(
 enum Outcome {
     Ended,
     GivenUp,
-}
-
-async fn end_release_if_ended(
-    release: ReleaseRecord,
-    state: &ExecutionState,
-    ports: &RunPorts<'_>,
-) -> Result<Reconciled, TaskError> {
-    if matches!(
-        state.status,
-        ExecutionRunState::Running | ExecutionRunState::PendingRedrive
-    ) {
-        return Ok(Reconciled::StillRunning);
-    }
-    end_release(release, state, ports).await
 }
