@@ -236,7 +236,7 @@ async fn end_release(
 }
 
 /// What the sweep's reconciliation did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReconciled {
     /// RUNNING releases whose execution was asked about.
     pub checked: u32,
@@ -245,6 +245,9 @@ pub struct SweepReconciled {
     /// API claims given up because their execution never started.
     pub given_up: u32,
     pub errors: u32,
+    /// Releases found RUNNING with their execution still running: the sweep's polls need not
+    /// read them again to know their runs are not a stopped release's.
+    pub still_running: std::collections::HashSet<ReleaseId>,
 }
 
 /// The sweep's half of the reconciler: DescribeExecution for every RUNNING release (only
@@ -265,11 +268,11 @@ pub async fn reconcile_running(
         let rid = release.release_id.clone();
         let result = async {
             match ports.executions.describe(&release.owner).await? {
-                Some(state) => Ok(matches!(
-                    end_release(release, &state, ports).await?,
-                    Reconciled::Ended(_)
-                )
-                .then_some(Outcome::Ended)),
+                Some(state) => Ok(match end_release(release, &state, ports).await? {
+                    Reconciled::Ended(_) => Some(Outcome::Ended),
+                    Reconciled::StillRunning => Some(Outcome::StillRunning),
+                    Reconciled::Nothing => None,
+                }),
                 None if release.owner.starts_with("api-")
                     && now - release.requested_at > ABANDONED_CLAIM_AFTER =>
                 {
@@ -281,13 +284,16 @@ pub async fn reconcile_running(
                         "gave up an API claim whose execution never started");
                     Ok(Some(Outcome::GivenUp))
                 }
-                None => Ok(None),
+                None => Ok(Some(Outcome::StillRunning)),
             }
         }
         .await;
         match result {
             Ok(Some(Outcome::Ended)) => out.ended += 1,
             Ok(Some(Outcome::GivenUp)) => out.given_up += 1,
+            Ok(Some(Outcome::StillRunning)) => {
+                out.still_running.insert(rid);
+            }
             Ok(None) => {}
             Err(e) => {
                 let e: TaskError = e;
@@ -302,4 +308,5 @@ pub async fn reconcile_running(
 enum Outcome {
     Ended,
     GivenUp,
+    StillRunning,
 }

@@ -536,11 +536,15 @@ pub const SETTLE_ABANDON_AFTER: time::Duration =
 /// (refreshed first); [`SETTLE_ABANDON_AFTER`] after the release ended, with `abandon`, and
 /// if it still runs it is marked `stopAbandoned` and its token dropped, so the sweep lets it
 /// be. A run of a RUNNING release is left as it is.
+///
+/// `running`: releases the sweep already knows to be RUNNING (its reconciliation just asked);
+/// their runs are left as they are without another read.
 pub(super) async fn settle_ended(
     run: RunRecord,
+    running: &std::collections::HashSet<ReleaseId>,
     ports: &RunPorts<'_>,
 ) -> Result<RunRecord, TaskError> {
-    if !run.status.is_running() || run.stop_abandoned {
+    if !run.status.is_running() || run.stop_abandoned || running.contains(&run.release_id) {
         return Ok(run);
     }
     let Some(release) = ports.store.release_record(&run.release_id).await? else {

@@ -120,7 +120,7 @@ pub async fn sweep_with(
         // Checked as each run is taken, i.e. when a slot frees: the time box bounds starts.
         .take_while(|_| std::future::ready(deadline.is_none_or(|d| ports.clock.now() < d)))
         .inspect(|_| started += 1)
-        .map(|run| poll_one(run, ports))
+        .map(|run| poll_one(run, &reconciled.still_running, ports))
         .buffer_unordered(options.parallelism.max(1));
     while let Some((polled, touched)) = polls.next().await {
         out.polled += 1;
@@ -180,12 +180,16 @@ async fn waiting(
 /// Polls one waiting run (a busy start retried, the status refreshed, a terminal run's token
 /// completed), then moves it to the back of the waiting order. A failure is logged here and
 /// answered as [`Polled::Failed`]; the touch's own result is returned for the summary.
-async fn poll_one(run: RunRecord, ports: &RunPorts<'_>) -> (Polled, Result<(), TaskError>) {
+async fn poll_one(
+    run: RunRecord,
+    running: &HashSet<ReleaseId>,
+    ports: &RunPorts<'_>,
+) -> (Polled, Result<(), TaskError>) {
     let k = key(&run.release_id, &run.spec.name);
     let token = run.task_token.clone();
     let result = async {
         let run = retry_busy_start(run, ports).await?;
-        let run = settle_ended(run, ports).await?;
+        let run = settle_ended(run, running, ports).await?;
         let run = refresh(run, ports).await?;
         complete_if_terminal(&run, ports).await
     }
