@@ -84,6 +84,10 @@ pub enum TaskError {
     /// rewritten, e.g. by an execution restarted with RedriveExecution. Not retryable.
     #[error("{0}")]
     ReleaseEnded(String),
+    /// The release is not in a state that allows the request (cancel an ended release, retry
+    /// a RUNNING one, approve a wave that is not waiting): API 409, CLI exit 3.
+    #[error("{0}")]
+    Conflict(String),
     /// Anything else: not retryable.
     #[error("{0}")]
     Internal(String),

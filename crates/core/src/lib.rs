@@ -16,7 +16,9 @@
 //! retried task or a redriven execution cannot publish an end that was not recorded.
 
 pub mod error;
+pub mod events;
 pub mod handlers;
+pub mod lifecycle;
 pub mod manifest;
 #[cfg(feature = "test-support")]
 pub mod memory;

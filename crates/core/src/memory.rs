@@ -25,6 +25,19 @@ struct StoreState {
     token_at: HashMap<(ReleaseId, String), OffsetDateTime>,
     /// The sweep's order of a waiting run (`waitingSince`); present while it carries a token.
     waiting_since: HashMap<(ReleaseId, String), OffsetDateTime>,
+    /// The last event sequence number allocated, by release.
+    sequences: HashMap<ReleaseId, u64>,
+    /// Events not yet published, by release and sequence.
+    outbox: BTreeMap<(ReleaseId, u64), crate::events::ReleaseEvent>,
+}
+
+impl StoreState {
+    fn enqueue(&mut self, events: &[crate::events::ReleaseEvent]) {
+        for e in events {
+            self.outbox
+                .insert((e.release_id.clone(), e.sequence), e.clone());
+        }
+    }
 }
 
 /// A [`ReleaseStore`] in memory.
@@ -50,34 +63,7 @@ fn owned_by(state: &StoreState, id: &ReleaseId, owner: &str) -> PortResult<()> {
     }
 }
 
-/// `owner` holds the release and it is RUNNING: what finish and request_stop require.
-fn running_and_owned_by(state: &StoreState, id: &ReleaseId, owner: &str) -> PortResult<()> {
-    owned_by(state, id, owner)?;
-    match state.releases.get(id) {
-        Some(r) if r.status != ReleaseStatus::Running => Err(PortError::ConditionFailed(format!(
-            "release {id} already ended with status {}",
-            r.status
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// The shared rule of every store: a status only moves forward, and a terminal status sets
-/// endedAt. Returns whether the run changed.
-pub fn apply_status(run: &mut RunRecord, status: RunStatus, at: OffsetDateTime) -> bool {
-    if run.status == status || run.status.is_terminal() || status.rank() < run.status.rank() {
-        return false;
-    }
-    run.status = status;
-    run.history.push(HistoryEntry { status, at });
-    if status == RunStatus::InProgress && run.started_at.is_none() {
-        run.started_at = Some(at);
-    }
-    if status.is_terminal() {
-        run.ended_at = Some(at);
-    }
-    true
-}
+pub use crate::release::{apply_status, list_order, page_of, reset_for_attempt};
 
 #[async_trait]
 impl ReleaseStore for MemoryStore {
@@ -96,20 +82,12 @@ impl ReleaseStore for MemoryStore {
         for spec in &release.manifest.pipelines {
             s.runs.insert(
                 (id.clone(), spec.name.clone()),
-                RunRecord {
-                    release_id: id.clone(),
-                    spec: spec.clone(),
-                    status: RunStatus::NotStarted,
-                    execution_id: None,
-                    started_at: None,
-                    ended_at: None,
-                    task_token: None,
-                    history: Vec::new(),
-                    stop_abandoned: false,
-                    cause: None,
-                },
+                RunRecord::new(id.clone(), spec.clone()),
             );
         }
+        let last = release.events.iter().map(|e| e.sequence).max().unwrap_or(0);
+        s.sequences.insert(id.clone(), last);
+        s.enqueue(&release.events);
         Ok(Claim::Claimed)
     }
 
@@ -127,6 +105,8 @@ impl ReleaseStore for MemoryStore {
         }
         s.releases.remove(release_id);
         s.runs.retain(|(id, _), _| id != release_id);
+        s.outbox.retain(|(id, _), _| id != release_id);
+        s.sequences.remove(release_id);
         s.token_at.retain(|(id, _), _| id != release_id);
         s.waiting_since.retain(|(id, _), _| id != release_id);
         Ok(())
@@ -163,6 +143,7 @@ impl ReleaseStore for MemoryStore {
         pipeline: &str,
         execution_id: &str,
         at: OffsetDateTime,
+        events: &[crate::events::ReleaseEvent],
     ) -> PortResult<RunRecord> {
         let mut s = lock(&self.state);
         owned_by(&s, release_id, owner)?;
@@ -184,6 +165,7 @@ impl ReleaseStore for MemoryStore {
         apply_status(run, RunStatus::InProgress, at);
         run.started_at = Some(at);
         let run = run.clone();
+        s.enqueue(events);
         s.executions.insert(
             execution_id.to_owned(),
             RunKey {
@@ -199,14 +181,21 @@ impl ReleaseStore for MemoryStore {
         key: &RunKey,
         status: RunStatus,
         at: OffsetDateTime,
+        events: &[crate::events::ReleaseEvent],
     ) -> PortResult<Option<RunRecord>> {
         let mut s = lock(&self.state);
-        Ok(s.runs
+        let Some(run) = s
+            .runs
             .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
-            .map(|run| {
-                apply_status(run, status, at);
-                run.clone()
-            }))
+        else {
+            return Ok(None);
+        };
+        let changed = apply_status(run, status, at);
+        let run = run.clone();
+        if changed {
+            s.enqueue(events);
+        }
+        Ok(Some(run))
     }
 
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
@@ -317,33 +306,97 @@ impl ReleaseStore for MemoryStore {
         Ok(running)
     }
 
-    async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
+    async fn next_sequence(&self, release_id: &ReleaseId, count: u64) -> PortResult<u64> {
         let mut s = lock(&self.state);
-        running_and_owned_by(&s, release_id, owner)?;
-        if let Some(r) = s.releases.get_mut(release_id) {
-            r.stop_requested = true;
+        if !s.releases.contains_key(release_id) {
+            return Err(PortError::NotFound(format!("release {release_id}")));
+        }
+        let last = s.sequences.entry(release_id.clone()).or_insert(0);
+        let first = *last + 1;
+        *last += count;
+        Ok(first)
+    }
+
+    async fn update_release(
+        &self,
+        record: &ReleaseRecord,
+        events: &[crate::events::ReleaseEvent],
+    ) -> PortResult<()> {
+        let mut s = lock(&self.state);
+        let id = &record.release_id;
+        let stored = s
+            .releases
+            .get_mut(id)
+            .ok_or_else(|| PortError::NotFound(format!("release {id}")))?;
+        if stored.version + 1 != record.version {
+            return Err(PortError::ConditionFailed(format!(
+                "release {id} is at version {}, not {}",
+                stored.version,
+                record.version.saturating_sub(1)
+            )));
+        }
+        stored.owner = record.owner.clone();
+        stored.status = record.status;
+        stored.ended_at = record.ended_at;
+        stored.cause = record.cause.clone();
+        stored.stop_requested = record.stop_requested;
+        stored.lifecycle = record.lifecycle.clone();
+        stored.version = record.version;
+        s.enqueue(events);
+        Ok(())
+    }
+
+    async fn reset_run(&self, key: &RunKey, attempt: u32) -> PortResult<Option<RunRecord>> {
+        let mut s = lock(&self.state);
+        let k = (key.release_id.clone(), key.pipeline.clone());
+        let Some(run) = s.runs.get_mut(&k) else {
+            return Ok(None);
+        };
+        if run.status != RunStatus::Succeeded && run.attempt < attempt {
+            reset_for_attempt(run, attempt);
+            s.waiting_since.remove(&k);
+        }
+        Ok(s.runs.get(&k).cloned())
+    }
+
+    async fn outbox(
+        &self,
+        release_id: Option<&ReleaseId>,
+        limit: usize,
+    ) -> PortResult<Vec<crate::events::ReleaseEvent>> {
+        let s = lock(&self.state);
+        Ok(s.outbox
+            .iter()
+            .filter(|((id, _), _)| release_id.is_none_or(|r| r == id))
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn remove_from_outbox(&self, events: &[crate::events::ReleaseEvent]) -> PortResult<()> {
+        let mut s = lock(&self.state);
+        for e in events {
+            s.outbox.remove(&(e.release_id.clone(), e.sequence));
         }
         Ok(())
     }
 
-    async fn finish(
-        &self,
-        release_id: &ReleaseId,
-        owner: &str,
-        status: ReleaseStatus,
-        cause: Option<&str>,
-        at: OffsetDateTime,
-    ) -> PortResult<ReleaseRecord> {
-        let mut s = lock(&self.state);
-        running_and_owned_by(&s, release_id, owner)?;
-        let r = s
+    async fn list_releases(&self, query: &ListQuery) -> PortResult<ReleasePage> {
+        let s = lock(&self.state);
+        let mut all: Vec<&ReleaseRecord> = s
             .releases
-            .get_mut(release_id)
-            .ok_or_else(|| PortError::NotFound(format!("release {release_id}")))?;
-        r.status = status;
-        r.cause = cause.map(str::to_owned);
-        r.ended_at = Some(at);
-        Ok(r.clone())
+            .values()
+            .filter(|r| query.status.is_none_or(|st| r.status == st))
+            .collect();
+        all.sort_by(|a, b| list_order(b).cmp(&list_order(a)));
+        let after = query.next.as_deref();
+        let page: Vec<ReleaseRecord> = all
+            .into_iter()
+            .filter(|r| after.is_none_or(|n| list_order(r).as_str() < n))
+            .take(query.limit.max(1) + 1)
+            .cloned()
+            .collect();
+        Ok(page_of(page, query.limit.max(1)))
     }
 }
 
@@ -666,6 +719,7 @@ pub struct FakeExecutions {
     states: Mutex<BTreeMap<String, ExecutionState>>,
     describe_fails_with: Mutex<Option<PortError>>,
     described: Mutex<Vec<String>>,
+    stopped: Mutex<Vec<(String, String)>>,
 }
 
 /// Executions for tests that start or describe none.
@@ -679,7 +733,14 @@ impl FakeExecutions {
             states: Mutex::new(BTreeMap::new()),
             describe_fails_with: Mutex::new(None),
             described: Mutex::new(Vec::new()),
+            stopped: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The executions StopExecution was asked to stop, with the cause, in order. A stopped
+    /// execution is described ABORTED from then on.
+    pub fn stopped(&self) -> Vec<(String, String)> {
+        lock(&self.stopped).clone()
     }
 
     pub fn started(&self) -> Vec<(String, Value)> {
@@ -733,6 +794,67 @@ impl Executions for FakeExecutions {
         Ok(format!(
             "arn:aws:states:us-east-1:123456789012:execution:release-machine:{name}"
         ))
+    }
+
+    async fn stop(&self, name: &str, error: &str, cause: &str) -> PortResult<()> {
+        lock(&self.stopped).push((name.to_owned(), cause.to_owned()));
+        lock(&self.states).insert(
+            name.to_owned(),
+            ExecutionState {
+                status: ExecutionRunState::Aborted,
+                error: Some(error.to_owned()),
+                cause: Some(cause.to_owned()),
+            },
+        );
+        Ok(())
+    }
+}
+
+/// An event bus in memory: keeps every event put, in order; rejects the next puts' entries when
+/// told (PutEvents' partial failure).
+#[derive(Default)]
+pub struct MemoryBus {
+    events: Mutex<Vec<crate::events::ReleaseEvent>>,
+    reject_next: Mutex<usize>,
+}
+
+/// A bus for tests that do not look at events.
+pub static NO_BUS: MemoryBus = MemoryBus::new();
+
+impl MemoryBus {
+    pub const fn new() -> Self {
+        MemoryBus {
+            events: Mutex::new(Vec::new()),
+            reject_next: Mutex::new(0),
+        }
+    }
+
+    /// Every event put (and accepted), in order; duplicates included.
+    pub fn events(&self) -> Vec<crate::events::ReleaseEvent> {
+        lock(&self.events).clone()
+    }
+
+    /// The next `n` entries put are rejected (every other entry, starting with the first).
+    pub fn reject_next(&self, n: usize) {
+        *lock(&self.reject_next) = n;
+    }
+}
+
+#[async_trait]
+impl crate::events::EventBus for MemoryBus {
+    async fn put(&self, events: &[crate::events::ReleaseEvent]) -> PortResult<Vec<usize>> {
+        let mut rejected = Vec::new();
+        let mut reject = lock(&self.reject_next);
+        let mut kept = lock(&self.events);
+        for (i, e) in events.iter().enumerate() {
+            if *reject > 0 && i % 2 == 0 {
+                *reject -= 1;
+                rejected.push(i);
+            } else {
+                kept.push(e.clone());
+            }
+        }
+        Ok(rejected)
     }
 }
 

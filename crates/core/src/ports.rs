@@ -6,6 +6,7 @@
 //! the gate): a use case takes its family's struct, never a list of positional ports.
 
 use crate::error::PortError;
+use crate::events::ReleaseEvent;
 use crate::manifest::{Manifest, PipelineSpec};
 use crate::release::{
     ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStatus, StoredRelease,
@@ -30,6 +31,9 @@ pub enum Claim {
 pub struct NewRelease {
     pub record: ReleaseRecord,
     pub manifest: Manifest,
+    /// The claim's events (the release's first sequence numbers, from 1): written to the
+    /// outbox with the claim; the release's sequence counter starts after the last.
+    pub events: Vec<ReleaseEvent>,
 }
 
 /// Where a run's lookup by CodePipeline execution id leads.
@@ -69,6 +73,8 @@ pub trait ReleaseStore: Send + Sync {
 
     /// Records that a run was started with `execution_id` (status InProgress, startedAt, a
     /// history entry) and indexes the execution id. Idempotent for the same execution id.
+    /// `events` (the run's `Pipeline Run Status Change`) go to the outbox in the same write,
+    /// only if this write records the start (not on an idempotent repeat).
     async fn record_start(
         &self,
         release_id: &ReleaseId,
@@ -76,16 +82,22 @@ pub trait ReleaseStore: Send + Sync {
         pipeline: &str,
         execution_id: &str,
         at: OffsetDateTime,
+        events: &[ReleaseEvent],
     ) -> PortResult<RunRecord>;
 
-    /// Records a status change of a run (history entry with its time). Ignored — returns the
-    /// unchanged run — when the run already has this status or a later one. Terminal statuses
-    /// set endedAt. Returns the run after the update, `None` if the run is unknown.
+    /// Records a status change of a run (history entry with its time, attempt and execution
+    /// id: [`HistoryEntry::of`]). Ignored — returns the unchanged run — when the run already
+    /// has this status or a later one. Terminal statuses set endedAt. `events` go to the
+    /// outbox in the same write, only if the change is recorded. Returns the run after the
+    /// update, `None` if the run is unknown.
+    ///
+    /// [`HistoryEntry::of`]: crate::release::HistoryEntry::of
     async fn record_status(
         &self,
         key: &RunKey,
         status: RunStatus,
         at: OffsetDateTime,
+        events: &[ReleaseEvent],
     ) -> PortResult<Option<RunRecord>>;
 
     /// Finds the run of a CodePipeline execution id (an item keyed by the execution id).
@@ -132,20 +144,62 @@ pub trait ReleaseStore: Send + Sync {
     /// Undecodable items are skipped and logged.
     async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>>;
 
-    /// Marks the release as stopping, on condition that `owner` holds it and it is RUNNING
-    /// (`PortError::ConditionFailed` otherwise).
-    async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()>;
+    /// Allocates `count` consecutive event sequence numbers of the release (an atomic counter
+    /// on the release item, apart from its version) and returns the first. Numbers of a write
+    /// that then fails are never used: the sequence has gaps, never repeats.
+    async fn next_sequence(&self, release_id: &ReleaseId, count: u64) -> PortResult<u64>;
 
-    /// Records the release's end, on condition that `owner` holds it and it is RUNNING
-    /// (`PortError::ConditionFailed` otherwise: an ended release stays as it ended).
-    async fn finish(
+    /// Writes the release item's mutable fields (`owner`, `status`, `endedAt`, `cause`,
+    /// `stopRequested`, `lifecycle`, `version`) as `record` has them, on condition that the
+    /// stored version is `record.version - 1` (`PortError::ConditionFailed` otherwise: someone
+    /// else wrote it since it was read; read again and decide again), and puts `events` in the
+    /// outbox in the same write. A RUNNING release is listed by [`running_releases`], an ended
+    /// one is not.
+    ///
+    /// [`running_releases`]: ReleaseStore::running_releases
+    async fn update_release(
         &self,
-        release_id: &ReleaseId,
-        owner: &str,
-        status: ReleaseStatus,
-        cause: Option<&str>,
-        at: OffsetDateTime,
-    ) -> PortResult<ReleaseRecord>;
+        record: &ReleaseRecord,
+        events: &[ReleaseEvent],
+    ) -> PortResult<()>;
+
+    /// A retry re-runs this run as `attempt`: NotStarted, no execution, start, end, token,
+    /// cause or stopAbandoned; its history is kept. On condition that it did not succeed and
+    /// its attempt is older (a repeat for the same attempt changes nothing). Returns the run
+    /// after the write, `None` if unknown.
+    async fn reset_run(&self, key: &RunKey, attempt: u32) -> PortResult<Option<RunRecord>>;
+
+    /// Events in the outbox, not yet published: of one release, or of every release; in
+    /// sequence order per release; at most `limit`.
+    async fn outbox(
+        &self,
+        release_id: Option<&ReleaseId>,
+        limit: usize,
+    ) -> PortResult<Vec<ReleaseEvent>>;
+
+    /// Removes published events from the outbox (unknown ones are ignored).
+    async fn remove_from_outbox(&self, events: &[ReleaseEvent]) -> PortResult<()>;
+
+    /// Releases newest first (by requestedAt, then id), optionally only those in `status`; at
+    /// most `limit`, continuing after the page token `next` a previous page returned.
+    async fn list_releases(&self, query: &ListQuery) -> PortResult<ReleasePage>;
+}
+
+/// What `list_releases` lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListQuery {
+    pub status: Option<ReleaseStatus>,
+    pub limit: usize,
+    /// The page token of the previous page.
+    pub next: Option<String>,
+}
+
+/// A page of releases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleasePage {
+    pub releases: Vec<ReleaseRecord>,
+    /// Present when more releases follow.
+    pub next: Option<String>,
 }
 
 /// Why CodePipeline refused to start a pipeline.
@@ -289,6 +343,10 @@ pub trait Executions: Send + Sync {
     /// DescribeExecution of the release state machine's execution named `name`; `None` if
     /// there is no such execution (ExecutionDoesNotExist).
     async fn describe(&self, name: &str) -> PortResult<Option<ExecutionState>>;
+
+    /// StopExecution of the execution named `name` (a cancel). Stopping an execution that has
+    /// already ended, or does not exist, is not an error.
+    async fn stop(&self, name: &str, error: &str, cause: &str) -> PortResult<()>;
 }
 
 /// The time, so tests and the local run control it.
@@ -400,7 +458,19 @@ pub struct RunPorts<'a> {
     pub pipelines: &'a dyn Pipelines,
     pub tokens: &'a dyn TaskTokens,
     pub executions: &'a dyn Executions,
+    pub bus: &'a dyn crate::events::EventBus,
     pub clock: &'a dyn Clock,
+}
+
+impl<'a> RunPorts<'a> {
+    /// What writing a release change needs.
+    pub fn writer(&self) -> crate::usecases::Writer<'a> {
+        crate::usecases::Writer {
+            store: self.store,
+            bus: self.bus,
+            clock: self.clock,
+        }
+    }
 }
 
 /// Claiming a release id: what the manifest check and the API share.
@@ -408,6 +478,7 @@ pub struct RunPorts<'a> {
 pub struct ClaimPorts<'a> {
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
+    pub bus: &'a dyn crate::events::EventBus,
     pub clock: &'a dyn Clock,
 }
 
@@ -417,6 +488,7 @@ pub struct ManifestPorts<'a> {
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
     pub source: &'a dyn ManifestSource,
+    pub bus: &'a dyn crate::events::EventBus,
     pub clock: &'a dyn Clock,
 }
 
@@ -425,6 +497,7 @@ impl<'a> ManifestPorts<'a> {
         ClaimPorts {
             store: self.store,
             pipelines: self.pipelines,
+            bus: self.bus,
             clock: self.clock,
         }
     }
@@ -436,14 +509,26 @@ pub struct ApiPorts<'a> {
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
     pub executions: &'a dyn Executions,
+    pub tokens: &'a dyn TaskTokens,
+    pub bus: &'a dyn crate::events::EventBus,
     pub clock: &'a dyn Clock,
 }
 
 impl<'a> ApiPorts<'a> {
+    /// What writing a release change needs.
+    pub fn writer(&self) -> crate::usecases::Writer<'a> {
+        crate::usecases::Writer {
+            store: self.store,
+            bus: self.bus,
+            clock: self.clock,
+        }
+    }
+
     pub fn claim(&self) -> ClaimPorts<'a> {
         ClaimPorts {
             store: self.store,
             pipelines: self.pipelines,
+            bus: self.bus,
             clock: self.clock,
         }
     }

@@ -46,31 +46,40 @@ impl fmt::Display for ReleaseId {
     }
 }
 
-/// RUNNING -> SUCCEEDED | FAILED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// RUNNING -> SUCCEEDED | FAILED | CANCELLED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReleaseStatus {
     Running,
     Succeeded,
     Failed,
+    Cancelled,
 }
 
 impl ReleaseStatus {
+    pub const ALL: [ReleaseStatus; 4] = [
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "RUNNING",
             Self::Succeeded => "SUCCEEDED",
             Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "RUNNING" => Some(Self::Running),
-            "SUCCEEDED" => Some(Self::Succeeded),
-            "FAILED" => Some(Self::Failed),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A FAILED or CANCELLED release can be retried.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled)
     }
 }
 
@@ -178,10 +187,33 @@ impl fmt::Display for RunStatus {
 
 /// One entry of a run's audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub status: RunStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// The release attempt the run belonged to (1 for entries recorded before attempts were).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The CodePipeline execution the entry is about (none before the run started).
+    #[serde(default)]
+    pub execution_id: Option<String>,
+}
+
+pub fn first_attempt() -> u32 {
+    1
+}
+
+impl HistoryEntry {
+    /// The entry a run gets when it moves to `status` at `at`: its attempt and execution.
+    pub fn of(run: &RunRecord, status: RunStatus, at: OffsetDateTime) -> Self {
+        Self {
+            status,
+            at,
+            attempt: run.attempt,
+            execution_id: run.execution_id.clone(),
+        }
+    }
 }
 
 /// How a manifest reached the state machine.
@@ -253,6 +285,11 @@ pub struct ReleaseRecord {
     /// Set by StopRunning before it lists the runs; a start that lands afterwards sees it and
     /// stops its own execution, so no pipeline escapes a stop.
     pub stop_requested: bool,
+    /// Bumped by every write of the release item after the claim
+    /// ([`crate::ports::ReleaseStore::update_release`] is conditional on it): 0 at the claim.
+    pub version: u64,
+    /// Attempts, waves, approvals, waits, a cancel request (ARCHITECTURE.md §3a).
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// One pipeline run item: the pipeline's spec from the manifest and what happened to it.
@@ -274,11 +311,30 @@ pub struct RunRecord {
     /// Why the run ended without succeeding, when the release machine decided it (`pipeline
     /// busy`: never started within its timeout); `None` when CodePipeline's status says it.
     pub cause: Option<String>,
+    /// The release attempt of this run (a retry resets the runs it re-runs to the new attempt).
+    pub attempt: u32,
 }
 
 impl RunRecord {
     pub fn pipeline(&self) -> &str {
         &self.spec.name
+    }
+
+    /// A new run of a claimed release: NotStarted, attempt 1, no history.
+    pub fn new(release_id: ReleaseId, spec: crate::PipelineSpec) -> Self {
+        Self {
+            release_id,
+            spec,
+            status: RunStatus::NotStarted,
+            execution_id: None,
+            started_at: None,
+            ended_at: None,
+            task_token: None,
+            history: Vec::new(),
+            stop_abandoned: false,
+            cause: None,
+            attempt: 1,
+        }
     }
 }
 
@@ -287,4 +343,55 @@ impl RunRecord {
 pub struct StoredRelease {
     pub release: ReleaseRecord,
     pub runs: Vec<RunRecord>,
+}
+
+/// The shared rule of every store: a status only moves forward, and a terminal status sets
+/// endedAt. Returns whether the run changed.
+pub fn apply_status(run: &mut RunRecord, status: RunStatus, at: OffsetDateTime) -> bool {
+    if run.status == status || run.status.is_terminal() || status.rank() < run.status.rank() {
+        return false;
+    }
+    run.status = status;
+    run.history.push(HistoryEntry::of(run, status, at));
+    if status == RunStatus::InProgress && run.started_at.is_none() {
+        run.started_at = Some(at);
+    }
+    if status.is_terminal() {
+        run.ended_at = Some(at);
+    }
+    true
+}
+
+/// The order key of the release list (newest first): `requestedAt` as sortable text, then the
+/// id. Also the list's page token: the key of the last release of a page.
+pub fn list_order(r: &ReleaseRecord) -> String {
+    let at = r
+        .requested_at
+        .to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!("{at:0<30}#{}", r.release_id)
+}
+
+/// A page of at most `limit` from `fetched` (at most `limit + 1`, to know whether more follow).
+pub fn page_of(mut fetched: Vec<ReleaseRecord>, limit: usize) -> crate::ports::ReleasePage {
+    let more = fetched.len() > limit;
+    fetched.truncate(limit);
+    crate::ports::ReleasePage {
+        next: more.then(|| fetched.last().map(list_order)).flatten(),
+        releases: fetched,
+    }
+}
+
+/// The shared rule of every store for a retried run: NotStarted in the new attempt, history
+/// kept.
+pub fn reset_for_attempt(run: &mut RunRecord, attempt: u32) {
+    run.status = RunStatus::NotStarted;
+    run.attempt = attempt;
+    run.execution_id = None;
+    run.started_at = None;
+    run.ended_at = None;
+    run.task_token = None;
+    run.stop_abandoned = false;
+    run.cause = None;
 }

@@ -92,6 +92,12 @@ pub enum Outcome {
 #[serde(rename_all = "camelCase")]
 pub struct WaveItem {
     pub wave: u32,
+    /// The wave waits for a human's approval before it starts (the manifest's `approvals`).
+    #[serde(default)]
+    pub approval: bool,
+    /// How long the approval waits (the manifest's `approvalTimeoutMinutes`, in seconds).
+    #[serde(default)]
+    pub approval_timeout_seconds: u64,
     pub pipelines: Vec<PipelineItem>,
 }
 
@@ -167,6 +173,11 @@ pub enum PollRequest {
         #[serde(default)]
         retry_count: u32,
     },
+    /// The approval wait before a wave (`.waitForTaskToken`): store the token on the release
+    /// and publish `Approval Requested`.
+    AwaitApproval(ApprovalRequest),
+    /// The approval wait timed out: record it; answers the error and cause to fail with.
+    ApprovalTimedOut(ApprovalRequest),
     /// The sweep: `{"action": "sweep"}` polls every waiting run (also accepted as
     /// EventBridge's "Scheduled Event", the 5-minute rule); `{"action": "sweep", "releaseId":
     /// "r1"}` only that release's (the local runner's scoped sweep).
@@ -175,6 +186,26 @@ pub enum PollRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         release_id: Option<String>,
     },
+}
+
+/// The approval wait's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    pub release_id: String,
+    pub execution_name: String,
+    pub wave: u32,
+    /// `$$.Task.Token` (the wait; empty for the timeout).
+    #[serde(default)]
+    pub task_token: String,
+}
+
+/// What `ApprovalTimedOut` answers: the Fail state's error and cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalTimedOutResponse {
+    pub error: String,
+    pub cause: String,
 }
 
 /// What `Await` did.

@@ -1,5 +1,6 @@
 //! The one release JSON: the API's GET, the CLI's `--json` and `status` print this shape.
 
+use crate::lifecycle::{ApprovalRecord, AttemptRecord, WaitRecord, WaitingFor, WaveRecord};
 use crate::manifest::OnFailure;
 use crate::release::{HistoryEntry, ReleaseStatus, RunStatus, StoredRelease};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,15 @@ pub struct ReleaseView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub cause: Option<String>,
+    /// The current attempt (1, then one more per retry).
+    pub attempt: u32,
+    pub attempts: Vec<AttemptRecord>,
+    /// What a RUNNING release waits for; null when nothing.
+    pub waiting_for: Option<WaitingFor>,
+    pub approvals: Vec<ApprovalRecord>,
+    pub waves: Vec<WaveRecord>,
+    /// Every wait the release went through.
+    pub waits: Vec<WaitRecord>,
     pub pipelines: Vec<RunView>,
 }
 
@@ -33,6 +43,8 @@ pub struct RunView {
     pub name: String,
     pub wave: u32,
     pub status: RunStatus,
+    /// The release attempt of the pipeline's latest run.
+    pub attempt: u32,
     pub execution_id: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
@@ -58,6 +70,7 @@ impl From<&StoredRelease> for ReleaseView {
                 name: run.spec.name.clone(),
                 wave: run.spec.wave,
                 status: run.status,
+                attempt: run.attempt,
                 execution_id: run.execution_id.clone(),
                 started_at: run.started_at,
                 ended_at: run.ended_at,
@@ -82,6 +95,12 @@ impl From<&StoredRelease> for ReleaseView {
             max_concurrency: r.max_concurrency,
             description: r.description.clone(),
             cause: r.cause.clone(),
+            attempt: r.lifecycle.attempt,
+            attempts: r.lifecycle.attempts.clone(),
+            waiting_for: r.lifecycle.waiting_for.clone(),
+            approvals: r.lifecycle.approvals.clone(),
+            waves: r.lifecycle.waves.clone(),
+            waits: r.lifecycle.waits.clone(),
             pipelines,
         }
     }

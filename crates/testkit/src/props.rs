@@ -15,8 +15,8 @@ use proptest::test_runner::{Config, TestCaseError};
 use rm_core::error::{Rejection, TaskError};
 use rm_core::handlers::TaskPorts;
 use rm_core::memory::{
-    FakeAlarms, FakeExecutions, FakeHealth, FakePipelines, FakeSource, ManualClock, MemoryStore,
-    RecordingJobs, RecordingTokens,
+    FakeAlarms, FakeExecutions, FakeHealth, FakePipelines, FakeSource, ManualClock, MemoryBus,
+    MemoryStore, RecordingJobs, RecordingTokens,
 };
 use rm_core::ports::{ApiPorts, Clock, GatePorts, ManifestPorts, ReleaseStore, RunKey};
 use rm_core::tasks::{CheckManifestRequest, PipelineRef};
@@ -450,6 +450,7 @@ fn inner_message(e: &TaskError) -> Option<&str> {
         | TaskError::Transient(m)
         | TaskError::PipelineNotStartable(m)
         | TaskError::ReleaseEnded(m)
+        | TaskError::Conflict(m)
         | TaskError::Internal(m) => Some(m),
     }
 }
@@ -540,6 +541,8 @@ pub struct World {
     pub alarms: FakeAlarms,
     pub health: FakeHealth,
     pub jobs: RecordingJobs,
+    /// Every event published, in order.
+    pub bus: MemoryBus,
 }
 
 impl Default for World {
@@ -560,6 +563,7 @@ impl World {
             alarms: FakeAlarms::default(),
             health: FakeHealth::default(),
             jobs: RecordingJobs::default(),
+            bus: MemoryBus::new(),
         }
     }
 
@@ -570,6 +574,7 @@ impl World {
             pipelines: &self.pipelines,
             tokens: &self.tokens,
             executions: &self.executions,
+            bus: &self.bus,
             clock: &self.clock,
         }
     }
@@ -587,6 +592,7 @@ impl World {
             tokens: &self.tokens,
             executions: &self.executions,
             source: &self.source,
+            bus: &self.bus,
             clock: &self.clock,
         }
     }
@@ -597,6 +603,8 @@ impl World {
             store: &self.store,
             pipelines: &self.pipelines,
             executions: &self.executions,
+            tokens: &self.tokens,
+            bus: &self.bus,
             clock: &self.clock,
         }
     }
@@ -647,6 +655,7 @@ impl World {
                 pipeline,
                 execution_id,
                 Clock::now(&self.clock),
+                &[],
             )
             .await
             .expect("record the start");

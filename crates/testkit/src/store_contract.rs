@@ -2,9 +2,14 @@
 //! on a fresh store, so DynamoDB, SQLite and memory agree.
 
 use rm_core::error::PortError;
+use rm_core::events::{EventDraft, ReleaseEvent};
+use rm_core::lifecycle::*;
 use rm_core::manifest::{Manifest, OnFailure, PipelineSpec};
+use rm_core::memory::MemoryBus;
+use rm_core::ports::ListQuery;
 use rm_core::ports::{Claim, NewRelease, ReleaseStore, RunKey};
 use rm_core::release::*;
+use rm_core::usecases::{finish_release, Writer};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -39,14 +44,72 @@ pub fn new_release(id: &str, owner: &str, pipelines: &[&str]) -> NewRelease {
             description: Some("contract".into()),
             cause: None,
             stop_requested: false,
+            version: 0,
+            lifecycle: Lifecycle {
+                attempts: vec![AttemptRecord {
+                    attempt: 1,
+                    execution: owner.to_owned(),
+                    requested_at: T0,
+                    requested_by: Some("account:123456789012".into()),
+                    ended_at: None,
+                    status: ReleaseStatus::Running,
+                    cause: None,
+                }],
+                approval_waves: vec![2],
+                ..Lifecycle::default()
+            },
         },
         manifest: Manifest {
-            release_id,
+            release_id: release_id.clone(),
             description: Some("contract".into()),
             pipelines: specs,
             max_concurrency: 10,
             on_failure: OnFailure::Stop,
+            approvals: vec![2],
+            approval_timeout_minutes: 60,
         },
+        events: EventDraft::stamp(
+            vec![EventDraft::release_status(
+                1,
+                ReleaseStatus::Running,
+                None,
+                T0,
+            )],
+            &release_id,
+            1,
+        ),
+    }
+}
+
+/// Records a release's end as the use cases do ([`rm_core::usecases::finish_release`]: one
+/// conditional `update_release`), its events dropped after they are written.
+pub async fn finish(
+    store: &dyn ReleaseStore,
+    release_id: &ReleaseId,
+    owner: &str,
+    status: ReleaseStatus,
+    cause: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<ReleaseRecord, PortError> {
+    finish_release(&writer(store), release_id, owner, status, cause, at).await
+}
+
+/// Marks a release stopping as the use cases do.
+pub async fn request_stop(
+    store: &dyn ReleaseStore,
+    release_id: &ReleaseId,
+    owner: &str,
+) -> Result<(), PortError> {
+    rm_core::usecases::request_stop(&writer(store), release_id, owner).await
+}
+
+static BUS: MemoryBus = MemoryBus::new();
+
+fn writer(store: &dyn ReleaseStore) -> Writer<'_> {
+    Writer {
+        store,
+        bus: &BUS,
+        clock: &rm_core::ports::SystemClock,
     }
 }
 
@@ -70,6 +133,386 @@ pub async fn check_all(store: &dyn ReleaseStore, prefix: &str) {
     running_releases_lists_only_running_ones(store, &format!("{prefix}running")).await;
     an_ended_release_stays_as_it_ended(store, &format!("{prefix}ended")).await;
     a_run_keeps_its_cause(store, &format!("{prefix}cause")).await;
+    events_wait_in_the_outbox_until_published(store, &format!("{prefix}outbox")).await;
+    update_release_is_conditional_on_its_version(store, &format!("{prefix}version")).await;
+    a_retried_run_starts_a_new_attempt(store, &format!("{prefix}attempt")).await;
+    releases_are_listed_newest_first(store, &format!("{prefix}list")).await;
+}
+
+fn run_event(id: &ReleaseId, seq: u64, pipeline: &str, status: RunStatus) -> ReleaseEvent {
+    let mut run = RunRecord::new(id.clone(), PipelineSpec::new(pipeline, 1));
+    run.execution_id = Some(format!("{pipeline}-exec"));
+    EventDraft::stamp(vec![EventDraft::run_status(&run, status, T0)], id, seq)
+        .pop()
+        .expect("one event")
+}
+
+/// The claim's events and a recorded change's events wait in the outbox, in sequence order,
+/// until removed; a change that is not recorded (stale) leaves no event; sequence numbers are
+/// allocated after the claim's, never twice.
+pub async fn events_wait_in_the_outbox_until_published(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app", "web"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    let seqs = |evs: &[ReleaseEvent]| evs.iter().map(|e| e.sequence).collect::<Vec<_>>();
+    let outbox = store.outbox(Some(rid), 100).await.unwrap();
+    assert_eq!(seqs(&outbox), vec![1]);
+    assert_eq!(outbox[0], rel.events[0], "the event is kept as written");
+    assert_eq!(store.next_sequence(rid, 2).await.unwrap(), 2);
+    assert_eq!(store.next_sequence(rid, 1).await.unwrap(), 4);
+    let e5 = run_event(rid, 5, "app", RunStatus::InProgress);
+    store
+        .record_start(
+            rid,
+            "exec-a",
+            "app",
+            "app-exec",
+            T0,
+            std::slice::from_ref(&e5),
+        )
+        .await
+        .unwrap();
+    // A repeat of the start records nothing, so its event is not kept.
+    let e6 = run_event(rid, 6, "app", RunStatus::InProgress);
+    store
+        .record_start(
+            rid,
+            "exec-a",
+            "app",
+            "app-exec",
+            T0,
+            std::slice::from_ref(&e6),
+        )
+        .await
+        .unwrap();
+    let e7 = run_event(rid, 7, "app", RunStatus::Succeeded);
+    store
+        .record_status(
+            &key(id, "app"),
+            RunStatus::Succeeded,
+            minutes(1),
+            std::slice::from_ref(&e7),
+        )
+        .await
+        .unwrap();
+    // Stale: InProgress after Succeeded changes nothing, keeps no event.
+    let e8 = run_event(rid, 8, "app", RunStatus::InProgress);
+    store
+        .record_status(
+            &key(id, "app"),
+            RunStatus::InProgress,
+            minutes(2),
+            std::slice::from_ref(&e8),
+        )
+        .await
+        .unwrap();
+    let outbox = store.outbox(Some(rid), 100).await.unwrap();
+    assert_eq!(seqs(&outbox), vec![1, 5, 7]);
+    assert_eq!(outbox[2], e7);
+    assert_eq!(seqs(&store.outbox(Some(rid), 2).await.unwrap()), vec![1, 5]);
+    let everyone = store.outbox(None, 10_000).await.unwrap();
+    assert!(everyone.iter().any(|e| e == &e7), "{everyone:?}");
+    store
+        .remove_from_outbox(&[outbox[0].clone(), outbox[2].clone()])
+        .await
+        .unwrap();
+    assert_eq!(seqs(&store.outbox(Some(rid), 100).await.unwrap()), vec![5]);
+    // Removing twice, or an unknown event, is harmless.
+    store
+        .remove_from_outbox(&[
+            outbox[0].clone(),
+            run_event(rid, 99, "web", RunStatus::Failed),
+        ])
+        .await
+        .unwrap();
+    store
+        .remove_from_outbox(&[outbox[1].clone()])
+        .await
+        .unwrap();
+    assert!(store.outbox(Some(rid), 100).await.unwrap().is_empty());
+    // Events carry the numbers they were allocated; writing them allocates nothing.
+    assert_eq!(store.next_sequence(rid, 1).await.unwrap(), 5);
+}
+
+/// `update_release` writes the release's mutable fields and lifecycle on condition of its
+/// version, with its events; ending a release takes it off the RUNNING list, and a retry
+/// (RUNNING again, under a new owner) puts it back.
+pub async fn update_release_is_conditional_on_its_version(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    let read = store.get(rid).await.unwrap().unwrap().release;
+    assert_eq!(read.version, 0);
+    assert_eq!(read.lifecycle, rel.record.lifecycle);
+    assert_eq!(
+        store.release_record(rid).await.unwrap().unwrap().lifecycle,
+        rel.record.lifecycle
+    );
+    let mut next = read.clone();
+    next.version = 1;
+    next.status = ReleaseStatus::Cancelled;
+    next.ended_at = Some(minutes(3));
+    next.cause = Some("cancelled by alice: test".into());
+    next.stop_requested = true;
+    next.lifecycle.cancel = Some(CancelRequest {
+        by: "alice".into(),
+        reason: "test".into(),
+        at: minutes(2),
+        attempt: 1,
+    });
+    next.lifecycle.waves = vec![WaveRecord {
+        wave: 1,
+        status: WaveStatus::Cancelled,
+        started_at: Some(minutes(1)),
+        ended_at: Some(minutes(3)),
+    }];
+    let ev = EventDraft::stamp(
+        vec![EventDraft::release_status(
+            1,
+            ReleaseStatus::Cancelled,
+            Some("x"),
+            minutes(3),
+        )],
+        rid,
+        store.next_sequence(rid, 1).await.unwrap(),
+    );
+    store.update_release(&next, &ev).await.unwrap();
+    assert_eq!(store.get(rid).await.unwrap().unwrap().release, next);
+    assert!(store.outbox(Some(rid), 10).await.unwrap().contains(&ev[0]));
+    // The same version again: someone wrote it since.
+    let mut stale = next.clone();
+    stale.cause = Some("other".into());
+    match store.update_release(&stale, &[]).await {
+        Err(PortError::ConditionFailed(_)) => {}
+        other => panic!("a stale update_release: {other:?}"),
+    }
+    let running = |store: &'static str| store;
+    let _ = running;
+    let listed = |rs: Vec<ReleaseRecord>| rs.iter().any(|r| &r.release_id == rid);
+    assert!(!listed(store.running_releases().await.unwrap()));
+    // A retry: RUNNING again under a new owner.
+    let mut retry = next.clone();
+    retry.version = 2;
+    retry.status = ReleaseStatus::Running;
+    retry.owner = "exec-b".into();
+    retry.ended_at = None;
+    retry.cause = None;
+    retry.stop_requested = false;
+    retry.lifecycle.attempt = 2;
+    store.update_release(&retry, &[]).await.unwrap();
+    assert_eq!(store.get(rid).await.unwrap().unwrap().release, retry);
+    assert!(listed(store.running_releases().await.unwrap()));
+    // Writes conditional on the owner follow the new owner.
+    store.set_token(&key(id, "app"), "tok", T0).await.unwrap();
+    assert!(store
+        .record_start(rid, "exec-a", "app", "x", T0, &[])
+        .await
+        .is_err());
+    match store
+        .update_release(
+            &ReleaseRecord {
+                version: 9,
+                ..retry.clone()
+            },
+            &[],
+        )
+        .await
+    {
+        Err(PortError::ConditionFailed(_)) => {}
+        other => panic!("a version from the future: {other:?}"),
+    }
+    let missing = ReleaseRecord {
+        release_id: ReleaseId::parse(&format!("{id}-nope")).unwrap(),
+        version: 1,
+        ..retry
+    };
+    assert!(store.update_release(&missing, &[]).await.is_err());
+}
+
+/// A retry moves a run that did not succeed to the new attempt (history kept, each entry with
+/// its attempt and execution); a succeeded run is never reset; a repeat changes nothing.
+pub async fn a_retried_run_starts_a_new_attempt(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app", "web"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    for (p, status) in [("app", RunStatus::Failed), ("web", RunStatus::Succeeded)] {
+        store
+            .record_start(rid, "exec-a", p, &format!("{id}-{p}-1"), T0, &[])
+            .await
+            .unwrap();
+        store.set_token(&key(id, p), "tok", T0).await.unwrap();
+        store
+            .set_run_cause(&key(id, p), "pipeline busy")
+            .await
+            .unwrap();
+        store
+            .record_status(&key(id, p), status, minutes(5), &[])
+            .await
+            .unwrap();
+    }
+    let app = store.reset_run(&key(id, "app"), 2).await.unwrap().unwrap();
+    assert_eq!(app.status, RunStatus::NotStarted);
+    assert_eq!(app.attempt, 2);
+    assert_eq!(app.execution_id, None);
+    assert_eq!((app.started_at, app.ended_at), (None, None));
+    assert_eq!(app.task_token, None);
+    assert_eq!(app.cause, None);
+    assert!(!app.stop_abandoned);
+    assert_eq!(
+        app.history,
+        vec![
+            HistoryEntry {
+                status: RunStatus::InProgress,
+                at: T0,
+                attempt: 1,
+                execution_id: Some(format!("{id}-app-1")),
+            },
+            HistoryEntry {
+                status: RunStatus::Failed,
+                at: minutes(5),
+                attempt: 1,
+                execution_id: Some(format!("{id}-app-1")),
+            },
+        ]
+    );
+    assert_eq!(store.get_run(rid, "app").await.unwrap().unwrap(), app);
+    let web = store.reset_run(&key(id, "web"), 2).await.unwrap().unwrap();
+    assert_eq!((web.status, web.attempt), (RunStatus::Succeeded, 1));
+    // The new attempt's start: a new execution, recorded and found.
+    let started = store
+        .record_start(
+            rid,
+            "exec-a",
+            "app",
+            &format!("{id}-app-2"),
+            minutes(10),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (started.status, started.attempt),
+        (RunStatus::InProgress, 2)
+    );
+    assert_eq!(started.history.len(), 3);
+    assert_eq!(started.history[2].attempt, 2);
+    assert_eq!(
+        started.history[2].execution_id.as_deref(),
+        Some(format!("{id}-app-2").as_str())
+    );
+    assert_eq!(
+        store
+            .find_by_execution(&format!("{id}-app-2"))
+            .await
+            .unwrap(),
+        Some(key(id, "app"))
+    );
+    // A repeat of the reset for the same attempt changes nothing.
+    let again = store.reset_run(&key(id, "app"), 2).await.unwrap().unwrap();
+    assert_eq!(again.status, RunStatus::InProgress);
+    assert!(store
+        .reset_run(&key(id, "nope"), 2)
+        .await
+        .unwrap()
+        .is_none());
+    let all = store.get(rid).await.unwrap().unwrap();
+    let app = all.runs.iter().find(|r| r.spec.name == "app").unwrap();
+    assert_eq!(app.history.len(), 3);
+    assert_eq!(app.attempt, 2);
+}
+
+/// Newest first (requestedAt, then id), filtered by status, in pages.
+pub async fn releases_are_listed_newest_first(store: &dyn ReleaseStore, prefix: &str) {
+    let far = datetime!(2099-01-01 00:00:00 UTC);
+    let ids: Vec<String> = (0..5).map(|i| format!("{prefix}-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let mut rel = new_release(id, "exec-a", &["app"]);
+        rel.record.requested_at = far + time::Duration::minutes(i as i64);
+        store.claim(&rel).await.unwrap();
+    }
+    let rid = |i: usize| ReleaseId::parse(&ids[i]).unwrap();
+    finish(
+        store,
+        &rid(1),
+        "exec-a",
+        ReleaseStatus::Failed,
+        Some("x"),
+        far,
+    )
+    .await
+    .unwrap();
+    finish(
+        store,
+        &rid(3),
+        "exec-a",
+        ReleaseStatus::Failed,
+        Some("x"),
+        far,
+    )
+    .await
+    .unwrap();
+    let page = store
+        .list_releases(&ListQuery {
+            status: None,
+            limit: 2,
+            next: None,
+        })
+        .await
+        .unwrap();
+    let names = |p: &rm_core::ports::ReleasePage| {
+        p.releases
+            .iter()
+            .map(|r| r.release_id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&page), vec![ids[4].clone(), ids[3].clone()]);
+    let next = page.next.clone().expect("more pages");
+    let page2 = store
+        .list_releases(&ListQuery {
+            status: None,
+            limit: 2,
+            next: Some(next),
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(&page2), vec![ids[2].clone(), ids[1].clone()]);
+    let failed = store
+        .list_releases(&ListQuery {
+            status: Some(ReleaseStatus::Failed),
+            limit: 10,
+            next: None,
+        })
+        .await
+        .unwrap();
+    let failed_names = names(&failed);
+    assert_eq!(
+        &failed_names[..2],
+        &[ids[3].clone(), ids[1].clone()],
+        "{failed_names:?}"
+    );
+    assert!(failed
+        .releases
+        .iter()
+        .all(|r| r.status == ReleaseStatus::Failed));
+    let all = store
+        .list_releases(&ListQuery {
+            status: None,
+            limit: 100,
+            next: None,
+        })
+        .await
+        .unwrap();
+    let all_names = names(&all);
+    assert_eq!(
+        &all_names[..5],
+        &[
+            ids[4].clone(),
+            ids[3].clone(),
+            ids[2].clone(),
+            ids[1].clone(),
+            ids[0].clone()
+        ]
+    );
 }
 
 /// A run's cause (`pipeline busy`) is stored and read back with the run and the release;
@@ -177,20 +620,20 @@ pub async fn runs_are_recorded_and_found_by_execution(store: &dyn ReleaseStore, 
     let rid = &rel.record.release_id;
     let exec = format!("{id}-e1");
     let run = store
-        .record_start(rid, "exec-a", "app", &exec, T0)
+        .record_start(rid, "exec-a", "app", &exec, T0, &[])
         .await
         .unwrap();
     assert_eq!(run.status, RunStatus::InProgress);
     assert_eq!(run.execution_id.as_deref(), Some(exec.as_str()));
     assert_eq!(run.started_at, Some(T0));
     let again = store
-        .record_start(rid, "exec-a", "app", &exec, T0)
+        .record_start(rid, "exec-a", "app", &exec, T0, &[])
         .await
         .unwrap();
     assert_eq!(again.history.len(), 1, "a repeated start is recorded once");
     assert!(
         store
-            .record_start(rid, "exec-b", "web", "other", T0)
+            .record_start(rid, "exec-b", "web", "other", T0, &[])
             .await
             .is_err(),
         "only the owner records starts"
@@ -207,26 +650,26 @@ pub async fn statuses_never_move_backwards(store: &dyn ReleaseStore, id: &str) {
     store.claim(&rel).await.unwrap();
     let rid = &rel.record.release_id;
     store
-        .record_start(rid, "exec-a", "app", &format!("{id}-e"), T0)
+        .record_start(rid, "exec-a", "app", &format!("{id}-e"), T0, &[])
         .await
         .unwrap();
     let k = key(id, "app");
     let t1 = T0 + time::Duration::minutes(3);
     let run = store
-        .record_status(&k, RunStatus::Succeeded, t1)
+        .record_status(&k, RunStatus::Succeeded, t1, &[])
         .await
         .unwrap()
         .unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(run.ended_at, Some(t1));
     let dup = store
-        .record_status(&k, RunStatus::Succeeded, t1)
+        .record_status(&k, RunStatus::Succeeded, t1, &[])
         .await
         .unwrap()
         .unwrap();
     assert_eq!(dup.history.len(), 2, "a duplicate event is recorded once");
     let stale = store
-        .record_status(&k, RunStatus::InProgress, T0)
+        .record_status(&k, RunStatus::InProgress, T0, &[])
         .await
         .unwrap()
         .unwrap();
@@ -240,7 +683,7 @@ pub async fn statuses_never_move_backwards(store: &dyn ReleaseStore, id: &str) {
     assert_eq!(stale.history[1].at, t1);
     assert_eq!(
         store
-            .record_status(&key(id, "nope"), RunStatus::Failed, t1)
+            .record_status(&key(id, "nope"), RunStatus::Failed, t1, &[])
             .await
             .unwrap(),
         None
@@ -275,23 +718,24 @@ pub async fn finish_is_conditional_on_owner(store: &dyn ReleaseStore, id: &str) 
     let rel = new_release(id, "exec-a", &["app"]);
     store.claim(&rel).await.unwrap();
     let rid = &rel.record.release_id;
-    assert!(store
-        .finish(rid, "exec-b", ReleaseStatus::Failed, Some("no"), T0)
-        .await
-        .is_err());
-    assert!(store.request_stop(rid, "exec-b").await.is_err());
-    store.request_stop(rid, "exec-a").await.unwrap();
+    assert!(
+        finish(store, rid, "exec-b", ReleaseStatus::Failed, Some("no"), T0)
+            .await
+            .is_err()
+    );
+    assert!(request_stop(store, rid, "exec-b").await.is_err());
+    request_stop(store, rid, "exec-a").await.unwrap();
     let t = T0 + time::Duration::hours(1);
-    let done = store
-        .finish(
-            rid,
-            "exec-a",
-            ReleaseStatus::Failed,
-            Some("app (Failed)"),
-            t,
-        )
-        .await
-        .unwrap();
+    let done = finish(
+        store,
+        rid,
+        "exec-a",
+        ReleaseStatus::Failed,
+        Some("app (Failed)"),
+        t,
+    )
+    .await
+    .unwrap();
     assert_eq!(done.status, ReleaseStatus::Failed);
     let stored = store.get(rid).await.unwrap().unwrap();
     assert_eq!(stored.release.status, ReleaseStatus::Failed);
@@ -363,7 +807,7 @@ pub async fn an_older_token_never_replaces_a_newer_one(store: &dyn ReleaseStore,
 
     // The returned run shows a terminal status that arrived first.
     store
-        .record_status(&k, RunStatus::Failed, minutes(6))
+        .record_status(&k, RunStatus::Failed, minutes(6), &[])
         .await
         .unwrap();
     let run = store.set_token(&k, "after-end", minutes(7)).await.unwrap();
@@ -471,28 +915,28 @@ pub async fn running_releases_lists_only_running_ones(store: &dyn ReleaseStore, 
             .unwrap();
     }
     let rid = |i: usize| ReleaseId::parse(&ids[i]).unwrap();
-    store
-        .finish(
-            &rid(1),
-            "exec-a",
-            ReleaseStatus::Succeeded,
-            None,
-            minutes(5),
-        )
-        .await
-        .unwrap();
-    store
-        .finish(
-            &rid(3),
-            "exec-a",
-            ReleaseStatus::Failed,
-            Some("x"),
-            minutes(5),
-        )
-        .await
-        .unwrap();
+    finish(
+        store,
+        &rid(1),
+        "exec-a",
+        ReleaseStatus::Succeeded,
+        None,
+        minutes(5),
+    )
+    .await
+    .unwrap();
+    finish(
+        store,
+        &rid(3),
+        "exec-a",
+        ReleaseStatus::Failed,
+        Some("x"),
+        minutes(5),
+    )
+    .await
+    .unwrap();
     store.release_claim(&rid(4), "exec-a").await.unwrap();
-    store.request_stop(&rid(2), "exec-a").await.unwrap();
+    request_stop(store, &rid(2), "exec-a").await.unwrap();
 
     let mut running: Vec<ReleaseRecord> = store
         .running_releases()
@@ -511,16 +955,16 @@ pub async fn running_releases_lists_only_running_ones(store: &dyn ReleaseStore, 
     assert!(running.iter().all(|r| r.status == ReleaseStatus::Running));
 
     // A release that ends leaves the list.
-    store
-        .finish(
-            &rid(0),
-            "exec-a",
-            ReleaseStatus::Succeeded,
-            None,
-            minutes(6),
-        )
-        .await
-        .unwrap();
+    finish(
+        store,
+        &rid(0),
+        "exec-a",
+        ReleaseStatus::Succeeded,
+        None,
+        minutes(6),
+    )
+    .await
+    .unwrap();
     let running: Vec<String> = store
         .running_releases()
         .await
@@ -539,30 +983,29 @@ pub async fn an_ended_release_stays_as_it_ended(store: &dyn ReleaseStore, id: &s
     store.claim(&rel).await.unwrap();
     let rid = &rel.record.release_id;
     let t = minutes(30);
-    let done = store
-        .finish(rid, "exec-a", ReleaseStatus::Succeeded, None, t)
+    let done = finish(store, rid, "exec-a", ReleaseStatus::Succeeded, None, t)
         .await
         .unwrap();
     assert_eq!(done.status, ReleaseStatus::Succeeded);
     assert_eq!(done.ended_at, Some(t));
     let before = store.get(rid).await.unwrap().unwrap();
 
-    let again = store
-        .finish(
-            rid,
-            "exec-a",
-            ReleaseStatus::Failed,
-            Some("late"),
-            minutes(40),
-        )
-        .await;
+    let again = finish(
+        store,
+        rid,
+        "exec-a",
+        ReleaseStatus::Failed,
+        Some("late"),
+        minutes(40),
+    )
+    .await;
     match &again {
         Err(PortError::ConditionFailed(m)) => {
             assert!(m.contains("SUCCEEDED"), "the error says how it ended: {m}")
         }
         other => panic!("finishing an ended release: {other:?}"),
     }
-    let stop = store.request_stop(rid, "exec-a").await;
+    let stop = request_stop(store, rid, "exec-a").await;
     match &stop {
         Err(PortError::ConditionFailed(m)) => {
             assert!(m.contains("SUCCEEDED"), "the error says how it ended: {m}")
@@ -575,9 +1018,15 @@ pub async fn an_ended_release_stays_as_it_ended(store: &dyn ReleaseStore, id: &s
     assert!(!after.release.stop_requested);
 
     // Another owner is still told it does not hold the release.
-    let other = store
-        .finish(rid, "exec-b", ReleaseStatus::Failed, None, minutes(40))
-        .await;
+    let other = finish(
+        store,
+        rid,
+        "exec-b",
+        ReleaseStatus::Failed,
+        None,
+        minutes(40),
+    )
+    .await;
     assert!(
         matches!(other, Err(PortError::ConditionFailed(_))),
         "{other:?}"

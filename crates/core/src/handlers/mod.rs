@@ -78,6 +78,7 @@ pub struct TaskPorts<'a> {
     pub tokens: &'a dyn TaskTokens,
     pub executions: &'a dyn Executions,
     pub source: &'a dyn ManifestSource,
+    pub bus: &'a dyn crate::events::EventBus,
     pub clock: &'a dyn Clock,
 }
 
@@ -88,6 +89,7 @@ impl<'a> TaskPorts<'a> {
             pipelines: self.pipelines,
             tokens: self.tokens,
             executions: self.executions,
+            bus: self.bus,
             clock: self.clock,
         }
     }
@@ -97,6 +99,7 @@ impl<'a> TaskPorts<'a> {
             store: self.store,
             pipelines: self.pipelines,
             source: self.source,
+            bus: self.bus,
             clock: self.clock,
         }
     }

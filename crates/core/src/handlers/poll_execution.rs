@@ -40,6 +40,16 @@ pub async fn handle(payload: Value, ports: &RunPorts<'_>) -> Result<Value, TaskE
                 status = %out.status, completed = out.completed, "await");
             encode(&out)
         }
+        PollRequest::AwaitApproval(req) => {
+            usecases::await_approval(req, ports).await?;
+            tracing::info!(release = %req.release_id, wave = req.wave, "awaiting approval");
+            encode(&serde_json::json!({"waiting": true}))
+        }
+        PollRequest::ApprovalTimedOut(req) => {
+            let out = usecases::approval_timed_out(req, ports).await?;
+            tracing::warn!(release = %req.release_id, wave = req.wave, cause = %out.cause, "approval timed out");
+            encode(&out)
+        }
         PollRequest::Sweep { release_id } => {
             let options =
                 match release_id {

@@ -33,6 +33,10 @@ pub const DEFAULT_TIMEOUT_MINUTES: u32 = 120;
 /// Seven days: CodePipeline's longest-lived action (a manual approval) times out then.
 pub const MAX_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
 pub const MAX_WAVE: u32 = 500;
+/// An approval waits a day unless the manifest says otherwise (`approvalTimeoutMinutes`).
+pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 24 * 60;
+/// At most a week.
+pub const MAX_APPROVAL_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 pub const REVISION_TYPES: [&str; 4] = [
     "COMMIT_ID",

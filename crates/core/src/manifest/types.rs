@@ -82,6 +82,25 @@ pub struct Manifest {
     pub pipelines: Vec<PipelineSpec>,
     pub max_concurrency: u32,
     pub on_failure: OnFailure,
+    /// Waves that wait for a human's approval before they start (ascending).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<u32>,
+    /// How long an approval waits before the release fails.
+    #[serde(
+        default = "default_approval_timeout",
+        skip_serializing_if = "is_default_approval_timeout"
+    )]
+    pub approval_timeout_minutes: u32,
+}
+
+fn default_approval_timeout() -> u32 {
+    super::DEFAULT_APPROVAL_TIMEOUT_MINUTES
+}
+
+// Serde's skip_serializing_if takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_default_approval_timeout(m: &u32) -> bool {
+    *m == super::DEFAULT_APPROVAL_TIMEOUT_MINUTES
 }
 
 /// The bounded wait for a failed release's running pipelines to stop (StopRunning: 20 attempts
@@ -126,7 +145,8 @@ impl Manifest {
                 end
             })
             .sum();
-        waves + STOP_WAIT_MINUTES
+        let approvals = self.approvals.len() as u64 * u64::from(self.approval_timeout_minutes);
+        waves + approvals + STOP_WAIT_MINUTES
     }
 
     /// The waves in ascending order, each with its pipelines in manifest order.

@@ -3,9 +3,10 @@
 use super::reader::{get, json_type, Json, Object};
 use super::types::{Manifest, OnFailure, PipelineSpec, SourceRevision};
 use super::{
-    DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT_MINUTES, MAX_CONCURRENCY, MAX_DESCRIPTION_CHARS,
-    MAX_PIPELINES, MAX_RELEASE_MINUTES, MAX_SOURCE_REVISIONS, MAX_TIMEOUT_MINUTES, MAX_VARIABLES,
-    MAX_WAVE, REVISION_TYPES, STOP_WAIT_MINUTES,
+    DEFAULT_APPROVAL_TIMEOUT_MINUTES, DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT_MINUTES,
+    MAX_APPROVAL_TIMEOUT_MINUTES, MAX_CONCURRENCY, MAX_DESCRIPTION_CHARS, MAX_PIPELINES,
+    MAX_RELEASE_MINUTES, MAX_SOURCE_REVISIONS, MAX_TIMEOUT_MINUTES, MAX_VARIABLES, MAX_WAVE,
+    REVISION_TYPES, STOP_WAIT_MINUTES,
 };
 use crate::error::{Rejection, ValidationError};
 use crate::release::ReleaseId;
@@ -165,17 +166,20 @@ impl Validator {
             );
             return None;
         };
-        let [release_id, description, pipelines, max_concurrency, on_failure] = self.fields(
-            obj,
-            || "$".to_owned(),
-            [
-                "releaseId",
-                "description",
-                "pipelines",
-                "maxConcurrency",
-                "onFailure",
-            ],
-        );
+        let [release_id, description, pipelines, max_concurrency, on_failure, approvals, approval_timeout] =
+            self.fields(
+                obj,
+                || "$".to_owned(),
+                [
+                    "releaseId",
+                    "description",
+                    "pipelines",
+                    "maxConcurrency",
+                    "onFailure",
+                    "approvals",
+                    "approvalTimeoutMinutes",
+                ],
+            );
         let release_id = self.release_id(release_id, raw_release_id);
         let description = match description {
             None | Some(Json::Null) => None,
@@ -210,14 +214,81 @@ impl Validator {
                 None
             }
         };
+        let approval_timeout_minutes = match approval_timeout {
+            None => Some(DEFAULT_APPROVAL_TIMEOUT_MINUTES),
+            Some(v) => self.integer(
+                v,
+                || "$.approvalTimeoutMinutes".into(),
+                1,
+                MAX_APPROVAL_TIMEOUT_MINUTES,
+            ),
+        };
         let pipelines = self.pipelines(pipelines);
+        let approvals = self.approvals(approvals, pipelines.as_deref());
         Some(Manifest {
             release_id: release_id?,
             description,
             pipelines: pipelines?,
             max_concurrency: max_concurrency?,
             on_failure: on_failure?,
+            approvals: approvals?,
+            approval_timeout_minutes: approval_timeout_minutes?,
         })
+    }
+
+    /// `approvals`: a list of distinct waves of this manifest, each waiting for a human before
+    /// it starts. Sorted in the normalized manifest.
+    fn approvals(
+        &mut self,
+        value: Option<&Json>,
+        pipelines: Option<&[PipelineSpec]>,
+    ) -> Option<Vec<u32>> {
+        const PATH: &str = "$.approvals";
+        let items = match value {
+            None | Some(Json::Null) => return Some(Vec::new()),
+            Some(Json::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    PATH,
+                    format!(
+                        "expected a list of wave numbers, found {}",
+                        json_type(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let before = self.errors.len();
+        let mut waves = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let path = || format!("{PATH}[{i}]");
+            let Some(wave) = self.integer(item, path, 1, MAX_WAVE) else {
+                continue;
+            };
+            if waves.contains(&wave) {
+                self.err(path(), format!("wave {wave} is listed twice"));
+                continue;
+            }
+            if let Some(pipelines) = pipelines {
+                if !pipelines.iter().any(|p| p.wave == wave) {
+                    let mut existing: Vec<u32> = pipelines.iter().map(|p| p.wave).collect();
+                    existing.sort_unstable();
+                    existing.dedup();
+                    let existing: Vec<String> = existing.iter().map(u32::to_string).collect();
+                    self.err(
+                        path(),
+                        format!(
+                            "wave {wave} has no pipelines; the manifest's waves are {}",
+                            existing.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            }
+            waves.push(wave);
+        }
+        waves.sort_unstable();
+        (self.errors.len() == before).then_some(waves)
     }
 
     fn release_id(&mut self, value: Option<&Json>, raw: Option<&str>) -> Option<ReleaseId> {

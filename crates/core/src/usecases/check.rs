@@ -1,5 +1,7 @@
 use super::release_id;
 use crate::error::{Rejection, TaskError, ValidationError};
+use crate::events::EventDraft;
+use crate::lifecycle::{AttemptRecord, Lifecycle, WaveRecord, WaveStatus};
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::ports::{
     Claim, ClaimPorts, ManifestPorts, NewRelease, Pipelines, PortResult, ReleaseStore, SourceError,
@@ -114,11 +116,36 @@ pub async fn claim_manifest(
     if !missing.is_empty() {
         return Err(TaskError::ManifestInvalid(Rejection(missing)));
     }
+    let now = ports.clock.now();
+    let lifecycle = Lifecycle {
+        attempts: vec![AttemptRecord {
+            attempt: 1,
+            execution: owner.to_owned(),
+            requested_at: now,
+            requested_by: requested_by.clone(),
+            ended_at: None,
+            status: ReleaseStatus::Running,
+            cause: None,
+        }],
+        waves: manifest
+            .waves()
+            .iter()
+            .map(|w| WaveRecord {
+                wave: w.number,
+                status: WaveStatus::Pending,
+                started_at: None,
+                ended_at: None,
+            })
+            .collect(),
+        approval_waves: manifest.approvals.clone(),
+        approval_timeout_minutes: manifest.approval_timeout_minutes,
+        ..Lifecycle::default()
+    };
     let record = ReleaseRecord {
         release_id: manifest.release_id.clone(),
         owner: owner.to_owned(),
         status: ReleaseStatus::Running,
-        requested_at: ports.clock.now(),
+        requested_at: now,
         ended_at: None,
         source,
         requested_by,
@@ -128,12 +155,29 @@ pub async fn claim_manifest(
         description: manifest.description.clone(),
         cause: None,
         stop_requested: false,
+        version: 0,
+        lifecycle,
     };
+    let events = EventDraft::stamp(
+        vec![EventDraft::release_status(
+            1,
+            ReleaseStatus::Running,
+            None,
+            now,
+        )],
+        &manifest.release_id,
+        1,
+    );
     let new = NewRelease {
         record,
         manifest: manifest.clone(),
+        events,
     };
-    Ok(ports.store.claim(&new).await?)
+    let claim = ports.store.claim(&new).await?;
+    if claim == Claim::Claimed {
+        super::lifecycle::publish(ports.store, ports.bus, Some(&manifest.release_id)).await;
+    }
+    Ok(claim)
 }
 
 /// GetPipeline for every pipeline of the manifest; each missing one is a validation error at
@@ -184,7 +228,25 @@ async fn claimed_release(
     if stored.release.owner != execution_name {
         return Ok(duplicate(release_id.as_str()));
     }
-    Ok(response_for(&stored.release, &stored.runs))
+    // A retry (attempt n > 1) re-runs only what did not succeed: those runs move to attempt n
+    // (idempotent: a run already moved is left as it is), and waves left with nothing to run
+    // are passed over, with their approvals.
+    let attempt = stored.release.lifecycle.attempt;
+    let mut to_run = Vec::with_capacity(stored.runs.len());
+    for run in stored.runs {
+        if run.status == crate::RunStatus::Succeeded {
+            continue;
+        }
+        if run.attempt < attempt {
+            let key = super::key(release_id, &run.spec.name);
+            if let Some(reset) = store.reset_run(&key, attempt).await? {
+                to_run.push(reset);
+                continue;
+            }
+        }
+        to_run.push(run);
+    }
+    Ok(response_for(&stored.release, &to_run))
 }
 
 fn duplicate(release_id: &str) -> CheckManifestResponse {
@@ -208,6 +270,8 @@ fn started(manifest: &Manifest) -> CheckManifestResponse {
             .into_iter()
             .map(|w| WaveItem {
                 wave: w.number,
+                approval: manifest.approvals.contains(&w.number),
+                approval_timeout_seconds: u64::from(manifest.approval_timeout_minutes) * 60,
                 pipelines: w
                     .pipelines
                     .into_iter()
@@ -228,6 +292,8 @@ fn response_for(release: &ReleaseRecord, runs: &[RunRecord]) -> CheckManifestRes
         pipelines: runs.iter().map(|r| r.spec.clone()).collect(),
         max_concurrency: release.max_concurrency,
         on_failure: release.on_failure,
+        approvals: release.lifecycle.approval_waves.clone(),
+        approval_timeout_minutes: release.lifecycle.approval_timeout_minutes,
     };
     started(&manifest)
 }

@@ -3,6 +3,8 @@
 mod api;
 mod check;
 mod gate;
+mod lifecycle;
+mod operate;
 mod reconcile;
 mod record;
 mod runs;
@@ -11,11 +13,21 @@ mod sweep;
 pub use api::{get_release, submit_release, SubmitOutcome};
 pub use check::{check_manifest, claim_manifest, find_missing_pipelines};
 pub use gate::{evaluate_gate, job_message, run_health_gate, GateDecision, GateSettings};
+pub use lifecycle::{
+    change_release, finish_release, publish, record_run_start, record_run_status, request_stop,
+    Writer,
+};
+pub use operate::{
+    approval_timed_out, await_approval, cancel_release, decide_approval, deliver_decisions,
+    retry_release, Decision, Operated, APPROVAL_REJECTED, APPROVAL_TIMED_OUT, CANCELLED,
+};
 pub use reconcile::{
     decode_execution_event, reconcile_execution, reconcile_running, ExecutionEnd, Reconciled,
     SweepReconciled, ABANDONED_CLAIM_AFTER, RELEASE_NOT_RECORDED,
 };
-pub use record::{decode_state_change, record_release, record_state_change, ChangeOutcome};
+pub use record::{
+    decode_state_change, record_release, record_state_change, ChangeOutcome, APPROVAL_ERRORS,
+};
 pub use runs::{
     await_pipeline, client_request_token, start_pipeline, stop_running, stop_timed_out,
     MAX_STOP_ATTEMPTS, START_THROTTLE_BUDGET, STOP_ABANDON_AFTER,

@@ -143,7 +143,7 @@ async fn end_release(
     }
     let rid = release.release_id.clone();
     let owner = release.owner.clone();
-    match ports.store.request_stop(&rid, &owner).await {
+    match super::lifecycle::request_stop(&ports.writer(), &rid, &owner).await {
         Ok(()) => {}
         Err(PortError::ConditionFailed(m)) => {
             tracing::info!(release = %rid, reason = %m, "ended meanwhile: nothing to reconcile");
@@ -213,11 +213,21 @@ async fn end_release(
         }
         (status, Some(text))
     };
-    match ports
-        .store
-        .finish(&rid, &owner, status, cause.as_deref(), ports.clock.now())
-        .await
-    {
+    // A cancel asked for (ARCHITECTURE.md §3a): the execution was stopped on purpose.
+    let (status, cause) = match (&stored.release.lifecycle.cancel, not_recorded) {
+        (Some(cancel), false) => (ReleaseStatus::Cancelled, Some(cancel.cause())),
+        _ => (status, cause),
+    };
+    let writer = ports.writer();
+    let finished = super::lifecycle::finish_release(
+        &writer,
+        &rid,
+        &owner,
+        status,
+        cause.as_deref(),
+        ports.clock.now(),
+    );
+    match finished.await {
         Ok(_) => {}
         Err(PortError::ConditionFailed(m)) => {
             tracing::info!(release = %rid, reason = %m, "ended meanwhile: nothing to reconcile");
@@ -267,6 +277,10 @@ pub async fn reconcile_running(
         out.checked += 1;
         let rid = release.release_id.clone();
         let result = async {
+            // A decided approval whose delivery failed is delivered now.
+            if release.lifecycle.approval_token.is_some() {
+                super::operate::deliver_decisions(&release, ports).await?;
+            }
             match ports.executions.describe(&release.owner).await? {
                 Some(state) => Ok(match end_release(release, &state, ports).await? {
                     Reconciled::Ended(_) => Some(Outcome::Ended),

@@ -71,7 +71,15 @@ pub async fn record_state_change(
         return Ok(ChangeOutcome::NotOurs);
     };
     Ok(
-        match record_and_complete(&k, change.status, change.at, ports).await? {
+        match record_and_complete(
+            &k,
+            change.status,
+            change.at,
+            Some(&change.execution_id),
+            ports,
+        )
+        .await?
+        {
             Some(run) => ChangeOutcome::Recorded(run.status),
             None => ChangeOutcome::NotOurs,
         },
@@ -98,15 +106,27 @@ pub async fn record_release(
         return Ok(ReleaseView::from(&stored));
     }
     let (status, cause) = release_end(&stored, req.status, req.error.as_ref());
-    store
-        .finish(&rid, &req.execution_name, status, cause.as_deref(), now)
-        .await?;
+    super::lifecycle::finish_release(
+        &ports.writer(),
+        &rid,
+        &req.execution_name,
+        status,
+        cause.as_deref(),
+        now,
+    )
+    .await?;
     let stored = store
         .get(&rid)
         .await?
         .ok_or_else(|| TaskError::NotFound(format!("release {rid} vanished")))?;
     Ok(ReleaseView::from(&stored))
 }
+
+/// The errors an approval wait fails with: the release's cause is theirs.
+pub const APPROVAL_ERRORS: [&str; 2] = [
+    super::operate::APPROVAL_REJECTED,
+    super::operate::APPROVAL_TIMED_OUT,
+];
 
 /// How a release ends when `requested` is asked for: a release succeeds only when every
 /// pipeline's latest run Succeeded (issue 9, fault 12: on the success path a run that never
@@ -131,6 +151,13 @@ pub(super) fn release_end(
         .collect();
     if requested == ReleaseStatus::Succeeded && not_succeeded.is_empty() {
         return (ReleaseStatus::Succeeded, None);
+    }
+    // A rejected or timed-out approval ends the release with its own words.
+    if let Some(e) = error.filter(|e| APPROVAL_ERRORS.contains(&e.error.as_str())) {
+        return (
+            ReleaseStatus::Failed,
+            Some(e.cause.clone().unwrap_or_else(|| e.error.clone())),
+        );
     }
     let mut cause = if not_succeeded.is_empty() {
         "the release failed".to_owned()

@@ -1,3 +1,4 @@
+use super::lifecycle::{record_run_start, record_run_status};
 use super::{key, load_run, release_id, RunPorts};
 use crate::error::{PortError, TaskError};
 use crate::ports::{PortResult, RunKey, StartError, TokenDelivery};
@@ -16,14 +17,20 @@ pub const STOP_ABANDON_AFTER: u32 = 10;
 /// After this many attempts StopRunning stops waiting: the wait is bounded.
 pub const MAX_STOP_ATTEMPTS: u32 = 20;
 
-/// StartPipelineExecution's idempotency token for a pipeline of a release: the same release
-/// and pipeline always give the same token, so a retried task never starts it twice.
-/// CodePipeline allows letters, digits and `-`: a hex digest fits.
-pub fn client_request_token(release_id: &ReleaseId, pipeline: &str) -> String {
+/// StartPipelineExecution's idempotency token for a pipeline of a release's attempt: the same
+/// release, pipeline and attempt always give the same token, so a retried task never starts
+/// it twice, and a retry of the release (attempt 2 on) starts it anew. CodePipeline allows
+/// letters, digits and `-`: a hex digest fits. Attempt 1's token is the one releases had
+/// before attempts existed.
+pub fn client_request_token(release_id: &ReleaseId, pipeline: &str, attempt: u32) -> String {
     let mut h = Sha256::new();
     h.update(release_id.as_str().as_bytes());
     h.update([0]);
     h.update(pipeline.as_bytes());
+    if attempt > 1 {
+        h.update([0]);
+        h.update(attempt.to_be_bytes());
+    }
     hex::encode(h.finalize())
 }
 
@@ -127,15 +134,20 @@ async fn start_run(
 ) -> Result<RunRecord, TaskError> {
     let rid = run.release_id.clone();
     let pipeline = run.spec.name.clone();
-    let token = client_request_token(&rid, &pipeline);
+    let token = client_request_token(&rid, &pipeline, run.attempt);
     let k = key(&rid, &pipeline);
     let mut adopted = None;
     if lost_answer {
         if let Some(release) = ports.store.release_record(&rid).await? {
-            adopted = ports
-                .pipelines
-                .find_started(&pipeline, release.requested_at)
-                .await?;
+            // This attempt's request: an earlier attempt's execution is not this run's.
+            let since = release
+                .lifecycle
+                .attempts
+                .iter()
+                .rev()
+                .find(|a| a.attempt == run.attempt)
+                .map_or(release.requested_at, |a| a.requested_at);
+            adopted = ports.pipelines.find_started(&pipeline, since).await?;
             if let Some(id) = &adopted {
                 tracing::warn!(release = %rid, pipeline = %pipeline, execution_id = %id,
                     "an earlier attempt started the pipeline and lost the answer: adopted");
@@ -149,11 +161,15 @@ async fn start_run(
     let execution_id = match started {
         Ok(id) => id,
         Err(StartError::NotFound(_)) => {
-            return Ok(ports
-                .store
-                .record_status(&k, RunStatus::NotFound, ports.clock.now())
-                .await?
-                .unwrap_or(run));
+            return Ok(record_run_status(
+                &ports.writer(),
+                &k,
+                RunStatus::NotFound,
+                ports.clock.now(),
+                None,
+            )
+            .await?
+            .unwrap_or(run));
         }
         Err(StartError::Busy(msg)) => {
             tracing::warn!(release = %rid, pipeline = %pipeline, error = %msg,
@@ -162,20 +178,28 @@ async fn start_run(
         }
         Err(StartError::NotStartable(msg)) => {
             ports.store.set_run_cause(&k, &msg).await?;
-            ports
-                .store
-                .record_status(&k, RunStatus::Failed, ports.clock.now())
-                .await?;
+            record_run_status(
+                &ports.writer(),
+                &k,
+                RunStatus::Failed,
+                ports.clock.now(),
+                None,
+            )
+            .await?;
             return Err(TaskError::PipelineNotStartable(format!(
                 "pipeline {pipeline} could not be started: {msg}"
             )));
         }
         Err(StartError::Port(e)) => return Err(e.into()),
     };
-    let run = ports
-        .store
-        .record_start(&rid, owner, &pipeline, &execution_id, ports.clock.now())
-        .await?;
+    let run = record_run_start(
+        &ports.writer(),
+        &run,
+        owner,
+        &execution_id,
+        ports.clock.now(),
+    )
+    .await?;
     // StopRunning marks the release before it lists runs; a start that landed after the
     // listing stops itself here.
     if let Some(release) = ports.store.release_record(&rid).await? {
@@ -185,10 +209,14 @@ async fn start_run(
                 .pipelines
                 .stop(&pipeline, &execution_id, &reason, false)
                 .await?;
-            if let Some(stopped) = ports
-                .store
-                .record_status(&k, RunStatus::Stopping, ports.clock.now())
-                .await?
+            if let Some(stopped) = record_run_status(
+                &ports.writer(),
+                &k,
+                RunStatus::Stopping,
+                ports.clock.now(),
+                None,
+            )
+            .await?
             {
                 return Ok(stopped);
             }
@@ -306,11 +334,11 @@ pub(super) async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunR
         return Ok(run);
     }
     let k = key(&run.release_id, &run.spec.name);
-    Ok(ports
-        .store
-        .record_status(&k, status, ports.clock.now())
-        .await?
-        .unwrap_or(run))
+    Ok(
+        record_run_status(&ports.writer(), &k, status, ports.clock.now(), None)
+            .await?
+            .unwrap_or(run),
+    )
 }
 
 /// The RunPipeline task (`.waitForTaskToken`, one per pipeline: issue 9, fault 10): stores the
@@ -376,11 +404,15 @@ pub async fn stop_timed_out(
             ports.store.clear_token(&k, token).await?;
         }
         ports.store.set_run_cause(&k, PIPELINE_BUSY).await?;
-        let run = ports
-            .store
-            .record_status(&k, RunStatus::Failed, ports.clock.now())
-            .await?
-            .unwrap_or(run);
+        let run = record_run_status(
+            &ports.writer(),
+            &k,
+            RunStatus::Failed,
+            ports.clock.now(),
+            None,
+        )
+        .await?
+        .unwrap_or(run);
         return Ok(response(&run));
     }
     let reason = format!(
@@ -411,19 +443,27 @@ pub(super) async fn stop_run(
     {
         Ok(()) => {}
         Err(PortError::NotFound(_)) => {
-            return Ok(ports
-                .store
-                .record_status(&k, RunStatus::NotFound, ports.clock.now())
-                .await?
-                .unwrap_or(run));
+            return Ok(record_run_status(
+                &ports.writer(),
+                &k,
+                RunStatus::NotFound,
+                ports.clock.now(),
+                None,
+            )
+            .await?
+            .unwrap_or(run));
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(ports
-        .store
-        .record_status(&k, RunStatus::Stopping, ports.clock.now())
-        .await?
-        .unwrap_or(run))
+    Ok(record_run_status(
+        &ports.writer(),
+        &k,
+        RunStatus::Stopping,
+        ports.clock.now(),
+        None,
+    )
+    .await?
+    .unwrap_or(run))
 }
 
 /// StopRunning: marks the release as stopping, stops every run still in progress (with
@@ -454,7 +494,7 @@ pub async fn stop_running(
             attempt: attempt.saturating_add(1),
         });
     }
-    ports.store.request_stop(&rid, owner).await?;
+    super::lifecycle::request_stop(&ports.writer(), &rid, owner).await?;
     let stored = ports
         .store
         .get(&rid)
@@ -579,9 +619,11 @@ pub(super) async fn record_and_complete(
     k: &RunKey,
     status: RunStatus,
     at: time::OffsetDateTime,
+    execution_id: Option<&str>,
     ports: &RunPorts<'_>,
 ) -> Result<Option<RunRecord>, TaskError> {
-    let run: PortResult<Option<RunRecord>> = ports.store.record_status(k, status, at).await;
+    let run: PortResult<Option<RunRecord>> =
+        record_run_status(&ports.writer(), k, status, at, execution_id).await;
     let Some(run) = run? else { return Ok(None) };
     complete_if_terminal(&run, ports).await?;
     Ok(Some(run))

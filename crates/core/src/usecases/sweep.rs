@@ -141,6 +141,8 @@ pub async fn sweep_with(
         tracing::warn!(failures = touch_failures, error = %e,
             "sweep could not move polled runs to the back of the waiting order");
     }
+    // Events the changes' own publishes could not deliver (issue 11: at least once).
+    super::lifecycle::publish(ports.store, ports.bus, options.release_id.as_ref()).await;
     if out.remaining > 0 {
         tracing::warn!(
             polled = out.polled,
