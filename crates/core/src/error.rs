@@ -154,6 +154,7 @@ mod error_type_tests {
                 "Transient",
                 "PipelineNotStartable",
                 "ReleaseEnded",
+                "Conflict",
                 "Internal",
             ]
         );

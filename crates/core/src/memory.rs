@@ -388,7 +388,7 @@ impl ReleaseStore for MemoryStore {
             .values()
             .filter(|r| query.status.is_none_or(|st| r.status == st))
             .collect();
-        all.sort_by(|a, b| list_order(b).cmp(&list_order(a)));
+        all.sort_by_key(|r| std::cmp::Reverse(list_order(r)));
         let after = query.next.as_deref();
         let page: Vec<ReleaseRecord> = all
             .into_iter()
@@ -608,7 +608,16 @@ pub struct RecordingTokens {
     sent: Mutex<Vec<SentToken>>,
 }
 
+/// Task tokens for tests that send none.
+pub static NO_TOKENS: RecordingTokens = RecordingTokens::new();
+
 impl RecordingTokens {
+    pub const fn new() -> Self {
+        RecordingTokens {
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Every (token, Ok(output) | Err((error, cause))) sent.
     pub fn sent(&self) -> Vec<SentToken> {
         lock(&self.sent).clone()

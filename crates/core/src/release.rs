@@ -365,12 +365,10 @@ pub fn apply_status(run: &mut RunRecord, status: RunStatus, at: OffsetDateTime) 
 /// The order key of the release list (newest first): `requestedAt` as sortable text, then the
 /// id. Also the list's page token: the key of the last release of a page.
 pub fn list_order(r: &ReleaseRecord) -> String {
-    let at = r
-        .requested_at
-        .to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    format!("{at:0<30}#{}", r.release_id)
+    // Fixed-width nanoseconds since 1970 sort as text in time order (RFC 3339 with optional
+    // fractions would not: `00.5Z` < `00Z`).
+    let nanos = r.requested_at.unix_timestamp_nanos().max(0);
+    format!("{nanos:020}#{}", r.release_id)
 }
 
 /// A page of at most `limit` from `fetched` (at most `limit + 1`, to know whether more follow).

@@ -85,11 +85,7 @@ impl From<&StoredRelease> for ReleaseView {
             status: r.status,
             requested_at: r.requested_at,
             ended_at: r.ended_at,
-            source: r
-                .source
-                .location
-                .clone()
-                .unwrap_or_else(|| r.source.kind.to_string()),
+            source: source_of(r),
             requested_by: r.requested_by.clone(),
             on_failure: r.on_failure,
             max_concurrency: r.max_concurrency,
@@ -104,4 +100,63 @@ impl From<&StoredRelease> for ReleaseView {
             pipelines,
         }
     }
+}
+
+/// One release in a list (`GET /releases`, `release-machine list`): the release item's
+/// fields, without its pipelines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSummary {
+    pub release_id: String,
+    pub status: ReleaseStatus,
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    pub requested_by: Option<String>,
+    pub source: String,
+    pub cause: Option<String>,
+    pub waiting_for: Option<WaitingFor>,
+}
+
+impl From<&crate::release::ReleaseRecord> for ReleaseSummary {
+    fn from(r: &crate::release::ReleaseRecord) -> Self {
+        ReleaseSummary {
+            release_id: r.release_id.to_string(),
+            status: r.status,
+            attempt: r.lifecycle.attempt,
+            requested_at: r.requested_at,
+            ended_at: r.ended_at,
+            requested_by: r.requested_by.clone(),
+            source: source_of(r),
+            cause: r.cause.clone(),
+            waiting_for: r.lifecycle.waiting_for.clone(),
+        }
+    }
+}
+
+/// A page of releases, newest first: `next` continues the list (`?next=`), null at its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseList {
+    pub releases: Vec<ReleaseSummary>,
+    pub next: Option<String>,
+}
+
+impl From<&crate::ports::ReleasePage> for ReleaseList {
+    fn from(p: &crate::ports::ReleasePage) -> Self {
+        ReleaseList {
+            releases: p.releases.iter().map(ReleaseSummary::from).collect(),
+            next: p.next.clone(),
+        }
+    }
+}
+
+/// The release JSON's `source`: where it came from, or how.
+fn source_of(r: &crate::release::ReleaseRecord) -> String {
+    r.source
+        .location
+        .clone()
+        .unwrap_or_else(|| r.source.kind.to_string())
 }

@@ -250,6 +250,8 @@ fn valid_manifest() -> impl Strategy<Value = Generated> {
                         Some("continue") => OnFailure::Continue,
                         _ => OnFailure::Stop,
                     },
+                    approvals: Vec::new(),
+                    approval_timeout_minutes: rm_core::manifest::DEFAULT_APPROVAL_TIMEOUT_MINUTES,
                 };
                 Generated { text, expected }
             },

@@ -35,6 +35,7 @@ impl World {
             pipelines: &self.pipelines,
             source: &self.source,
             clock: &self.clock,
+            bus: &rm_core::memory::NO_BUS,
         };
         let request = CheckManifestRequest {
             input,

@@ -123,6 +123,7 @@ impl<'c> World<'c> {
             tokens: &self.tokens,
             executions: &NO_EXECUTIONS,
             clock: self.clock,
+            bus: &rm_core::memory::NO_BUS,
         }
     }
 
@@ -135,6 +136,7 @@ impl<'c> World<'c> {
             pipelines: &fake,
             source: &FakeSource::default(),
             clock: self.clock,
+            bus: &rm_core::memory::NO_BUS,
         };
         let req = CheckManifestRequest {
             input: json!({"releaseId": id, "pipelines": pipelines}),
@@ -145,7 +147,7 @@ impl<'c> World<'c> {
         for p in pipelines {
             let exec = format!("exec-{p}");
             self.store
-                .record_start(&rid, &format!("exec-{id}"), p, &exec, self.clock.now())
+                .record_start(&rid, &format!("exec-{id}"), p, &exec, self.clock.now(), &[])
                 .await
                 .expect("started");
             self.pipelines

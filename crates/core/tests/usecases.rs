@@ -36,6 +36,7 @@ impl World {
             tokens: &self.tokens,
             executions: &rm_core::memory::NO_EXECUTIONS,
             clock: &self.clock,
+            bus: &rm_core::memory::NO_BUS,
         }
     }
 
@@ -53,6 +54,7 @@ impl World {
             pipelines: &self.pipelines,
             source: &self.source,
             clock: &self.clock,
+            bus: &rm_core::memory::NO_BUS,
         };
         check_manifest(&req, &ports).await
     }
@@ -524,6 +526,8 @@ async fn the_api_claims_then_starts_and_gives_the_claim_back_if_the_start_fails(
         pipelines: &w.pipelines,
         executions: &execs,
         clock: &w.clock,
+        bus: &rm_core::memory::NO_BUS,
+        tokens: &rm_core::memory::NO_TOKENS,
     };
     let body = br#"{"releaseId": "api-1", "pipelines": ["app"]}"#;
     let out = submit_release(body, "x1", Some("arn:aws:iam::1:user/me"), &api)
@@ -663,9 +667,14 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
 #[test]
 fn client_request_tokens_are_stable_and_use_allowed_characters() {
     let id = ReleaseId::parse("5.10").unwrap();
-    let a = client_request_token(&id, "app");
-    assert_eq!(a, client_request_token(&id, "app"));
-    assert_ne!(a, client_request_token(&id, "web"));
+    let a = client_request_token(&id, "app", 1);
+    assert_eq!(a, client_request_token(&id, "app", 1));
+    assert_ne!(
+        a,
+        client_request_token(&id, "app", 2),
+        "a retry starts anew"
+    );
+    assert_ne!(a, client_request_token(&id, "web", 1));
     assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && a.len() <= 128);
 }
 
@@ -693,7 +702,7 @@ async fn stop_running_is_not_aborted_by_a_run_that_is_gone() {
     let now = rm_core::ports::Clock::now(&w.clock);
     // Started as an execution the (fake) CodePipeline does not know: Get answers not found.
     w.store
-        .record_start(&rid, "exec-1", "gone", "exec-vanished", now)
+        .record_start(&rid, "exec-1", "gone", "exec-vanished", now, &[])
         .await
         .unwrap();
     let out = stop_running("r1", "exec-1", 0, &w.ports()).await.unwrap();

@@ -11,7 +11,7 @@ mod runs;
 mod sweep;
 
 pub use api::{get_release, submit_release, SubmitOutcome};
-pub use check::{check_manifest, claim_manifest, find_missing_pipelines};
+pub use check::{check_manifest, claim_manifest, find_missing_pipelines, LOCAL_REQUESTER};
 pub use gate::{evaluate_gate, job_message, run_health_gate, GateDecision, GateSettings};
 pub use lifecycle::{
     change_release, finish_release, publish, record_run_start, record_run_status, request_stop,
