@@ -1,9 +1,11 @@
 //! The commands. Each returns its exit code.
 
 use crate::progress::Display;
-use crate::RunArgs;
+use crate::{ListArgs, RetryArgs, RunArgs};
 use rm_core::manifest::Manifest;
-use rm_core::release::{ReleaseId, RunStatus};
+use rm_core::ports::{ListQuery, ReleasePage, ReleaseStore};
+use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
+use rm_core::view::ReleaseList;
 use rm_core::view::ReleaseView;
 use rm_local::lock::{self, Interrupted, LockError, ReleaseLock};
 use rm_local::runner::{load_release, RunOptions, RunOutcome, RunReport};
@@ -54,44 +56,58 @@ pub fn run(args: &RunArgs) -> u8 {
             return INVALID;
         }
     };
-    let sim = match &args.sim {
-        None => SimFile::default(),
-        Some(path) => {
-            let name = path.display().to_string();
-            let sim_bytes = match read(path, "sim file") {
-                Ok(b) => b,
-                Err(code) => return code,
-            };
-            match SimFile::parse(&sim_bytes) {
-                Ok(sim) => {
-                    for unknown in
-                        sim.unknown_pipelines(manifest.pipelines.iter().map(|p| p.name.as_str()))
-                    {
-                        eprintln!(
-                            "warning: {name}: pipeline {unknown:?} is not in {manifest_name}; its behaviour is ignored"
-                        );
-                    }
-                    sim
-                }
-                Err(e) => {
-                    eprintln!("error: {name} is not a valid sim file:");
-                    for problem in &e.0 {
-                        eprintln!("  {name}: {problem}");
-                    }
-                    return INVALID;
-                }
-            }
-        }
+    let sim = match read_sim(args.sim.as_deref(), Some((&manifest, &manifest_name))) {
+        Ok(sim) => sim,
+        Err(code) => return code,
     };
+    let display = Display::new(&manifest);
+    let mut options = RunOptions::new(bytes, &args.state_dir);
+    options.sim = sim;
+    options.fresh = args.fresh;
+    let common = Common {
+        state_dir: &args.state_dir,
+        json: args.json,
+        events: args.events,
+        fresh: args.fresh,
+        manifest_name: &manifest_name,
+    };
+    execute(
+        &manifest.release_id,
+        "run",
+        display,
+        options,
+        &common,
+        |options| rm_local::run_release(options),
+    )
+}
 
+/// What `run` and `retry` share.
+struct Common<'a> {
+    state_dir: &'a Path,
+    json: bool,
+    events: bool,
+    fresh: bool,
+    /// How the summary names the manifest (its file, or the stored release's).
+    manifest_name: &'a str,
+}
+
+/// Takes the release's lock, ends a run of it that was interrupted, runs `start` with the
+/// progress display, and prints the outcome: the exit code.
+fn execute(
+    release_id: &ReleaseId,
+    command: &str,
+    display: Display,
+    mut options: RunOptions,
+    common: &Common<'_>,
+    start: impl FnOnce(RunOptions) -> Result<RunReport, RunError>,
+) -> u8 {
     // Held until this run ends (the OS releases it if the process dies): a second run of this
     // release id in this state directory, or a --fresh, is refused meanwhile.
-    let release_lock = match ReleaseLock::try_acquire(&args.state_dir, &manifest.release_id, "run")
-    {
+    let release_lock = match ReleaseLock::try_acquire(common.state_dir, release_id, command) {
         Ok(lock) => lock,
         Err(e @ LockError::Held { .. }) => {
             eprintln!("error: {e}");
-            if args.fresh {
+            if common.fresh {
                 eprintln!(
                     "note: --fresh forgot nothing: a release cannot be forgotten while it runs"
                 );
@@ -104,13 +120,14 @@ pub fn run(args: &RunArgs) -> u8 {
         }
     };
     // We hold the lock: a RUNNING release of this id is a run that was interrupted. End it
-    // before going on, so it is an ended release like any other (a duplicate, or --fresh).
-    if args.state_dir.join(STORE_FILE).exists() {
-        let ended = SqliteStore::open_dir(&args.state_dir).and_then(|store| {
+    // before going on, so it is an ended release like any other (a duplicate, --fresh, or a
+    // retry).
+    if common.state_dir.join(STORE_FILE).exists() {
+        let ended = SqliteStore::open_dir(common.state_dir).and_then(|store| {
             release_lock.end_interrupted(&store, time::OffsetDateTime::now_utc())
         });
         match ended {
-            Ok(Some(ended)) => eprintln!("{}", lock::interrupted_note(&ended, &args.state_dir)),
+            Ok(Some(ended)) => eprintln!("{}", lock::interrupted_note(&ended, common.state_dir)),
             Ok(None) => {}
             Err(e) => {
                 eprintln!("error: {e}");
@@ -118,49 +135,245 @@ pub fn run(args: &RunArgs) -> u8 {
             }
         }
     }
-
-    let display = Arc::new(Display::new(&manifest));
+    let display = Arc::new(display);
     let observer = Arc::clone(&display);
-    let mut options = RunOptions::new(bytes, &args.state_dir);
-    options.sim = sim;
-    options.fresh = args.fresh;
     options.progress = Some(Arc::new(move |p| observer.on(p)));
-
+    let manifest_name = common.manifest_name;
     let wall = Instant::now();
-    let report = match rm_local::run_release(options) {
+    let result = start(options);
+    display.finish();
+    let report = match result {
         Ok(r) => r,
         Err(RunError::InvalidManifest(errors)) => {
-            display.finish();
             eprintln!("error: {manifest_name} is not a valid release manifest:");
             for e in &errors {
                 eprintln!("  {manifest_name}: {e}");
             }
             return INVALID;
         }
+        Err(RunError::UnknownRelease(message)) => {
+            eprintln!(
+                "error: {message} in {} (--state-dir to look elsewhere)",
+                common.state_dir.display()
+            );
+            return INVALID;
+        }
+        Err(RunError::Conflict(message)) => {
+            eprintln!("error: {message}");
+            return CONFLICT;
+        }
         Err(RunError::Internal(message)) => {
-            display.finish();
             eprintln!("error: {message}");
             return INTERNAL;
         }
     };
     let wall = wall.elapsed();
-    display.finish();
     if report.forgot_earlier_run {
         eprintln!(
             "note: --fresh: forgot the earlier local run of release {} in {}",
             report.release_id,
-            args.state_dir.display()
+            common.state_dir.display()
         );
     }
     let code = report.outcome.exit_code() as u8;
-    let summary = summary(&report, args, &manifest_name, wall);
-    if args.json {
+    let summary = summary(&report, common.state_dir, manifest_name, wall);
+    let events = match common
+        .events
+        .then(|| read_events(common.state_dir, &report.release_id))
+    {
+        Some(Err(code)) => return code,
+        Some(Ok(events)) => Some(events),
+        None => None,
+    };
+    if common.json {
         eprint!("{summary}");
-        print_json(&report.to_json());
+        let mut json = report.to_json();
+        if let (Some(events), Some(map)) = (events, json.as_object_mut()) {
+            map.insert("events".into(), serde_json::Value::Array(events));
+        }
+        print_json(&json);
     } else {
         print!("{summary}");
+        print_event_lines(events.as_deref());
     }
     code
+}
+
+/// The release's published events (`<state-dir>/events.jsonl`); exit code 4 if unreadable.
+fn read_events(state_dir: &Path, release_id: &str) -> Result<Vec<serde_json::Value>, u8> {
+    rm_local::events::read_events(state_dir, release_id).map_err(|e| {
+        eprintln!("error: {e}");
+        INTERNAL
+    })
+}
+
+/// `--events` without `--json`: one EventBridge-shaped event per line.
+fn print_event_lines(events: Option<&[serde_json::Value]>) {
+    let mut out = std::io::stdout().lock();
+    for e in events.unwrap_or_default() {
+        let _ = writeln!(out, "{e}");
+    }
+}
+
+/// `release-machine retry ID`: attempt n+1 of a FAILED or CANCELLED release of the state
+/// directory runs, to its end, only the pipelines whose last run did not succeed.
+pub fn retry(args: &RetryArgs) -> u8 {
+    let release_id = match ReleaseId::parse(&args.release_id) {
+        Ok(id) => id,
+        Err(m) => {
+            eprintln!("error: release id {:?} {m}", args.release_id);
+            return INVALID;
+        }
+    };
+    let sim = match read_sim(args.sim.as_deref(), None) {
+        Ok(sim) => sim,
+        Err(code) => return code,
+    };
+    let view = match load_release(&args.state_dir, &release_id) {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            eprintln!(
+                "error: no release {release_id} in {}; a local run records its releases there (--state-dir to look elsewhere)",
+                args.state_dir.display()
+            );
+            return INVALID;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INTERNAL;
+        }
+    };
+    let rerun: Vec<_> = view
+        .pipelines
+        .iter()
+        .filter(|p| p.status != RunStatus::Succeeded)
+        .collect();
+    let mut waves: Vec<u32> = rerun.iter().map(|p| p.wave).collect();
+    waves.dedup();
+    let display = Display::with(release_id.as_str(), rerun.len(), waves);
+    let mut options = RunOptions::new(Vec::new(), &args.state_dir);
+    options.sim = sim;
+    let name = format!("release {release_id}");
+    let common = Common {
+        state_dir: &args.state_dir,
+        json: args.json,
+        events: args.events,
+        fresh: false,
+        manifest_name: &name,
+    };
+    let id = release_id.clone();
+    execute(
+        &release_id,
+        "retry",
+        display,
+        options,
+        &common,
+        move |options| rm_local::runner::retry_release(id, options),
+    )
+}
+
+/// Reads and validates a `--sim` file; warns about pipelines not in `manifest`.
+fn read_sim(path: Option<&Path>, manifest: Option<(&Manifest, &str)>) -> Result<SimFile, u8> {
+    let Some(path) = path else {
+        return Ok(SimFile::default());
+    };
+    let name = path.display().to_string();
+    let sim_bytes = read(path, "sim file")?;
+    match SimFile::parse(&sim_bytes) {
+        Ok(sim) => {
+            if let Some((manifest, manifest_name)) = manifest {
+                for unknown in
+                    sim.unknown_pipelines(manifest.pipelines.iter().map(|p| p.name.as_str()))
+                {
+                    eprintln!(
+                        "warning: {name}: pipeline {unknown:?} is not in {manifest_name}; its behaviour is ignored"
+                    );
+                }
+            }
+            Ok(sim)
+        }
+        Err(e) => {
+            eprintln!("error: {name} is not a valid sim file:");
+            for problem in &e.0 {
+                eprintln!("  {name}: {problem}");
+            }
+            Err(INVALID)
+        }
+    }
+}
+
+/// `release-machine list`: the state directory's releases, newest first.
+pub fn list(args: &ListArgs) -> u8 {
+    let status = match args
+        .status
+        .as_deref()
+        .map(|s| (s, ReleaseStatus::parse(&s.to_uppercase())))
+    {
+        None => None,
+        Some((_, Some(st))) => Some(st),
+        Some((raw, None)) => {
+            eprintln!(
+                "error: --status {raw:?} is not a release status; expected RUNNING, SUCCEEDED, FAILED or CANCELLED"
+            );
+            return INVALID;
+        }
+    };
+    let page = if args.state_dir.join(STORE_FILE).exists() {
+        let listed = SqliteStore::open(&args.state_dir.join(STORE_FILE)).and_then(|store| {
+            futures::executor::block_on(store.list_releases(&ListQuery {
+                status,
+                limit: args.limit,
+                next: None,
+            }))
+        });
+        match listed {
+            Ok(page) => page,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return INTERNAL;
+            }
+        }
+    } else {
+        ReleasePage {
+            releases: Vec::new(),
+            next: None,
+        }
+    };
+    let list = ReleaseList::from(&page);
+    if args.json {
+        print_json(&serde_json::to_value(&list).unwrap_or_default());
+        return OK;
+    }
+    if list.releases.is_empty() {
+        eprintln!("no releases in {}", args.state_dir.display());
+        return OK;
+    }
+    let width = list
+        .releases
+        .iter()
+        .map(|r| r.release_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let mut out = format!(
+        "{:<width$}  {:<9}  {:>7}  {:<20}  CAUSE\n",
+        "RELEASE", "STATUS", "ATTEMPT", "REQUESTED"
+    );
+    for r in &list.releases {
+        out.push_str(&format!(
+            "{:<width$}  {:<9}  {:>7}  {:<20}  {}\n",
+            r.release_id,
+            r.status.as_str(),
+            r.attempt,
+            rfc3339(r.requested_at),
+            r.cause.as_deref().unwrap_or("-"),
+        ));
+    }
+    if list.next.is_some() {
+        out.push_str(&format!("(more: --limit {})\n", args.limit * 2));
+    }
+    print!("{out}");
+    OK
 }
 
 fn clock(d: std::time::Duration) -> String {
@@ -170,13 +383,13 @@ fn clock(d: std::time::Duration) -> String {
 
 fn summary(
     report: &RunReport,
-    args: &RunArgs,
+    state_dir: &Path,
     manifest_name: &str,
     wall: std::time::Duration,
 ) -> String {
     let mut out = String::new();
     let id = &report.release_id;
-    let state_dir = args.state_dir.display();
+    let state_dir = state_dir.display();
     match &report.outcome {
         RunOutcome::Duplicate { owner } => {
             let earlier = report
@@ -206,7 +419,7 @@ fn summary(
                 "release {id}: the execution failed with {error}: {cause}\n"
             ));
         }
-        RunOutcome::Succeeded | RunOutcome::Failed => {}
+        RunOutcome::Succeeded | RunOutcome::Failed | RunOutcome::Cancelled => {}
     }
     if let Some(view) = &report.release {
         let waves: std::collections::BTreeSet<u32> =
@@ -222,6 +435,7 @@ fn summary(
         if let Some(cause) = &view.cause {
             out.push_str(&format!("  cause: {cause}\n"));
         }
+        out.push_str(&lifecycle_lines(view));
         out.push_str(&pipeline_table(view));
     }
     out.push_str(&format!(
@@ -356,7 +570,7 @@ fn end_if_interrupted(state_dir: &Path, release_id: &ReleaseId, command: &str) -
     }
 }
 
-pub fn status(raw_id: &str, state_dir: &Path, json: bool) -> u8 {
+pub fn status(raw_id: &str, state_dir: &Path, json: bool, with_events: bool) -> u8 {
     let release_id = match ReleaseId::parse(raw_id) {
         Ok(id) => id,
         Err(m) => {
@@ -381,8 +595,17 @@ pub fn status(raw_id: &str, state_dir: &Path, json: bool) -> u8 {
             return INTERNAL;
         }
     };
+    let events = match with_events.then(|| read_events(state_dir, release_id.as_str())) {
+        Some(Err(code)) => return code,
+        Some(Ok(events)) => Some(events),
+        None => None,
+    };
     if json {
-        print_json(&serde_json::to_value(&view).unwrap_or_default());
+        let mut json = serde_json::to_value(&view).unwrap_or_default();
+        if let (Some(events), Some(map)) = (events, json.as_object_mut()) {
+            map.insert("events".into(), serde_json::Value::Array(events));
+        }
+        print_json(&json);
         return OK;
     }
     let mut out = format!(
@@ -398,9 +621,47 @@ pub fn status(raw_id: &str, state_dir: &Path, json: bool) -> u8 {
     if let Some(cause) = &view.cause {
         out.push_str(&format!("  cause     {cause}\n"));
     }
+    out.push_str(&lifecycle_lines(&view));
     out.push_str(&pipeline_table(&view));
     print!("{out}");
+    print_event_lines(events.as_deref());
     OK
+}
+
+/// The attempts (when retried) and the approvals of a release, a line each.
+fn lifecycle_lines(view: &ReleaseView) -> String {
+    let mut out = String::new();
+    if view.attempts.len() > 1 {
+        for a in &view.attempts {
+            out.push_str(&format!(
+                "  attempt {} {} requested {} by {}{}\n",
+                a.attempt,
+                a.status,
+                rfc3339(a.requested_at),
+                a.requested_by.as_deref().unwrap_or("-"),
+                a.cause
+                    .as_deref()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for a in &view.approvals {
+        out.push_str(&format!(
+            "  approval of wave {} (attempt {}): {}{}{}\n",
+            a.wave,
+            a.attempt,
+            a.status,
+            a.by.as_deref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default(),
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit codes: 0 the release SUCCEEDED (or the command succeeded), 1 it FAILED, 2 invalid input
-/// (manifest, sim file, unknown release id, a missing pipeline), 3 the release id was already
-/// claimed or another local run is running it, 4 an internal error.
+/// (manifest, sim file, unknown release id, a missing pipeline), 3 not allowed in the release's
+/// state (already claimed, another local run is running it, a retry of a RUNNING or SUCCEEDED
+/// release), 4 an internal error, 5 the release was CANCELLED.
 #[derive(Parser)]
 #[command(name = "release-machine", version, about, long_about = None)]
 struct Cli {
@@ -40,7 +41,50 @@ enum Command {
         /// Print the release JSON.
         #[arg(long)]
         json: bool,
+        /// Also print the release's published events (EventBridge-shaped, one per line; with
+        /// --json, as the release JSON's "events").
+        #[arg(long)]
+        events: bool,
     },
+    /// Retries a FAILED or CANCELLED release recorded by a local run: attempt n+1 runs only
+    /// the pipelines whose last run did not succeed, to its end, in virtual time.
+    Retry(RetryArgs),
+    /// Lists the releases recorded by local runs, newest first.
+    List(ListArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RetryArgs {
+    /// The release id.
+    pub release_id: String,
+    /// A simulation file scripting the pipelines (and the operator) for this attempt.
+    #[arg(long, value_name = "FILE")]
+    pub sim: Option<PathBuf>,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print the release JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the release's published events.
+    #[arg(long)]
+    pub events: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Only releases with this status (RUNNING, SUCCEEDED, FAILED, CANCELLED).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// At most this many.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10000).map(|n| n as usize))]
+    pub limit: usize,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print {"releases": [...], "next": null} on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const RUN_ABOUT: &str = "\
@@ -67,9 +111,14 @@ refused (exit 3) and touches nothing. A run that was killed leaves its release R
 lock holder; the next command that opens it (run, status) records it FAILED with the cause \
 \"local run interrupted\".
 
+Operator actions (issue 11) are scripted in the sim file too: \"operator\": [{\"atSeconds\": 900, \
+\"action\": \"approve\", \"wave\": 2, \"by\": \"alice\"}, {\"atSeconds\": 300, \"action\": \"cancel\", \
+\"by\": \"carol\", \"reason\": \"...\"}] (approve|reject|cancel; reject and cancel need a reason). \
+Every event the release publishes is appended to <state-dir>/events.jsonl; --events prints them.
+
 Exit codes: 0 SUCCEEDED, 1 FAILED, 2 invalid input (manifest, sim file, a pipeline that does \
 not exist: nothing recorded), 3 release id already claimed or being run by another local run, \
-4 internal error.";
+4 internal error, 5 CANCELLED.";
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -88,6 +137,10 @@ pub struct RunArgs {
     /// Print the release JSON (with stateTransitions and historyEvents) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also print the release's published events (EventBridge-shaped, one per line; with
+    /// --json, as the release JSON's "events").
+    #[arg(long)]
+    pub events: bool,
 }
 
 fn main() -> ExitCode {
@@ -110,7 +163,10 @@ fn main() -> ExitCode {
             release_id,
             state_dir,
             json,
-        } => commands::status(&release_id, &state_dir, json),
+            events,
+        } => commands::status(&release_id, &state_dir, json, events),
+        Command::Retry(args) => commands::retry(&args),
+        Command::List(args) => commands::list(&args),
     };
     ExitCode::from(code)
 }

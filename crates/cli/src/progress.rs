@@ -29,7 +29,17 @@ fn clock(d: Duration) -> String {
 
 impl Display {
     pub fn new(manifest: &Manifest) -> Self {
-        let total = manifest.pipelines.len();
+        let waves = manifest.waves().iter().map(|w| w.number).collect();
+        Self::with(
+            manifest.release_id.as_str(),
+            manifest.pipelines.len(),
+            waves,
+        )
+    }
+
+    /// A display of `total` pipelines to run in `waves` (a retry runs those that did not
+    /// succeed).
+    pub fn with(release_id: &str, total: usize, waves: Vec<u32>) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
@@ -40,7 +50,7 @@ impl Display {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            bar.set_prefix(format!("release {}", manifest.release_id));
+            bar.set_prefix(format!("release {release_id}"));
             bar
         });
         Display {
@@ -48,7 +58,7 @@ impl Display {
                 total,
                 done: 0,
                 running: 0,
-                waves: manifest.waves().iter().map(|w| w.number).collect(),
+                waves,
                 current_wave: None,
             }),
             bar,
@@ -139,6 +149,28 @@ impl Display {
                 }
             }
             Progress::EventError { message } => self.line(format!("warning: {message}")),
+            Progress::Operator {
+                elapsed,
+                action,
+                refused,
+            } => {
+                let what = match &action.action {
+                    Operation::Approve { wave } => format!("{} approves wave {wave}", action.by),
+                    Operation::Reject { wave, reason } => {
+                        format!("{} rejects wave {wave}: {reason}", action.by)
+                    }
+                    Operation::Cancel { reason } => {
+                        format!("{} cancels the release: {reason}", action.by)
+                    }
+                };
+                match refused {
+                    None => self.line(format!("[{}] operator: {what}", clock(*elapsed))),
+                    Some(why) => self.line(format!(
+                        "[{}] operator: {what} — refused: {why}",
+                        clock(*elapsed)
+                    )),
+                }
+            }
         }
     }
 

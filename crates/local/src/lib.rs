@@ -9,6 +9,7 @@
 pub mod clock;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+pub mod events;
 pub mod executions;
 pub mod lock;
 pub mod runner;

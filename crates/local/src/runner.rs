@@ -7,18 +7,20 @@
 //! (EventBridge's schedule).
 
 use crate::clock::VirtualClock;
+use crate::events::JsonlBus;
 use crate::executions::LocalExecutions;
-use crate::sim::{ApiCalls, SimExecution, SimFile, SimPipelines};
+use crate::sim::{ApiCalls, Operation, OperatorAction, SimExecution, SimFile, SimPipelines};
 use crate::store::{RunChange, SqliteStore};
 use crate::tokens::EngineTokens;
 use rm_core::error::{Rejection, TaskError, ValidationError};
 use rm_core::handlers::{self, Function, TaskPorts};
 use rm_core::manifest::Manifest;
 use rm_core::ports::{
-    Clock, ExecutionRunState, ExecutionState, ManifestSource, ReleaseStore, SourceError,
+    ApiPorts, Clock, ExecutionRunState, ExecutionState, ManifestSource, ReleaseStore, SourceError,
 };
 use rm_core::release::{ReleaseId, ReleaseStatus};
 use rm_core::tasks::{CheckManifestResponse, Outcome};
+use rm_core::usecases;
 use rm_core::view::ReleaseView;
 use rm_states::{
     ExecutionConfig, ExecutionStatus, HistoryEvent, StateMachine, TaskFailure, TaskHandler,
@@ -88,6 +90,13 @@ pub enum Progress {
     },
     /// record-state could not handle an event (the sweep will catch up).
     EventError { message: String },
+    /// A scripted operator action (the sim file's `operator`) was taken, or refused.
+    Operator {
+        elapsed: Duration,
+        action: OperatorAction,
+        /// Why the release's state refused it (as the API's 409 says).
+        refused: Option<String>,
+    },
 }
 
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
@@ -106,6 +115,8 @@ pub struct RunOptions {
     /// The Step Functions execution name; default: `local-<time>-<random>`.
     pub execution_name: Option<String>,
     pub progress: Option<ProgressFn>,
+    /// Who asks for a retry ([`retry_release`]): recorded as the attempt's `requestedBy`.
+    pub requested_by: String,
 }
 
 impl RunOptions {
@@ -118,6 +129,7 @@ impl RunOptions {
             start_time: None,
             execution_name: None,
             progress: None,
+            requested_by: rm_core::usecases::LOCAL_REQUESTER.to_owned(),
         }
     }
 }
@@ -128,6 +140,12 @@ pub enum RunError {
     /// The manifest failed validation: every problem, nothing recorded.
     #[error("{}", Rejection(.0.clone()))]
     InvalidManifest(Vec<ValidationError>),
+    /// No release with this id in the state directory (a retry of an unknown id).
+    #[error("{0}")]
+    UnknownRelease(String),
+    /// The release is not in a state that allows it (a retry of a RUNNING or SUCCEEDED one).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -137,6 +155,8 @@ pub enum RunError {
 pub enum RunOutcome {
     Succeeded,
     Failed,
+    /// Cancelled (the sim file's `operator` cancel).
+    Cancelled,
     /// The release id was already claimed by another execution; nothing touched.
     Duplicate {
         owner: String,
@@ -160,6 +180,7 @@ impl RunOutcome {
             RunOutcome::Rejected(_) => 2,
             RunOutcome::Duplicate { .. } => 3,
             RunOutcome::Error { .. } => 4,
+            RunOutcome::Cancelled => 5,
         }
     }
 }
@@ -212,7 +233,7 @@ impl RunReport {
                     map.insert("outcome".into(), json!("Error"));
                     map.insert("error".into(), json!({ "Error": error, "Cause": cause }));
                 }
-                RunOutcome::Succeeded | RunOutcome::Failed => {}
+                RunOutcome::Succeeded | RunOutcome::Failed | RunOutcome::Cancelled => {}
             }
             map.insert("executionName".into(), json!(self.execution_name));
             map.insert("stateTransitions".into(), json!(self.state_transitions));
@@ -240,6 +261,15 @@ fn default_execution_name(start: OffsetDateTime) -> String {
     )
 }
 
+/// What the execution starts with.
+enum Start {
+    /// A new release: the manifest, as the execution's input.
+    Manifest(Value),
+    /// A retry of a FAILED or CANCELLED release: attempt n+1 is claimed first, then the
+    /// execution runs the stored release (`{"claimedRelease": id}`), as the API's retry does.
+    Retry,
+}
+
 /// Runs a release locally, to its end, in virtual time.
 pub fn run_release(opts: RunOptions) -> Result<RunReport, RunError> {
     let manifest = Manifest::parse(&opts.manifest)
@@ -248,6 +278,17 @@ pub fn run_release(opts: RunOptions) -> Result<RunReport, RunError> {
         .map_err(|e| RunError::Internal(format!("the manifest stopped parsing: {e}")))?;
     // The id exactly as validated (a number keeps its digits: 5.10 stays "5.10").
     input["releaseId"] = Value::String(manifest.release_id.to_string());
+    run(opts, manifest.release_id, Start::Manifest(input))
+}
+
+/// Retries a FAILED or CANCELLED release of the state directory, to its end, in virtual time:
+/// attempt n+1 runs only the pipelines whose last run did not succeed (`opts.manifest` is not
+/// used: a retry re-runs the stored manifest unchanged).
+pub fn retry_release(release_id: ReleaseId, opts: RunOptions) -> Result<RunReport, RunError> {
+    run(opts, release_id, Start::Retry)
+}
+
+fn run(opts: RunOptions, release_id: ReleaseId, start: Start) -> Result<RunReport, RunError> {
     let machine = StateMachine::from_json(DEFINITION, &substitutions()).map_err(|e| {
         RunError::Internal(format!("the state machine definition does not load: {e}"))
     })?;
@@ -261,14 +302,14 @@ pub fn run_release(opts: RunOptions) -> Result<RunReport, RunError> {
         .build()
         .map_err(|e| RunError::Internal(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(run_in_virtual_time(
-        opts, manifest, input, machine, start_time,
+        opts, release_id, start, machine, start_time,
     ))
 }
 
 async fn run_in_virtual_time(
     opts: RunOptions,
-    manifest: Manifest,
-    input: Value,
+    release_id: ReleaseId,
+    start: Start,
     machine: StateMachine,
     start_time: OffsetDateTime,
 ) -> Result<RunReport, RunError> {
@@ -287,17 +328,24 @@ async fn run_in_virtual_time(
     }
     let forgot_earlier_run = opts.fresh
         && store
-            .forget(&manifest.release_id)
+            .forget(&release_id)
             .map_err(|e| RunError::Internal(e.to_string()))?;
-    let (bus, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let bus = JsonlBus::for_state_dir(&opts.state_dir);
+    let (event_rule, mut events) = tokio::sync::mpsc::unbounded_channel();
     let faults = Faults {
         abort_after: opts.sim.abort_execution_after(),
         record_failures: Cell::new(opts.sim.record_failures()),
     };
-    let sim = SimPipelines::new(opts.sim, clock, bus);
+    let operator = opts.sim.operator().to_vec();
+    let sim = SimPipelines::new(opts.sim, clock, event_rule);
     let execution_name = opts
         .execution_name
         .unwrap_or_else(|| default_execution_name(start_time));
+    let executions = LocalExecutions::new(execution_name.clone());
+    let input = match &start {
+        Start::Manifest(input) => input.clone(),
+        Start::Retry => json!({ "claimedRelease": release_id.as_str() }),
+    };
     let mut config = ExecutionConfig::new(
         execution_name.clone(),
         STATE_MACHINE_NAME,
@@ -308,8 +356,8 @@ async fn run_in_virtual_time(
         config = config.with_abort_after(after);
     }
     let (execution, engine_tokens) = machine.start(config);
+    executions.set_stop(execution.stop_handle());
     let tokens = EngineTokens::new(engine_tokens).with_faults_of(sim.clone());
-    let executions = LocalExecutions::new(execution_name.clone());
     let functions = LocalFunctions::new(
         TaskPorts {
             store: &store,
@@ -317,12 +365,31 @@ async fn run_in_virtual_time(
             tokens: &tokens,
             executions: &executions,
             source: &LocalFiles,
+            bus: &bus,
             clock: &clock,
         },
         start_time,
     )
     .with_progress(progress)
-    .with_faults(&sim, &faults, manifest.release_id.clone());
+    .with_faults(&sim, &faults, release_id.clone());
+    let api = ApiPorts {
+        store: &store,
+        pipelines: &sim,
+        executions: &executions,
+        tokens: &tokens,
+        bus: &bus,
+        clock: &clock,
+    };
+    if let Start::Retry = start {
+        let retried =
+            usecases::retry_release(&release_id, &opts.requested_by, &execution_name, &api);
+        match retried.await {
+            Ok(_) => {}
+            Err(TaskError::NotFound(m)) => return Err(RunError::UnknownRelease(m)),
+            Err(TaskError::Conflict(m)) => return Err(RunError::Conflict(m)),
+            Err(e) => return Err(RunError::Internal(e.to_string())),
+        }
+    }
 
     let outcome = {
         let execution = execution.run(&functions);
@@ -338,10 +405,12 @@ async fn run_in_virtual_time(
                 functions.sweep().await;
             }
         };
+        let people = operate(&operator, &release_id, &api, &functions);
         tokio::select! {
             outcome = execution => outcome,
             () = event_rule => unreachable!("the event rule never ends"),
             () = sweep_schedule => unreachable!("the schedule never ends"),
+            () = people => unreachable!("the operator's script never ends"),
         }
     };
     // Events published before the end are still delivered, as EventBridge would.
@@ -370,13 +439,13 @@ async fn run_in_virtual_time(
             ))
             .await;
     }
-    settle(&functions, &store, &manifest.release_id, &mut events).await;
+    settle(&functions, &store, &release_id, &mut events).await;
 
-    let release_id = manifest.release_id.to_string();
     let stored = store
-        .get(&manifest.release_id)
+        .get(&release_id)
         .await
         .map_err(|e| RunError::Internal(e.to_string()))?;
+    let release_id = release_id.to_string();
     let release = stored.as_ref().map(ReleaseView::from);
     let error = outcome.error.clone().unwrap_or_default();
     let cause = outcome.cause.clone().unwrap_or_default();
@@ -423,6 +492,7 @@ async fn run_in_virtual_time(
             match release.as_ref().map(|v| v.status) {
                 Some(ReleaseStatus::Succeeded) => RunOutcome::Succeeded,
                 Some(ReleaseStatus::Failed) => RunOutcome::Failed,
+                Some(ReleaseStatus::Cancelled) => RunOutcome::Cancelled,
                 _ => RunOutcome::Error { error, cause },
             }
         }
@@ -445,6 +515,56 @@ async fn run_in_virtual_time(
         simulated: clock.elapsed(),
         forgot_earlier_run,
     })
+}
+
+/// The sim file's `operator` actions, each at its time (simulated, since the start): approve
+/// and reject decide a waiting approval, cancel cancels the release, through the same use
+/// cases as the API. An action the release's state does not allow (an approval of a wave
+/// that is not waiting) is reported, as the API's 409 would be, and the script goes on. Never
+/// ends.
+async fn operate(
+    actions: &[OperatorAction],
+    release_id: &ReleaseId,
+    api: &ApiPorts<'_>,
+    functions: &LocalFunctions<'_>,
+) {
+    let began = tokio::time::Instant::now();
+    for action in actions {
+        tokio::time::sleep_until(began + action.at).await;
+        let done = match &action.action {
+            Operation::Approve { wave } => usecases::decide_approval(
+                release_id,
+                *wave,
+                &action.by,
+                &usecases::Decision::Approve,
+                api,
+            )
+            .await
+            .map(|_| ()),
+            Operation::Reject { wave, reason } => usecases::decide_approval(
+                release_id,
+                *wave,
+                &action.by,
+                &usecases::Decision::Reject {
+                    reason: reason.clone(),
+                },
+                api,
+            )
+            .await
+            .map(|_| ()),
+            Operation::Cancel { reason } => {
+                usecases::cancel_release(release_id, &action.by, reason, api)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        functions.report(Progress::Operator {
+            elapsed: functions.elapsed(),
+            action: action.clone(),
+            refused: done.err().map(|e| e.to_string()),
+        });
+    }
+    std::future::pending::<()>().await
 }
 
 /// The sim file's run-level faults (`"faults": {...}`).

@@ -161,7 +161,32 @@ pub struct SimFile {
     defaults: Overrides,
     pipelines: BTreeMap<String, Overrides>,
     faults: RunFaults,
+    operator: Vec<OperatorAction>,
 }
+
+/// What a person does to the release, scripted in the sim file's `"operator"` list (issue 11):
+/// `{"atSeconds": 900, "action": "approve", "wave": 2, "by": "alice"}`,
+/// `{"atSeconds": 1200, "action": "reject", "wave": 3, "by": "bob", "reason": "..."}`,
+/// `{"atSeconds": 300, "action": "cancel", "by": "carol", "reason": "..."}`. `by` defaults to
+/// `local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorAction {
+    /// Simulated time after the execution's start.
+    pub at: Duration,
+    pub by: String,
+    pub action: Operation,
+}
+
+/// An [`OperatorAction`]'s action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    Approve { wave: u32 },
+    Reject { wave: u32, reason: String },
+    Cancel { reason: String },
+}
+
+/// The keys of an operator action.
+const OPERATOR_FIELDS: &str = "atSeconds, action, wave, by, reason";
 
 /// The top-level `"faults"` object: faults of the run, not of one pipeline.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -264,11 +289,12 @@ impl SimFile {
                     )),
                 },
                 "faults" => file.faults = run_faults(v, "$.faults", &mut errors),
+                "operator" => file.operator = operator(v, "$.operator", &mut errors),
                 other => errors.push(ValidationError::new(
                     quote_path("$", other),
                     format!(
-                        "unknown field {other:?}; a sim file has \"defaults\", \"pipelines\" \
-                         and \"faults\""
+                        "unknown field {other:?}; a sim file has \"defaults\", \"pipelines\", \
+                         \"faults\" and \"operator\""
                     ),
                 )),
             }
@@ -313,6 +339,11 @@ impl SimFile {
     /// (0: none).
     pub fn record_failures(&self) -> u32 {
         self.faults.record_failures
+    }
+
+    /// The scripted operator actions, in time order.
+    pub fn operator(&self) -> &[OperatorAction] {
+        &self.operator
     }
 
     /// Pipelines the sim file scripts that are not in `names`: a warning, not an error, so one
@@ -432,6 +463,132 @@ fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overri
         }
     }
     o
+}
+
+/// The top-level `"operator"` list, sorted by time (stable: same time, file order).
+fn operator(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Vec<OperatorAction> {
+    let Some(items) = v.as_array() else {
+        errors.push(ValidationError::new(
+            path,
+            format!(
+                "expected a list of actions like {{\"atSeconds\": 900, \"action\": \"approve\", \"wave\": 2, \"by\": \"alice\"}}, got {}",
+                json_type(v)
+            ),
+        ));
+        return Vec::new();
+    };
+    let mut actions: Vec<OperatorAction> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| operator_action(item, &format!("{path}[{i}]"), errors))
+        .collect();
+    actions.sort_by_key(|a| a.at);
+    actions
+}
+
+fn operator_action(
+    v: &Value,
+    path: &str,
+    errors: &mut Vec<ValidationError>,
+) -> Option<OperatorAction> {
+    let Some(map) = v.as_object() else {
+        errors.push(ValidationError::new(
+            path,
+            format!(
+                "expected an object with {OPERATOR_FIELDS}, got {}",
+                json_type(v)
+            ),
+        ));
+        return None;
+    };
+    let before = errors.len();
+    for key in map.keys() {
+        if !["atSeconds", "action", "wave", "by", "reason"].contains(&key.as_str()) {
+            errors.push(ValidationError::new(
+                quote_path(path, key),
+                format!("unknown field {key:?}; expected one of {OPERATOR_FIELDS}"),
+            ));
+        }
+    }
+    let required = |key: &str, errors: &mut Vec<ValidationError>| {
+        let v = map.get(key);
+        if v.is_none() {
+            errors.push(ValidationError::new(
+                quote_path(path, key),
+                format!("is required for this action"),
+            ));
+        }
+        v
+    };
+    let at = required("atSeconds", errors)
+        .and_then(|v| seconds(v, &quote_path(path, "atSeconds"), errors));
+    let by = match map.get("by") {
+        None => Some("local".to_owned()),
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(other) => {
+            errors.push(ValidationError::new(
+                quote_path(path, "by"),
+                format!("expected who acts (a non-empty string), got {other}"),
+            ));
+            None
+        }
+    };
+    let text = |key: &str, errors: &mut Vec<ValidationError>| match required(key, errors) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(other) => {
+            errors.push(ValidationError::new(
+                quote_path(path, key),
+                format!("expected a non-empty string, got {other}"),
+            ));
+            None
+        }
+        None => None,
+    };
+    let wave = |errors: &mut Vec<ValidationError>| match required("wave", errors) {
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=u64::from(rm_core::manifest::MAX_WAVE)).contains(&n) => Some(n as u32),
+            _ => {
+                errors.push(ValidationError::new(
+                    quote_path(path, "wave"),
+                    format!(
+                        "expected a wave number from 1 to {}, got {v}",
+                        rm_core::manifest::MAX_WAVE
+                    ),
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let action = match map.get("action").and_then(Value::as_str) {
+        Some("approve") => wave(errors).map(|wave| Operation::Approve { wave }),
+        Some("reject") => {
+            let w = wave(errors);
+            let reason = text("reason", errors);
+            w.zip(reason)
+                .map(|(wave, reason)| Operation::Reject { wave, reason })
+        }
+        Some("cancel") => text("reason", errors).map(|reason| Operation::Cancel { reason }),
+        _ => {
+            errors.push(ValidationError::new(
+                quote_path(path, "action"),
+                format!(
+                    "expected \"approve\", \"reject\" or \"cancel\", got {}",
+                    map.get("action")
+                        .map_or("nothing".to_owned(), Value::to_string)
+                ),
+            ));
+            None
+        }
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(OperatorAction {
+        at: at?,
+        by: by?,
+        action: action?,
+    })
 }
 
 /// The top-level `"faults"` object.
