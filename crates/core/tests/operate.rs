@@ -459,7 +459,8 @@ async fn every_change_is_published_once_with_a_strictly_increasing_sequence() {
     let n = sequences.len();
     sequences.dedup();
     assert_eq!(sequences.len(), n, "each event once: {events:#?}");
-    assert!(w.store.outbox(None, 100).await.unwrap().is_empty());
+    let left = w.store.outbox(None, 100).await.unwrap();
+    assert!(left.is_empty(), "{left:#?}");
     let kinds: Vec<&str> = events.iter().map(|e| e.detail_type.as_str()).collect();
     for kind in [
         "Release Status Change",

@@ -175,6 +175,7 @@ pub async fn claim_manifest(
     };
     let claim = ports.store.claim(&new).await?;
     if claim == Claim::Claimed {
+        // A retried claim publishes again what is still in the outbox (at least once).
         super::lifecycle::publish(ports.store, ports.bus, Some(&manifest.release_id)).await;
     }
     Ok(claim)

@@ -8,9 +8,7 @@ use crate::error::{PortError, TaskError};
 use crate::events::{EventBus, EventDraft, ReleaseEvent, PUT_EVENTS_BATCH};
 use crate::lifecycle::{ApprovalStatus, WaveStatus};
 use crate::ports::{Clock, PortResult, ReleaseStore, RunKey};
-use crate::release::{
-    apply_status, ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStatus, StoredRelease,
-};
+use crate::release::{apply_status, ReleaseId, ReleaseRecord, ReleaseStatus, RunRecord, RunStatus};
 use time::OffsetDateTime;
 
 /// How often a release change is read and tried again when another writer got there first.
@@ -24,33 +22,56 @@ pub struct Writer<'a> {
     pub clock: &'a dyn Clock,
 }
 
-/// Reads the release, lets `change` decide (it edits the record and returns the events of the
-/// change, or an error that is returned as it is), and writes it on condition that nobody
-/// wrote it since it was read; on a conflict, reads and decides again. An empty list of events
-/// and an unchanged record write nothing. Publishes the events after the write.
+/// Reads the release item, lets `change` decide (it edits the record and returns the events
+/// of the change, or an error that is returned as it is), and writes it on condition that
+/// nobody wrote it since it was read; on a conflict, reads and decides again. An empty list of
+/// events and an unchanged record write nothing. Publishes the events after the write.
 pub async fn change_release<T>(
     w: &Writer<'_>,
     release_id: &ReleaseId,
-    mut change: impl FnMut(
-        &mut ReleaseRecord,
-        &StoredRelease,
-    ) -> Result<(Vec<EventDraft>, T), TaskError>,
+    mut change: impl FnMut(&mut ReleaseRecord) -> Result<(Vec<EventDraft>, T), TaskError>,
 ) -> Result<(ReleaseRecord, T), TaskError> {
+    change_with(w, release_id, false, |r, _| change(r)).await
+}
+
+/// [`change_release`] for a change that looks at the runs too (one read of the whole release).
+pub async fn change_release_with_runs<T>(
+    w: &Writer<'_>,
+    release_id: &ReleaseId,
+    change: impl FnMut(&mut ReleaseRecord, &[RunRecord]) -> Result<(Vec<EventDraft>, T), TaskError>,
+) -> Result<(ReleaseRecord, T), TaskError> {
+    change_with(w, release_id, true, change).await
+}
+
+async fn change_with<T>(
+    w: &Writer<'_>,
+    release_id: &ReleaseId,
+    with_runs: bool,
+    mut change: impl FnMut(&mut ReleaseRecord, &[RunRecord]) -> Result<(Vec<EventDraft>, T), TaskError>,
+) -> Result<(ReleaseRecord, T), TaskError> {
+    let missing = || TaskError::NotFound(format!("release {release_id} is not recorded"));
     for _ in 0..CHANGE_ATTEMPTS {
-        let stored =
-            w.store.get(release_id).await?.ok_or_else(|| {
-                TaskError::NotFound(format!("release {release_id} is not recorded"))
-            })?;
-        let mut next = stored.release.clone();
-        let (drafts, out) = change(&mut next, &stored)?;
-        if drafts.is_empty() && next == stored.release {
+        let (release, runs) = if with_runs {
+            let stored = w.store.get(release_id).await?.ok_or_else(missing)?;
+            (stored.release, stored.runs)
+        } else {
+            let release = w
+                .store
+                .release_record(release_id)
+                .await?
+                .ok_or_else(missing)?;
+            (release, Vec::new())
+        };
+        let mut next = release.clone();
+        let (drafts, out) = change(&mut next, &runs)?;
+        if drafts.is_empty() && next == release {
             return Ok((next, out));
         }
-        next.version = stored.release.version + 1;
+        next.version = release.version + 1;
         let events = stamp(w.store, release_id, drafts).await?;
         match w.store.update_release(&next, &events).await {
             Ok(()) => {
-                publish(w.store, w.bus, Some(release_id)).await;
+                publish_written(w, &events).await;
                 return Ok((next, out));
             }
             Err(PortError::ConditionFailed(m)) => {
@@ -107,13 +128,27 @@ pub async fn record_run_status(
     )
     .await?;
     let recorded = w.store.record_status(key, status, at, &events).await?;
+    if recorded.as_ref().is_some_and(|r| records(r, status, at)) {
+        publish_written(w, &events).await;
+    }
     if let Some(r) = &recorded {
         if r.status.is_terminal() {
             settle_wave(w, &key.release_id, r.spec.wave).await;
         }
     }
-    publish(w.store, w.bus, Some(&key.release_id)).await;
     Ok(recorded)
+}
+
+/// Whether `run`, as a store returned it after a write, holds the change to `status` at `at`:
+/// the write recorded it (its events are in the outbox), rather than finding it stale or a
+/// repeat. (Two writers of the very same change at the very same instant — one event
+/// delivered twice at once — both see it: the event is then published twice, under two
+/// sequence numbers; delivery is at least once.)
+fn records(run: &RunRecord, status: RunStatus, at: OffsetDateTime) -> bool {
+    run.history
+        .iter()
+        .rev()
+        .any(|h| h.status == status && h.at == at)
 }
 
 /// Records a run's start with its event, and the wave as Running.
@@ -143,8 +178,13 @@ pub async fn record_run_start(
             &events,
         )
         .await?;
+    if recorded.execution_id.as_deref() == Some(execution_id)
+        && records(&recorded, RunStatus::InProgress, at)
+    {
+        publish_written(w, &events).await;
+    }
     let wave = run.spec.wave;
-    let marked = change_release(w, &run.release_id, |r, _| {
+    let marked = change_release(w, &run.release_id, |r| {
         let attempt = r.lifecycle.attempt;
         let Some(wr) = r.lifecycle.wave_mut(wave) else {
             return Ok((Vec::new(), ()));
@@ -169,7 +209,6 @@ pub async fn record_run_start(
     if let Err(e) = marked {
         tracing::warn!(release = %run.release_id, wave, error = %e, "could not mark the wave Running");
     }
-    publish(w.store, w.bus, Some(&run.release_id)).await;
     Ok(recorded)
 }
 
@@ -177,10 +216,18 @@ pub async fn record_run_start(
 /// wave is Succeeded (all succeeded) or Failed. Best effort: the release's end settles a wave
 /// left open.
 async fn settle_wave(w: &Writer<'_>, release_id: &ReleaseId, wave: u32) {
+    // One item read first: only a Running wave is settled (the whole release is read then).
+    match w.store.release_record(release_id).await {
+        Ok(Some(r))
+            if r.lifecycle
+                .wave(wave)
+                .is_some_and(|x| x.status == WaveStatus::Running) => {}
+        _ => return,
+    }
     let now = w.clock.now();
-    let settled = change_release(w, release_id, |r, stored| {
+    let settled = change_release_with_runs(w, release_id, |r, runs| {
         let attempt = r.lifecycle.attempt;
-        let runs: Vec<&RunRecord> = stored.runs.iter().filter(|x| x.spec.wave == wave).collect();
+        let runs: Vec<&RunRecord> = runs.iter().filter(|x| x.spec.wave == wave).collect();
         let Some(wr) = r.lifecycle.wave_mut(wave) else {
             return Ok((Vec::new(), ()));
         };
@@ -215,7 +262,7 @@ async fn settle_wave(w: &Writer<'_>, release_id: &ReleaseId, wave: u32) {
 /// Marks the release as stopping, on condition that `owner` holds it and it is RUNNING
 /// (`ConditionFailed` otherwise).
 pub async fn request_stop(w: &Writer<'_>, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
-    let r = change_release(w, release_id, |r, _| {
+    let r = change_release(w, release_id, |r| {
         running_and_owned(r, owner)?;
         r.stop_requested = true;
         Ok((Vec::new(), ()))
@@ -236,7 +283,7 @@ pub async fn finish_release(
     cause: Option<&str>,
     at: OffsetDateTime,
 ) -> PortResult<ReleaseRecord> {
-    let r = change_release(w, release_id, |r, _| {
+    let r = change_release(w, release_id, |r| {
         running_and_owned(r, owner)?;
         Ok((end(r, status, cause, at), ()))
     })
@@ -332,6 +379,17 @@ const PUBLISH_RETRIES: u32 = 3;
 /// At most this many events are published by one call (the rest wait for the next).
 const PUBLISH_LIMIT: usize = 1000;
 
+/// Publishes the events a change just wrote (no read of the outbox); what is not accepted
+/// stays in the outbox for the sweep's [`publish`].
+async fn publish_written(w: &Writer<'_>, events: &[ReleaseEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = put_batches(w.store, w.bus, events).await {
+        tracing::warn!(error = %e, "events not published yet; they stay in the outbox for the sweep");
+    }
+}
+
 /// Drains the outbox (of one release, or of all): puts the events in sequence order, at most
 /// [`PUT_EVENTS_BATCH`] a call, sends rejected entries again, and removes what was accepted.
 /// Never fails: what is not published stays in the outbox for the next publish (the sweep's).
@@ -357,8 +415,18 @@ async fn try_publish(
     release_id: Option<&ReleaseId>,
 ) -> PortResult<usize> {
     let pending = store.outbox(release_id, PUBLISH_LIMIT).await?;
+    put_batches(store, bus, &pending).await
+}
+
+/// Puts `events` in batches, sends rejected entries again, removes what was accepted from the
+/// outbox. Returns how many were accepted.
+async fn put_batches(
+    store: &dyn ReleaseStore,
+    bus: &dyn EventBus,
+    events: &[ReleaseEvent],
+) -> PortResult<usize> {
     let mut published = 0;
-    for batch in pending.chunks(PUT_EVENTS_BATCH) {
+    for batch in events.chunks(PUT_EVENTS_BATCH) {
         let mut todo: Vec<ReleaseEvent> = batch.to_vec();
         for _ in 0..=PUBLISH_RETRIES {
             let rejected = bus.put(&todo).await?;

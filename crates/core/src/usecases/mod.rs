@@ -14,8 +14,8 @@ pub use api::{get_release, submit_release, SubmitOutcome};
 pub use check::{check_manifest, claim_manifest, find_missing_pipelines, LOCAL_REQUESTER};
 pub use gate::{evaluate_gate, job_message, run_health_gate, GateDecision, GateSettings};
 pub use lifecycle::{
-    change_release, finish_release, publish, record_run_start, record_run_status, request_stop,
-    Writer,
+    change_release, change_release_with_runs, finish_release, publish, record_run_start,
+    record_run_status, request_stop, Writer,
 };
 pub use operate::{
     approval_timed_out, await_approval, cancel_release, decide_approval, deliver_decisions,

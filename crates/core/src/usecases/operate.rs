@@ -2,7 +2,7 @@
 //! CLI (and the sim's `operator`) call these; the state machine's approval wait calls
 //! [`await_approval`] and [`approval_timed_out`].
 
-use super::lifecycle::{change_release, Writer};
+use super::lifecycle::{change_release, change_release_with_runs, Writer};
 use super::release_id;
 use crate::error::TaskError;
 use crate::events::EventDraft;
@@ -57,7 +57,7 @@ pub async fn cancel_release(
         return Err(TaskError::BadInput("a cancel needs a reason".into()));
     }
     let now = ports.clock.now();
-    let (release, ()) = change_release(&ports.writer(), id, |r, _| {
+    let (release, ()) = change_release(&ports.writer(), id, |r| {
         if r.status != ReleaseStatus::Running {
             return Err(not_running(r, "only a RUNNING release can be cancelled"));
         }
@@ -107,7 +107,7 @@ pub async fn retry_release(
     ports: &ApiPorts<'_>,
 ) -> Result<Operated, TaskError> {
     let now = ports.clock.now();
-    let (release, ()) = change_release(&ports.writer(), id, |r, stored| {
+    let (release, ()) = change_release_with_runs(&ports.writer(), id, |r, runs| {
         if !r.status.is_retryable() {
             return Err(TaskError::Conflict(format!(
                 "release {} is {}: only a FAILED or CANCELLED release can be retried",
@@ -141,8 +141,7 @@ pub async fn retry_release(
             now,
         )];
         for wave in l.waves.iter_mut() {
-            let rerun = stored
-                .runs
+            let rerun = runs
                 .iter()
                 .any(|x| x.spec.wave == wave.wave && x.status != RunStatus::Succeeded);
             if rerun && wave.status != WaveStatus::Pending {
@@ -209,7 +208,7 @@ pub async fn decide_approval(
         }
     }
     let now = ports.clock.now();
-    let (release, ()) = change_release(&ports.writer(), id, |r, _| {
+    let (release, ()) = change_release(&ports.writer(), id, |r| {
         let waiting = matches!(r.lifecycle.waiting_for, Some(WaitingFor::Approval { wave: w, .. }) if w == wave);
         if r.status != ReleaseStatus::Running || !waiting {
             let now_waiting = match &r.lifecycle.waiting_for {
@@ -301,7 +300,7 @@ async fn deliver_decision(
     };
     tracing::info!(release = %release.release_id, wave = approval.wave, ?delivered, "approval decision delivered");
     let w = Writer { store, bus, clock };
-    change_release(&w, &release.release_id, |r, _| {
+    change_release(&w, &release.release_id, |r| {
         if r.lifecycle.approval_token.as_deref() == Some(token.as_str()) {
             r.lifecycle.approval_token = None;
         }
@@ -327,7 +326,7 @@ pub async fn await_approval(req: &ApprovalRequest, ports: &RunPorts<'_>) -> Resu
     let rid = release_id(&req.release_id)?;
     let now = ports.clock.now();
     let wave = req.wave;
-    let (release, ()) = change_release(&ports.writer(), &rid, |r, _| {
+    let (release, ()) = change_release(&ports.writer(), &rid, |r| {
         if r.owner != req.execution_name {
             return Err(TaskError::Duplicate(rid.to_string()));
         }
@@ -398,7 +397,7 @@ pub async fn approval_timed_out(
     let rid = release_id(&req.release_id)?;
     let now = ports.clock.now();
     let wave = req.wave;
-    let (release, ()) = change_release(&ports.writer(), &rid, |r, _| {
+    let (release, ()) = change_release(&ports.writer(), &rid, |r| {
         let attempt = r.lifecycle.attempt;
         let l = &mut r.lifecycle;
         let Some(a) = l
