@@ -254,7 +254,13 @@ pub async fn decide_approval(
         Ok((drafts, ()))
     })
     .await?;
-    deliver_decision(&release, ports.store, ports.tokens, ports.bus, ports.clock).await?;
+    // Recorded: a delivery that fails now is the sweep's (the token stays on the release).
+    if let Err(e) =
+        deliver_decision(&release, ports.store, ports.tokens, ports.bus, ports.clock).await
+    {
+        tracing::warn!(release = %id, wave, error = %e,
+            "the decision is recorded; the sweep delivers it to the waiting execution");
+    }
     Ok(release)
 }
 
