@@ -14,10 +14,12 @@
 //! would let a second process lock a new file of the same name while the first still holds
 //! the old one.
 
+use crate::events::JsonlBus;
 use futures::executor::block_on;
 use rm_core::error::PortError;
-use rm_core::ports::{PortResult, ReleaseStore, RunKey};
+use rm_core::ports::{Clock, PortResult, ReleaseStore, RunKey};
 use rm_core::release::{ReleaseId, ReleaseRecord, ReleaseStatus, RunStatus, StoredRelease};
+use rm_core::usecases::{finish_release, publish, record_run_status, Writer};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -99,6 +101,8 @@ pub struct ReleaseLock {
     _file: File,
     path: PathBuf,
     release_id: ReleaseId,
+    /// Where the events of an interrupted release's end are published (`events.jsonl`).
+    state_dir: PathBuf,
 }
 
 impl ReleaseLock {
@@ -156,6 +160,7 @@ impl ReleaseLock {
             _file: file,
             path,
             release_id: release_id.clone(),
+            state_dir: state_dir.to_owned(),
         })
     }
 
@@ -173,7 +178,10 @@ impl ReleaseLock {
     /// the wall clock). Its runs are settled too, so nothing polls them again: the simulated
     /// executions of the runs in progress died with the run, so they are recorded `NotFound`
     /// (gone while running), and every task token (of the dead run's engine) is cleared.
-    /// Returns what was ended, `None` if the release was not RUNNING (or was ended by
+    /// The changes go through the use cases, so their events are written with them and
+    /// published to the state directory's `events.jsonl` as a run's are; then what the dead
+    /// run left in the release's outbox is published too (its sweep, which would have, is
+    /// gone). Returns what was ended, `None` if the release was not RUNNING (or was ended by
     /// someone else meanwhile).
     pub fn end_interrupted(
         &self,
@@ -189,7 +197,15 @@ impl ReleaseLock {
         // To the second, as a local run's clock starts.
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let at = now.max(latest_recorded(&stored));
-        let release = match block_on(store.finish(
+        let bus = JsonlBus::for_state_dir(&self.state_dir);
+        let clock = StandingClock(at);
+        let writer = Writer {
+            store,
+            bus: &bus,
+            clock: &clock,
+        };
+        let release = match block_on(finish_release(
+            &writer,
             &self.release_id,
             &stored.release.owner,
             ReleaseStatus::Failed,
@@ -210,11 +226,29 @@ impl ReleaseLock {
                 block_on(store.clear_token(&key, token))?;
             }
             if run.execution_id.is_some() && !run.status.is_terminal() {
-                block_on(store.record_status(&key, RunStatus::NotFound, at))?;
+                block_on(record_run_status(
+                    &writer,
+                    &key,
+                    RunStatus::NotFound,
+                    at,
+                    None,
+                ))?;
                 gone.push(run.spec.name.clone());
             }
         }
+        block_on(publish(store, &bus, Some(&self.release_id)));
         Ok(Some(EndedRelease { release, gone }))
+    }
+}
+
+/// The clock of [`ReleaseLock::end_interrupted`]: it stands at the time the end is recorded,
+/// so what the use cases stamp with "now" (a wave's end) is not before the runs' times (a
+/// local run's clock is virtual and runs ahead of the wall clock).
+struct StandingClock(OffsetDateTime);
+
+impl Clock for StandingClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
     }
 }
 
@@ -234,8 +268,9 @@ pub enum Interrupted {
     No,
     /// It is RUNNING and a live local run holds its lock.
     Running(Option<Holder>),
-    /// It was RUNNING with no run holding its lock: now ended FAILED.
-    Ended(EndedRelease),
+    /// It was RUNNING with no run holding its lock: now ended FAILED. Boxed: a release record
+    /// (its lifecycle) is large next to the other variants.
+    Ended(Box<EndedRelease>),
 }
 
 /// For a command that opens `release_id` in `state_dir` (`status`, ...): if the store has it
@@ -263,7 +298,7 @@ pub fn end_if_interrupted(
             .end_interrupted(store, now)
             .map_err(|e| e.to_string())?
         {
-            Some(record) => Interrupted::Ended(record),
+            Some(record) => Interrupted::Ended(Box::new(record)),
             None => Interrupted::No,
         },
     )
@@ -384,12 +419,12 @@ mod tests {
         assert_eq!(block_on(store.claim(&release)).unwrap(), Claim::Claimed);
         // The run's virtual clock ran ahead of the wall clock: the end is not before it.
         let late = datetime!(2030-01-01 00:00:00 UTC);
-        block_on(store.record_start(&rid, "local-exec-1", "app", "exec-app", late)).unwrap();
+        block_on(store.record_start(&rid, "local-exec-1", "app", "exec-app", late, &[])).unwrap();
         let key = RunKey {
             release_id: rid.clone(),
             pipeline: "app".into(),
         };
-        block_on(store.record_status(&key, RunStatus::InProgress, late)).unwrap();
+        block_on(store.record_status(&key, RunStatus::InProgress, late, &[])).unwrap();
         block_on(store.set_token(&key, "token-app", late)).unwrap();
         let web = RunKey {
             release_id: rid.clone(),
@@ -434,6 +469,27 @@ mod tests {
         assert_eq!(web.status, RunStatus::NotStarted);
         assert_eq!(web.task_token, None);
         assert!(block_on(store.waiting_runs()).unwrap().is_empty());
+        // The end and the run's are published to events.jsonl, then what the dead run left in
+        // the outbox (here the claim's event): nothing is left in it.
+        let events = crate::events::read_events(dir.path(), "r-1").unwrap();
+        let changes: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["detail-type"].as_str().unwrap_or_default(),
+                    e["detail"]["status"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("Release Status Change", "FAILED"),
+                ("Pipeline Run Status Change", "NotFound"),
+                ("Release Status Change", "RUNNING"),
+            ]
+        );
+        assert!(block_on(store.outbox(Some(&rid), 10)).unwrap().is_empty());
         // Ended once: the next opening finds nothing to do.
         assert_eq!(
             end_if_interrupted(&store, dir.path(), &rid, "status", now).unwrap(),

@@ -13,7 +13,7 @@
 
 use rm_core::handlers::{Function, TaskPorts};
 use rm_core::memory::{
-    FakeExecutions, FakePipelines, FakeSource, ManualClock, MemoryStore, RecordingTokens,
+    FakeExecutions, FakePipelines, FakeSource, ManualClock, MemoryBus, MemoryStore, RecordingTokens,
 };
 use rm_core::ports::{Clock, ManifestPorts, ReleaseStore, RunKey, RunPorts};
 use rm_core::{ReleaseId, TaskError};
@@ -36,6 +36,7 @@ struct Fakes {
     tokens: RecordingTokens,
     source: FakeSource,
     executions: FakeExecutions,
+    bus: MemoryBus,
     clock: ManualClock,
 }
 
@@ -52,6 +53,7 @@ impl Fakes {
             tokens: RecordingTokens::default(),
             source,
             executions: FakeExecutions::default(),
+            bus: MemoryBus::default(),
             clock: ManualClock::fixed(),
         }
     }
@@ -63,6 +65,7 @@ impl Fakes {
             tokens: &self.tokens,
             executions: &self.executions,
             source: &self.source,
+            bus: &self.bus,
             clock: &self.clock,
         }
     }
@@ -221,6 +224,7 @@ async fn wait_on_sample(store: &dyn ReleaseStore, clock: &dyn Clock) {
             "payments-db-migrate",
             &execution_id,
             clock.now(),
+            &[],
         )
         .await
         .unwrap();

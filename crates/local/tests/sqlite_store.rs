@@ -35,8 +35,18 @@ fn releases_survive_reopening_and_claims_hold_across_connections() {
     assert_eq!(stored.release, release.record);
     assert_eq!(stored.runs.len(), 2);
     assert_eq!(stored.runs[1].spec, release.manifest.pipelines[1]);
-    assert!(reopened.forget(&release.record.release_id).unwrap());
-    assert!(block_on(reopened.get(&release.record.release_id))
-        .unwrap()
-        .is_none());
+    let rid = &release.record.release_id;
+    let outbox = block_on(reopened.outbox(Some(rid), 10)).unwrap();
+    assert_eq!(
+        outbox, release.events,
+        "the claim's events wait in the outbox"
+    );
+    assert!(reopened.forget(rid).unwrap());
+    assert!(block_on(reopened.get(rid)).unwrap().is_none());
+    // Its events and sequence numbers went with it: a new claim of the id starts afresh.
+    assert!(block_on(reopened.outbox(Some(rid), 10)).unwrap().is_empty());
+    let mut fresh = store_contract::new_release("persisted", "exec-c", &["app"]);
+    fresh.events.clear();
+    assert_eq!(block_on(reopened.claim(&fresh)).unwrap(), Claim::Claimed);
+    assert_eq!(block_on(reopened.next_sequence(rid, 1)).unwrap(), 1);
 }
