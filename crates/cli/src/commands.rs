@@ -3,7 +3,7 @@
 use crate::progress::Display;
 use crate::{ListArgs, RetryArgs, RunArgs};
 use rm_core::manifest::Manifest;
-use rm_core::ports::{ListQuery, ReleasePage, ReleaseStore};
+use rm_core::ports::ListQuery;
 use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
 use rm_core::view::ReleaseList;
 use rm_core::view::ReleaseView;
@@ -77,7 +77,7 @@ pub fn run(args: &RunArgs) -> u8 {
         display,
         options,
         &common,
-        |options| rm_local::run_release(options),
+        rm_local::run_release,
     )
 }
 
@@ -318,25 +318,16 @@ pub fn list(args: &ListArgs) -> u8 {
             return INVALID;
         }
     };
-    let page = if args.state_dir.join(STORE_FILE).exists() {
-        let listed = SqliteStore::open(&args.state_dir.join(STORE_FILE)).and_then(|store| {
-            futures::executor::block_on(store.list_releases(&ListQuery {
-                status,
-                limit: args.limit,
-                next: None,
-            }))
-        });
-        match listed {
-            Ok(page) => page,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return INTERNAL;
-            }
-        }
-    } else {
-        ReleasePage {
-            releases: Vec::new(),
-            next: None,
+    let query = ListQuery {
+        status,
+        limit: usize::from(args.limit),
+        next: None,
+    };
+    let page = match rm_local::runner::list_releases(&args.state_dir, &query) {
+        Ok(page) => page,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INTERNAL;
         }
     };
     let list = ReleaseList::from(&page);
@@ -370,7 +361,7 @@ pub fn list(args: &ListArgs) -> u8 {
         ));
     }
     if list.next.is_some() {
-        out.push_str(&format!("(more: --limit {})\n", args.limit * 2));
+        out.push_str(&format!("(more: --limit {})\n", u32::from(args.limit) * 2));
     }
     print!("{out}");
     OK

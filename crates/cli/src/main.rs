@@ -77,8 +77,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
     /// At most this many.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10000).map(|n| n as usize))]
-    pub limit: usize,
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub limit: u16,
     /// Where local runs keep their store.
     #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,

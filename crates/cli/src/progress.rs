@@ -3,6 +3,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rm_core::manifest::Manifest;
 use rm_core::release::RunStatus;
+use rm_local::sim::Operation;
 use rm_local::Progress;
 use std::io::IsTerminal;
 use std::sync::Mutex;

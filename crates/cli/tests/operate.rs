@@ -43,6 +43,18 @@ fn statuses(release: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Seconds from the release's request to the RFC 3339 time `t` (a run's start is now).
+fn offset(release: &Value, t: &Value) -> i64 {
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap_or_else(|| panic!("not a time: {v}")),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    (parse(t) - parse(&release["requestedAt"])).whole_seconds()
+}
+
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -52,7 +64,8 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn an_approved_wave_starts_when_approved_and_the_release_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = json!({"operator": [{"atSeconds": 900, "action": "approve", "wave": 2, "by": "alice"}]});
+    let sim =
+        json!({"operator": [{"atSeconds": 900, "action": "approve", "wave": 2, "by": "alice"}]});
     let out = run_json(dir.path(), &approvals(), &sim, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = out.json();
@@ -65,20 +78,33 @@ fn an_approved_wave_starts_when_approved_and_the_release_succeeds() {
         (&json!(2), &json!("Approved"), &json!("alice"))
     );
     // Wave 1 took 3 minutes; the approval came at 15: wave 2 started then.
-    assert_eq!(r["requestedAt"], "2026-03-02T09:00:00Z", "{r}");
-    assert_eq!(a["at"], "2026-03-02T09:15:00Z");
-    assert_eq!(r["waves"][1]["startedAt"], "2026-03-02T09:15:00Z");
-    let b = r["pipelines"].as_array().unwrap().iter().find(|p| p["name"] == "b").unwrap();
-    assert_eq!(b["startedAt"], "2026-03-02T09:15:00Z");
+    assert_eq!(offset(&r, &a["at"]), 900, "{r}");
+    assert_eq!(offset(&r, &r["waves"][1]["startedAt"]), 900);
+    let b = r["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "b")
+        .unwrap();
+    assert_eq!(offset(&r, &b["startedAt"]), 900);
     let waits = r["waits"].as_array().unwrap();
     assert_eq!(waits.len(), 1);
     assert_eq!(waits[0]["kind"], "approval");
-    assert_eq!(waits[0]["since"], "2026-03-02T09:03:00Z");
-    assert_eq!(waits[0]["until"], "2026-03-02T09:15:00Z");
+    assert_eq!(offset(&r, &waits[0]["since"]), 180);
+    assert_eq!(offset(&r, &waits[0]["until"]), 900);
     assert_eq!(waits[0]["by"], "alice");
-    let waves: Vec<&Value> = r["waves"].as_array().unwrap().iter().map(|w| &w["status"]).collect();
+    let waves: Vec<&Value> = r["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["status"])
+        .collect();
     assert_eq!(waves, vec!["Succeeded", "Succeeded"]);
-    assert!(out.stderr.contains("operator: alice approves wave 2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("operator: alice approves wave 2"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -103,9 +129,13 @@ fn an_approval_nobody_gives_times_out_in_simulated_time() {
     let out = run_json(dir.path(), &approvals(), &json!({}), &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let r = out.json();
-    assert_eq!(r["cause"], "the approval of wave 2 timed out after 60 minutes");
+    assert_eq!(
+        r["cause"],
+        "the approval of wave 2 timed out after 60 minutes"
+    );
     assert_eq!(r["approvals"][0]["status"], "TimedOut");
-    assert_eq!(r["endedAt"], "2026-03-02T10:03:00Z", "{r}");
+    // Asked for at 3 minutes (wave 1's end), timed out an hour later.
+    assert_eq!(offset(&r, &r["endedAt"]), 180 + 3600, "{r}");
 }
 
 #[test]
@@ -147,17 +177,33 @@ fn retry_reruns_only_what_did_not_succeed_as_attempt_two() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = json!({"releaseId": "r-retry",
         "pipelines": ["a", "b", "c", {"name": "d", "wave": 2}]});
-    let sim = json!({"pipelines": {"b": {"outcome": "Failed", "durationSeconds": 60},
+    let sim = json!({"pipelines": {"a": {"durationSeconds": 30},
+                                   "b": {"outcome": "Failed", "durationSeconds": 60},
                                    "c": {"durationSeconds": 3600}}});
     let first = run_json(dir.path(), &manifest, &sim, &[]);
     assert_eq!(first.code, 1, "{}", first.stderr);
     assert_eq!(
         statuses(&first.json()),
-        pairs(&[("a", "Succeeded"), ("b", "Failed"), ("c", "Stopped"), ("d", "NotStarted")])
+        pairs(&[
+            ("a", "Succeeded"),
+            ("b", "Failed"),
+            ("c", "Stopped"),
+            ("d", "NotStarted")
+        ])
     );
     let a_execution = first.json()["pipelines"][0]["executionId"].clone();
 
-    let retry = cli(dir.path(), &["retry", "r-retry", "--state-dir", "state", "--json", "--events"]);
+    let retry = cli(
+        dir.path(),
+        &[
+            "retry",
+            "r-retry",
+            "--state-dir",
+            "state",
+            "--json",
+            "--events",
+        ],
+    );
     assert_eq!(retry.code, 0, "{}", retry.stderr);
     let r = retry.json();
     assert_eq!(r["status"], "SUCCEEDED");
@@ -182,7 +228,11 @@ fn retry_reruns_only_what_did_not_succeed_as_attempt_two() {
             .clone()
     };
     assert_eq!(by_name("a")["attempt"], 1);
-    assert_eq!(by_name("a")["executionId"], a_execution, "a is not started again");
+    assert_eq!(
+        by_name("a")["executionId"],
+        a_execution,
+        "a is not started again"
+    );
     for p in ["b", "c", "d"] {
         assert_eq!(by_name(p)["attempt"], 2, "{p}");
         assert_eq!(by_name(p)["status"], "Succeeded", "{p}");
@@ -222,16 +272,24 @@ fn retry_reruns_only_what_did_not_succeed_as_attempt_two() {
     assert!(again.stderr.contains("SUCCEEDED"), "{}", again.stderr);
     let unknown = cli(dir.path(), &["retry", "nope", "--state-dir", "state"]);
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
-    assert!(unknown.stderr.contains("no release nope"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no release nope"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]
 fn every_event_of_a_release_is_in_events_jsonl_with_increasing_sequence() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = json!({"operator": [{"atSeconds": 900, "action": "approve", "wave": 2, "by": "alice"}]});
+    let sim =
+        json!({"operator": [{"atSeconds": 900, "action": "approve", "wave": 2, "by": "alice"}]});
     let out = run_json(dir.path(), &approvals(), &sim, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let status = cli(dir.path(), &["status", "r-ops", "--state-dir", "state", "--events"]);
+    let status = cli(
+        dir.path(),
+        &["status", "r-ops", "--state-dir", "state", "--events"],
+    );
     assert_eq!(status.code, 0, "{}", status.stderr);
     let events: Vec<Value> = status
         .stdout
@@ -284,16 +342,33 @@ fn list_shows_releases_newest_first_with_their_status_and_attempt() {
         .map(String::as_str)
         .collect();
     assert_eq!(ids.len(), 2);
-    let failed = cli(dir.path(), &["list", "--state-dir", "state", "--status", "failed", "--json"]);
+    let failed = cli(
+        dir.path(),
+        &[
+            "list",
+            "--state-dir",
+            "state",
+            "--status",
+            "failed",
+            "--json",
+        ],
+    );
     let f = failed.json();
     assert_eq!(f["releases"].as_array().unwrap().len(), 1);
     assert_eq!(f["releases"][0]["releaseId"], "r-list-2");
     assert_eq!(f["releases"][0]["attempt"], 1);
     let text = cli(dir.path(), &["list", "--state-dir", "state"]);
     assert!(text.stdout.contains("r-list-2  FAILED"), "{}", text.stdout);
-    let wrong = cli(dir.path(), &["list", "--state-dir", "state", "--status", "DONE"]);
+    let wrong = cli(
+        dir.path(),
+        &["list", "--state-dir", "state", "--status", "DONE"],
+    );
     assert_eq!(wrong.code, 2);
-    assert!(wrong.stderr.contains("--status \"DONE\""), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("--status \"DONE\""),
+        "{}",
+        wrong.stderr
+    );
 }
 
 #[test]

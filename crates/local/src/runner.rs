@@ -903,3 +903,19 @@ pub fn load_release(
         .map(|s| s.as_ref().map(ReleaseView::from))
         .map_err(|e| e.to_string())
 }
+
+/// The state directory's releases, for `list`: newest first (none if nothing ran there).
+pub fn list_releases(
+    state_dir: &std::path::Path,
+    query: &rm_core::ports::ListQuery,
+) -> Result<rm_core::ports::ReleasePage, String> {
+    let path = state_dir.join(crate::store::STORE_FILE);
+    if !path.exists() {
+        return Ok(rm_core::ports::ReleasePage {
+            releases: Vec::new(),
+            next: None,
+        });
+    }
+    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    futures::executor::block_on(store.list_releases(query)).map_err(|e| e.to_string())
+}

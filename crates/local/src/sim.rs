@@ -515,7 +515,7 @@ fn operator_action(
         if v.is_none() {
             errors.push(ValidationError::new(
                 quote_path(path, key),
-                format!("is required for this action"),
+                "is required for this action".to_owned(),
             ));
         }
         v
