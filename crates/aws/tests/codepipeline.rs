@@ -76,7 +76,7 @@ async fn exists_asks_get_pipeline() {
 #[tokio::test]
 async fn start_passes_token_variables_and_revisions() {
     let release = ReleaseId::parse("5.10").unwrap();
-    let token = client_request_token(&release, "app");
+    let token = client_request_token(&release, "app", 1);
     let expected_token = token.clone();
     let started = mock!(Client::start_pipeline_execution)
         .match_requests(move |r| {
