@@ -186,6 +186,10 @@ impl Executions for AllRunning {
             cause: None,
         }))
     }
+
+    async fn stop(&self, _name: &str, _error: &str, _cause: &str) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 /// Manifests come inline here; no S3.
@@ -242,6 +246,7 @@ async fn fill(ports: &RunPorts<'_>, runs: usize) {
             store: ports.store,
             pipelines: ports.pipelines,
             source: &NoSource,
+            bus: ports.bus,
             clock: ports.clock,
         };
         check_manifest(&req, &mp)
@@ -334,6 +339,8 @@ async fn main() {
         pipelines: &pipelines,
         tokens: &tokens,
         executions: &AllRunning,
+        // The events go to memory: the bench measures the store and CodePipeline.
+        bus: &rm_core::memory::NO_BUS,
         clock: &SystemClock,
     };
 

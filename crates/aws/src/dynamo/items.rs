@@ -1,14 +1,17 @@
 //! Release and run items: encoding to and decoding from DynamoDB attribute maps.
 
 use super::schema::{
-    release_pk, run_sk, sortable_time, PK, RELEASE_SK, RUNNING_VALUE, SK, WAITING_PK, WAITING_SK,
+    outbox_key, outbox_shard, release_partition, release_pk, run_sk, OUTBOX, OUTBOX_PK, PK,
+    RELEASE_SK, SK, WAITING_PK, WAITING_SK,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use rm_core::error::PortError;
+use rm_core::events::ReleaseEvent;
+use rm_core::lifecycle::Lifecycle;
 use rm_core::manifest::{OnFailure, PipelineSpec, SourceRevision};
 use rm_core::release::{
-    HistoryEntry, ReleaseId, ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord, RunStatus,
-    SourceKind,
+    list_order, HistoryEntry, ReleaseId, ReleaseRecord, ReleaseSource, ReleaseStatus, RunRecord,
+    RunStatus, SourceKind,
 };
 use std::collections::{BTreeMap, HashMap};
 use time::format_description::well_known::Rfc3339;
@@ -50,6 +53,16 @@ pub(crate) const HISTORY: &str = "history";
 pub(crate) const STOP_ABANDONED: &str = "stopAbandoned";
 /// A run's cause (`pipeline busy`), when the release machine decided it.
 pub(crate) const RUN_CAUSE: &str = "runCause";
+/// The release item's version (N): 0 at the claim, bumped by every `update_release`; absent on
+/// items written before it existed (read as 0).
+pub(crate) const VERSION: &str = "version";
+/// The release's lifecycle ([`Lifecycle`] as JSON text); absent on items written before it
+/// existed (read as the default: attempt 1, nothing else).
+pub(crate) const LIFECYCLE: &str = "lifecycle";
+/// The release's event sequence counter (N): the last number allocated.
+pub(crate) const SEQ: &str = "seq";
+/// The release attempt of a run (N; absent = 1), and of a history entry.
+pub(crate) const ATTEMPT: &str = "attempt";
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -69,12 +82,59 @@ pub(crate) fn ts(t: OffsetDateTime) -> AttributeValue {
     s(format_time(t))
 }
 
-/// One history entry, as appended to a run's `history` list.
-pub(crate) fn history_entry(status: RunStatus, at: OffsetDateTime) -> AttributeValue {
-    AttributeValue::L(vec![AttributeValue::M(HashMap::from([
-        (STATUS.to_owned(), s(status.as_str())),
-        ("at".to_owned(), ts(at)),
-    ]))])
+/// One history entry, as a one-element list to append to a run's `history` list.
+pub(crate) fn history_entry(entry: &HistoryEntry) -> AttributeValue {
+    let mut m = HashMap::from([
+        (STATUS.to_owned(), s(entry.status.as_str())),
+        ("at".to_owned(), ts(entry.at)),
+        (ATTEMPT.to_owned(), n(entry.attempt)),
+    ]);
+    if let Some(eid) = &entry.execution_id {
+        m.insert(EXECUTION_ID.to_owned(), s(eid));
+    }
+    AttributeValue::L(vec![AttributeValue::M(m)])
+}
+
+/// An event as an [`OUTBOX`] map value: its JSON text.
+pub(crate) fn outbox_value(event: &ReleaseEvent) -> Result<AttributeValue, PortError> {
+    serde_json::to_string(event)
+        .map(s)
+        .map_err(|e| PortError::Other(format!("event {} is not JSON: {e}", event.event_id_of())))
+}
+
+/// The [`OUTBOX`] map of `events`.
+pub(crate) fn outbox_map(events: &[ReleaseEvent]) -> Result<AttributeValue, PortError> {
+    events
+        .iter()
+        .map(|e| Ok((outbox_key(e.sequence), outbox_value(e)?)))
+        .collect::<Result<HashMap<_, _>, PortError>>()
+        .map(AttributeValue::M)
+}
+
+/// The events in an item's [`OUTBOX`] map, by key; an entry that does not decode is an error of
+/// its own (the caller logs and skips it).
+pub(crate) fn outbox_events(item: &Item) -> Vec<(String, Result<ReleaseEvent, PortError>)> {
+    let Some(AttributeValue::M(map)) = item.get(OUTBOX) else {
+        return Vec::new();
+    };
+    let mut events: Vec<(String, Result<ReleaseEvent, PortError>)> = map
+        .iter()
+        .map(|(k, v)| {
+            let event = match v {
+                AttributeValue::S(json) => serde_json::from_str::<ReleaseEvent>(json)
+                    .map_err(|e| bad(item, format!("outbox entry {k} is not an event: {e}"))),
+                _ => Err(bad(item, format!("outbox entry {k} is not a string"))),
+            };
+            (k.clone(), event)
+        })
+        .collect();
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    events
+}
+
+/// True when the item's [`OUTBOX`] map exists (items written before the outbox have none).
+pub(crate) fn has_outbox(item: &Item) -> bool {
+    matches!(item.get(OUTBOX), Some(AttributeValue::M(_)))
 }
 
 fn bad(item: &Item, what: String) -> PortError {
@@ -132,7 +192,13 @@ pub(crate) fn is_release_item(item: &Item) -> bool {
     get_s(item, SK) == Some(RELEASE_SK)
 }
 
-pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
+/// The release item of a claim, with the claim's events in its outbox and the sequence counter
+/// at the last of them.
+pub(crate) fn release_item(
+    r: &ReleaseRecord,
+    pipeline_count: usize,
+    events: &[ReleaseEvent],
+) -> Result<Item, PortError> {
     let mut item = Item::from([
         (PK.to_owned(), s(release_pk(r.release_id.as_str()))),
         (SK.to_owned(), s(RELEASE_SK)),
@@ -149,7 +215,20 @@ pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
             AttributeValue::Bool(r.stop_requested),
         ),
         (PIPELINE_COUNT.to_owned(), n(pipeline_count)),
+        (VERSION.to_owned(), n(r.version)),
+        (LIFECYCLE.to_owned(), lifecycle_value(&r.lifecycle)?),
+        (
+            SEQ.to_owned(),
+            n(events.iter().map(|e| e.sequence).max().unwrap_or(0)),
+        ),
+        (OUTBOX.to_owned(), outbox_map(events)?),
+        // Listed by status (running_releases, list_releases) through the waiting index.
+        (WAITING_PK.to_owned(), s(release_partition(r.status))),
+        (WAITING_SK.to_owned(), s(list_order(r))),
     ]);
+    if !events.is_empty() {
+        item.insert(OUTBOX_PK.to_owned(), s(outbox_shard(r.release_id.as_str())));
+    }
     let optional = [
         (ENDED_AT, r.ended_at.map(format_time)),
         (SOURCE_LOCATION, r.source.location.clone()),
@@ -163,12 +242,30 @@ pub(crate) fn release_item(r: &ReleaseRecord, pipeline_count: usize) -> Item {
             item.insert(name.to_owned(), s(v));
         }
     }
-    if r.status == ReleaseStatus::Running {
-        // Listed by running_releases through the waiting index until finish removes them.
-        item.insert(WAITING_PK.to_owned(), s(RUNNING_VALUE));
-        item.insert(WAITING_SK.to_owned(), s(sortable_time(r.requested_at)));
+    Ok(item)
+}
+
+/// The release's lifecycle as stored: JSON text.
+pub(crate) fn lifecycle_value(l: &Lifecycle) -> Result<AttributeValue, PortError> {
+    serde_json::to_string(l)
+        .map(s)
+        .map_err(|e| PortError::Other(format!("a lifecycle is not JSON: {e}")))
+}
+
+fn decode_lifecycle(item: &Item) -> Result<Lifecycle, PortError> {
+    match item.get(LIFECYCLE) {
+        None => Ok(Lifecycle::default()),
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map_err(|e| bad(item, format!("lifecycle is not a lifecycle: {e}"))),
+        Some(_) => Err(bad(item, "lifecycle is not a string".into())),
     }
-    item
+}
+
+fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, PortError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(_) => req_n(item, name).map(Some),
+    }
 }
 
 pub(crate) fn decode_release(item: &Item) -> Result<ReleaseRecord, PortError> {
@@ -195,10 +292,12 @@ pub(crate) fn decode_release(item: &Item) -> Result<ReleaseRecord, PortError> {
         description: get_s(item, DESCRIPTION).map(str::to_owned),
         cause: get_s(item, CAUSE).map(str::to_owned),
         stop_requested: matches!(item.get(STOP_REQUESTED), Some(AttributeValue::Bool(true))),
+        version: opt_n(item, VERSION)?.unwrap_or(0),
+        lifecycle: decode_lifecycle(item)?,
     })
 }
 
-/// A new run item: NotStarted, no history.
+/// A new run item: NotStarted, attempt 1, no history, an empty outbox.
 pub(crate) fn run_item(
     release_id: &ReleaseId,
     owner: &str,
@@ -218,6 +317,8 @@ pub(crate) fn run_item(
         (STATUS.to_owned(), s(RunStatus::NotStarted.as_str())),
         (RANK.to_owned(), n(RunStatus::NotStarted.rank())),
         (HISTORY.to_owned(), AttributeValue::L(Vec::new())),
+        (ATTEMPT.to_owned(), n(1)),
+        (OUTBOX.to_owned(), AttributeValue::M(HashMap::new())),
     ]);
     if !spec.variables.is_empty() {
         let vars = spec
@@ -284,6 +385,9 @@ pub(crate) fn decode_run(item: &Item) -> Result<RunRecord, PortError> {
                 AttributeValue::M(m) => Ok(HistoryEntry {
                     status: run_status(item, req_s(m, STATUS)?)?,
                     at: req_time(m, "at")?,
+                    // Entries recorded before attempts were: attempt 1, no execution id.
+                    attempt: opt_n(m, ATTEMPT)?.unwrap_or(1),
+                    execution_id: get_s(m, EXECUTION_ID).map(str::to_owned),
                 }),
                 _ => Err(bad(item, "a history entry is not a map".into())),
             })
@@ -307,12 +411,15 @@ pub(crate) fn decode_run(item: &Item) -> Result<RunRecord, PortError> {
         history,
         stop_abandoned: matches!(item.get(STOP_ABANDONED), Some(AttributeValue::Bool(true))),
         cause: get_s(item, RUN_CAUSE).map(str::to_owned),
+        attempt: opt_n(item, ATTEMPT)?.unwrap_or(1),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rm_core::events::EventDraft;
+    use rm_core::lifecycle::{AttemptRecord, WaveRecord, WaveStatus};
     use time::macros::datetime;
 
     #[test]
@@ -327,18 +434,50 @@ mod tests {
         });
         let mut item = run_item(&id, "exec-1", &spec, 3);
         let at = datetime!(2024-05-01 10:00:00 UTC);
-        item.insert(HISTORY.into(), history_entry(RunStatus::InProgress, at));
+        let entry = HistoryEntry {
+            status: RunStatus::InProgress,
+            at,
+            attempt: 2,
+            execution_id: Some("e-1".into()),
+        };
+        item.insert(HISTORY.into(), history_entry(&entry));
+        item.insert(ATTEMPT.into(), n(2));
         let run = decode_run(&item).unwrap();
         assert_eq!(run.spec, spec);
         assert_eq!(run.status, RunStatus::NotStarted);
-        assert_eq!(run.history.len(), 1);
-        assert_eq!(run.history[0].at, at);
+        assert_eq!(run.history, vec![entry]);
+        assert_eq!(run.attempt, 2);
         assert_eq!(run_position(&item), 3);
+        assert!(has_outbox(&item), "a new run has an empty outbox");
+        assert!(outbox_events(&item).is_empty());
+
+        // Written before attempts were: attempt 1, entries of attempt 1 without an execution.
+        let mut old = run_item(&id, "exec-1", &spec, 0);
+        old.remove(ATTEMPT);
+        old.remove(OUTBOX);
+        old.insert(
+            HISTORY.into(),
+            AttributeValue::L(vec![AttributeValue::M(HashMap::from([
+                (STATUS.to_owned(), s("Failed")),
+                ("at".to_owned(), ts(at)),
+            ]))]),
+        );
+        let run = decode_run(&old).unwrap();
+        assert_eq!(run.attempt, 1);
+        assert_eq!(
+            run.history,
+            vec![HistoryEntry {
+                status: RunStatus::Failed,
+                at,
+                attempt: 1,
+                execution_id: None,
+            }]
+        );
+        assert!(!has_outbox(&old));
     }
 
-    #[test]
-    fn release_items_round_trip() {
-        let record = ReleaseRecord {
+    fn record() -> ReleaseRecord {
+        ReleaseRecord {
             release_id: ReleaseId::parse("r-1").unwrap(),
             owner: "exec".into(),
             status: ReleaseStatus::Failed,
@@ -355,24 +494,56 @@ mod tests {
             description: Some("d".into()),
             cause: Some("c".into()),
             stop_requested: true,
-        };
-        let item = release_item(&record, 2);
+            version: 3,
+            lifecycle: Lifecycle {
+                attempt: 2,
+                attempts: vec![AttemptRecord {
+                    attempt: 2,
+                    execution: "exec".into(),
+                    requested_at: datetime!(2024-05-01 10:30:00.25 UTC),
+                    requested_by: Some("alice".into()),
+                    ended_at: None,
+                    status: ReleaseStatus::Failed,
+                    cause: None,
+                }],
+                waves: vec![WaveRecord {
+                    wave: 1,
+                    status: WaveStatus::Failed,
+                    started_at: Some(datetime!(2024-05-01 10:31:00 UTC)),
+                    ended_at: None,
+                }],
+                approval_waves: vec![2],
+                ..Lifecycle::default()
+            },
+        }
+    }
+
+    #[test]
+    fn release_items_round_trip() {
+        let record = record();
+        let item = release_item(&record, 2, &[]).unwrap();
         assert!(is_release_item(&item));
         assert_eq!(
             get_s(&item, WAITING_PK),
+            Some("FAILED"),
+            "a release is indexed under its status"
+        );
+        assert_eq!(get_s(&item, WAITING_SK), Some(list_order(&record).as_str()));
+        assert_eq!(
+            get_s(&item, OUTBOX_PK),
             None,
-            "an ended release is not indexed"
+            "no events: not in the outbox"
         );
         let running = ReleaseRecord {
             status: ReleaseStatus::Running,
             ended_at: None,
             ..record.clone()
         };
-        let running_item = release_item(&running, 2);
+        let running_item = release_item(&running, 2, &[]).unwrap();
         assert_eq!(get_s(&running_item, WAITING_PK), Some("RUNNING"));
         assert_eq!(
             get_s(&running_item, WAITING_SK),
-            Some("2024-05-01T10:00:00.000000000Z")
+            Some("01714557600000000000#r-1")
         );
         assert_eq!(decode_release(&running_item).unwrap(), running);
         assert_eq!(get_s(&item, "requestedBy"), record.requested_by.as_deref());
@@ -389,18 +560,74 @@ mod tests {
                 },
                 ..record.clone()
             };
-            assert_eq!(decode_release(&release_item(&r, 0)).unwrap(), r);
+            assert_eq!(
+                decode_release(&release_item(&r, 0, &[]).unwrap()).unwrap(),
+                r
+            );
         }
         let mut odd = item.clone();
         odd.insert("sourceKind".into(), s("ftp"));
         assert!(decode_release(&odd).is_err());
+        let mut odd = item.clone();
+        odd.insert(LIFECYCLE.into(), s("{\"not\": \"a lifecycle\"}"));
+        assert!(decode_release(&odd).is_err());
 
-        // An item written before requestedBy and manifestHash reads with neither.
+        // An item written before requestedBy, manifestHash, version and lifecycle reads with
+        // none of them: version 0, the default lifecycle.
         let mut old = item;
-        old.remove("requestedBy");
-        old.remove("manifestHash");
+        for name in [
+            "requestedBy",
+            "manifestHash",
+            VERSION,
+            LIFECYCLE,
+            SEQ,
+            OUTBOX,
+        ] {
+            old.remove(name);
+        }
         let decoded = decode_release(&old).unwrap();
         assert_eq!(decoded.requested_by, None);
         assert_eq!(decoded.manifest_hash, None);
+        assert_eq!(decoded.version, 0);
+        assert_eq!(decoded.lifecycle, Lifecycle::default());
+    }
+
+    #[test]
+    fn the_claims_events_wait_in_the_release_items_outbox() {
+        let r = ReleaseRecord {
+            status: ReleaseStatus::Running,
+            ended_at: None,
+            ..record()
+        };
+        let events = EventDraft::stamp(
+            vec![
+                EventDraft::release_status(1, ReleaseStatus::Running, None, r.requested_at),
+                EventDraft::release_status(1, ReleaseStatus::Running, None, r.requested_at),
+            ],
+            &r.release_id,
+            9,
+        );
+        let item = release_item(&r, 1, &events).unwrap();
+        assert_eq!(item.get(SEQ), Some(&n(10)));
+        assert_eq!(get_s(&item, OUTBOX_PK), Some(outbox_shard("r-1").as_str()));
+        let stored: Vec<(String, ReleaseEvent)> = outbox_events(&item)
+            .into_iter()
+            .map(|(k, e)| (k, e.unwrap()))
+            .collect();
+        assert_eq!(
+            stored,
+            vec![
+                (outbox_key(9), events[0].clone()),
+                (outbox_key(10), events[1].clone())
+            ],
+            "in sequence order, as written"
+        );
+        let mut odd = item;
+        if let Some(AttributeValue::M(m)) = odd.get_mut(OUTBOX) {
+            m.insert(outbox_key(11), s("not json"));
+        }
+        let read = outbox_events(&odd);
+        assert_eq!(read.len(), 3);
+        assert!(read[2].1.is_err(), "a bad entry is an error of its own");
     }
 }

@@ -9,18 +9,29 @@
 //! | execution index | `EXEC#<executionId>` | `EXEC`             |
 //!
 //! Global secondary index [`WAITING_INDEX`] (`waiting`): partition key [`WAITING_PK`]
-//! (`waitingPk`), sort key [`WAITING_SK`] (`waitingSince`, RFC 3339 in the fixed-width UTC
-//! form of [`sortable_time`], so text order is time order), projection ALL. The index is
+//! (`waitingPk`), sort key [`WAITING_SK`] (`waitingSince`), projection ALL. The index is
 //! sparse and holds two kinds of item:
 //!
 //! - a run item that carries a task token: `waitingPk` = `WAITING#NN` ([`waiting_shard`]: a
 //!   stable hash of the release id and pipeline, mod [`WAITING_SHARDS`], so no one partition
 //!   takes every waiting run), `waitingSince` = when the token was stored or the sweep last
-//!   polled the run. The sweep queries every shard (and [`LEGACY_WAITING_VALUE`], what runs
+//!   polled the run (RFC 3339 in the fixed-width UTC form of [`sortable_time`], so text order
+//!   is time order). The sweep queries every shard (and [`LEGACY_WAITING_VALUE`], what runs
 //!   waiting since before the shards carry) and merges them, least recently polled first.
-//! - a release item while the release is RUNNING: `waitingPk` = [`RUNNING_VALUE`],
-//!   `waitingSince` = its `requestedAt`; set by the claim, removed by `finish`. The sweep's
-//!   reconciler lists the RUNNING releases from it without another index.
+//! - a release item: `waitingPk` = its status ([`RUNNING_VALUE`] while RUNNING, then
+//!   `SUCCEEDED`, `FAILED` or `CANCELLED`: [`release_partition`]), `waitingSince` =
+//!   [`rm_core::release::list_order`] (requestedAt, then the id). Set by the claim and by every
+//!   `update_release`, so a release moves between the partitions with its status. The sweep's
+//!   reconciler lists the RUNNING releases from the `RUNNING` partition; `list_releases` reads
+//!   one partition per status, newest first, and merges them. (One index for both, rather than
+//!   a list index of its own: CloudFormation adds at most one global secondary index to an
+//!   existing table per stack update, and the outbox needs one.)
+//!
+//! Global secondary index [`OUTBOX_INDEX`] (`outbox`): partition key [`OUTBOX_PK`]
+//! (`outboxPk`: [`outbox_shard`], `OUTBOX#N`, a stable hash of the release id mod
+//! [`OUTBOX_SHARDS`]), sort key [`PK`] (so a release's items are next to each other),
+//! projection INCLUDE [`OUTBOX`]. Sparse: an item (release or run) carries `outboxPk` while
+//! its `outbox` map holds events not yet published.
 
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{
@@ -39,10 +50,10 @@ pub const SK: &str = "sk";
 /// Name of the sparse index of waiting runs.
 pub const WAITING_INDEX: &str = "waiting";
 /// Partition key of [`WAITING_INDEX`] (string: [`waiting_shard`] on a waiting run,
-/// [`RUNNING_VALUE`] on a RUNNING release).
+/// [`release_partition`], the status, on a release).
 pub const WAITING_PK: &str = "waitingPk";
-/// Sort key of [`WAITING_INDEX`] (string, [`sortable_time`]: on a run, when the token was
-/// stored or last polled; on a release, its `requestedAt`).
+/// Sort key of [`WAITING_INDEX`] (string: on a run, [`sortable_time`] of when the token was
+/// stored or last polled; on a release, [`rm_core::release::list_order`]).
 pub const WAITING_SK: &str = "waitingSince";
 /// How many partitions the waiting runs are spread over.
 pub const WAITING_SHARDS: u64 = 16;
@@ -51,6 +62,17 @@ pub const WAITING_SHARDS: u64 = 16;
 pub const LEGACY_WAITING_VALUE: &str = "WAITING";
 /// The [`WAITING_PK`] value of a RUNNING release's item.
 pub const RUNNING_VALUE: &str = "RUNNING";
+
+/// Name of the sparse index of items with events not yet published.
+pub const OUTBOX_INDEX: &str = "outbox";
+/// Partition key of [`OUTBOX_INDEX`] (string: [`outbox_shard`]), present while the item's
+/// [`OUTBOX`] map holds events (it may outlive them: harmless).
+pub const OUTBOX_PK: &str = "outboxPk";
+/// The map of an item's events not yet published: key the sequence number ([`outbox_key`]),
+/// value the [`rm_core::events::ReleaseEvent`] as JSON text. Projected into [`OUTBOX_INDEX`].
+pub const OUTBOX: &str = "outbox";
+/// How many partitions of [`OUTBOX_INDEX`] the releases are spread over.
+pub const OUTBOX_SHARDS: u64 = 8;
 
 /// The release item's sort key.
 pub const RELEASE_SK: &str = "RELEASE";
@@ -77,14 +99,44 @@ pub fn exec_pk(execution_id: &str) -> String {
 /// and releases of this code (a run's shard must not move while it waits): never std's
 /// randomly seeded hasher, and never to be changed without a migration.
 pub fn waiting_shard(release_id: &str, pipeline: &str) -> String {
+    let hash = fnv1a(
+        release_id
+            .bytes()
+            .chain(std::iter::once(b'\n'))
+            .chain(pipeline.bytes()),
+    );
+    format!("WAITING#{:02}", hash % WAITING_SHARDS)
+}
+
+/// The [`OUTBOX_PK`] value of every item of a release: `OUTBOX#N`, N the same FNV-1a 64 hash
+/// as [`waiting_shard`]'s, of the release id alone, mod [`OUTBOX_SHARDS`]. Stable: never to be
+/// changed while events wait (an item's shard must not move).
+pub fn outbox_shard(release_id: &str) -> String {
+    format!("OUTBOX#{}", fnv1a(release_id.bytes()) % OUTBOX_SHARDS)
+}
+
+/// Every [`OUTBOX_PK`] value.
+pub fn outbox_partitions() -> Vec<String> {
+    (0..OUTBOX_SHARDS).map(|n| format!("OUTBOX#{n}")).collect()
+}
+
+/// The key of an event in an item's [`OUTBOX`] map: its sequence number, zero-padded to 20
+/// digits (every u64), so text order is sequence order.
+pub fn outbox_key(sequence: u64) -> String {
+    format!("{sequence:020}")
+}
+
+/// The [`WAITING_PK`] value of a release item: its status (`RUNNING`, `SUCCEEDED`, `FAILED`,
+/// `CANCELLED`).
+pub fn release_partition(status: rm_core::release::ReleaseStatus) -> &'static str {
+    status.as_str()
+}
+
+/// 64-bit FNV-1a.
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = release_id
-        .bytes()
-        .chain(std::iter::once(b'\n'))
-        .chain(pipeline.bytes())
-        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-    format!("WAITING#{:02}", hash % WAITING_SHARDS)
+    bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// Every [`WAITING_PK`] value a waiting run may carry: the shards, then the legacy value.
@@ -129,7 +181,7 @@ fn string_attribute(name: &str) -> Result<AttributeDefinition, PortError> {
 }
 
 /// Creates the release table as `template.yaml` declares it (on-demand billing) and waits until
-/// it and its index are ACTIVE. For tests and local stacks; production tables come from the
+/// it and its indexes are ACTIVE. For tests and local stacks; production tables come from the
 /// template.
 pub async fn create_table(client: &Client, name: &str) -> Result<(), PortError> {
     let waiting = GlobalSecondaryIndex::builder()
@@ -143,6 +195,18 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), PortError> 
         )
         .build()
         .map_err(|e| PortError::Other(e.to_string()))?;
+    let outbox = GlobalSecondaryIndex::builder()
+        .index_name(OUTBOX_INDEX)
+        .key_schema(key(OUTBOX_PK, KeyType::Hash)?)
+        .key_schema(key(PK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes(OUTBOX)
+                .build(),
+        )
+        .build()
+        .map_err(|e| PortError::Other(e.to_string()))?;
     client
         .create_table()
         .table_name(name)
@@ -151,9 +215,11 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), PortError> 
         .attribute_definitions(string_attribute(SK)?)
         .attribute_definitions(string_attribute(WAITING_PK)?)
         .attribute_definitions(string_attribute(WAITING_SK)?)
+        .attribute_definitions(string_attribute(OUTBOX_PK)?)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?)
         .global_secondary_indexes(waiting)
+        .global_secondary_indexes(outbox)
         .send()
         .await
         .map_err(|e| port_error("DynamoDB CreateTable", &e))?;
@@ -238,4 +304,26 @@ mod tests {
 
     /// Computed independently (FNV-1a 64 in Python) when the layout was introduced.
     const PINNED_SHARDS: [&str; 3] = ["WAITING#15", "WAITING#09", "WAITING#01"];
+
+    /// The outbox shard of a release is part of the stored layout too.
+    #[test]
+    fn outbox_shards_are_stable_and_spread() {
+        assert_eq!(
+            [outbox_shard("2026.05.1"), outbox_shard("r1")],
+            PINNED_OUTBOX_SHARDS
+        );
+        let partitions = outbox_partitions();
+        assert_eq!(partitions.len(), 8);
+        let used: std::collections::BTreeSet<String> = (0..200)
+            .map(|i| outbox_shard(&format!("release-{i}")))
+            .collect();
+        assert!(used.iter().all(|s| partitions.contains(s)));
+        assert_eq!(used.len(), 8, "200 releases use every shard");
+        assert_eq!(outbox_key(5), "00000000000000000005");
+        assert_eq!(outbox_key(u64::MAX).len(), 20);
+        assert!(outbox_key(9) < outbox_key(10));
+    }
+
+    /// FNV-1a 64 of the release id mod 8, computed independently (Python).
+    const PINNED_OUTBOX_SHARDS: [&str; 2] = ["OUTBOX#1", "OUTBOX#4"];
 }

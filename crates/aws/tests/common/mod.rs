@@ -69,6 +69,8 @@ pub fn release_of(id: &str, owner: &str, specs: Vec<PipelineSpec>) -> NewRelease
             description: None,
             cause: None,
             stop_requested: false,
+            version: 0,
+            lifecycle: Default::default(),
         },
         manifest: Manifest {
             release_id,
@@ -76,7 +78,10 @@ pub fn release_of(id: &str, owner: &str, specs: Vec<PipelineSpec>) -> NewRelease
             pipelines: specs,
             max_concurrency: 10,
             on_failure: OnFailure::Stop,
+            approvals: Vec::new(),
+            approval_timeout_minutes: rm_core::manifest::DEFAULT_APPROVAL_TIMEOUT_MINUTES,
         },
+        events: vec![],
     }
 }
 
