@@ -131,11 +131,6 @@ pub async fn record_run_status(
     if recorded.as_ref().is_some_and(|r| records(r, status, at)) {
         publish_written(w, &events).await;
     }
-    if let Some(r) = &recorded {
-        if r.status.is_terminal() {
-            settle_wave(w, &key.release_id, r.spec.wave).await;
-        }
-    }
     Ok(recorded)
 }
 
@@ -183,80 +178,82 @@ pub async fn record_run_start(
     {
         publish_written(w, &events).await;
     }
-    let wave = run.spec.wave;
-    let marked = change_release(w, &run.release_id, |r| {
-        let attempt = r.lifecycle.attempt;
-        let Some(wr) = r.lifecycle.wave_mut(wave) else {
-            return Ok((Vec::new(), ()));
-        };
-        if wr.status == WaveStatus::Running || !wr.status.is_open() {
-            return Ok((Vec::new(), ()));
-        }
-        wr.status = WaveStatus::Running;
-        wr.started_at.get_or_insert(at);
-        wr.ended_at = None;
-        Ok((
-            vec![EventDraft::wave_status(
-                attempt,
-                wave,
-                WaveStatus::Running,
-                at,
-            )],
-            (),
-        ))
-    })
-    .await;
-    if let Err(e) = marked {
-        tracing::warn!(release = %run.release_id, wave, error = %e, "could not mark the wave Running");
-    }
+    mark_wave_started(w, &run.release_id, run.spec.wave, at).await;
     Ok(recorded)
 }
 
-/// A run of `wave` ended: when every run of the wave in the current attempt has ended, the
-/// wave is Succeeded (all succeeded) or Failed. Best effort: the release's end settles a wave
-/// left open.
-async fn settle_wave(w: &Writer<'_>, release_id: &ReleaseId, wave: u32) {
-    // One item read first: only a Running wave is settled (the whole release is read then).
+/// The first start of a wave marks it Running, and settles the waves before it (their Map
+/// ended before this wave's began). One read of the release item for every start; the whole
+/// release is read only on a wave's first start.
+async fn mark_wave_started(w: &Writer<'_>, release_id: &ReleaseId, wave: u32, at: OffsetDateTime) {
     match w.store.release_record(release_id).await {
         Ok(Some(r))
             if r.lifecycle
                 .wave(wave)
-                .is_some_and(|x| x.status == WaveStatus::Running) => {}
+                .is_some_and(|x| x.status.is_open() && x.status != WaveStatus::Running) => {}
         _ => return,
     }
-    let now = w.clock.now();
-    let settled = change_release_with_runs(w, release_id, |r, runs| {
+    let marked = change_release_with_runs(w, release_id, |r, runs| {
         let attempt = r.lifecycle.attempt;
-        let runs: Vec<&RunRecord> = runs.iter().filter(|x| x.spec.wave == wave).collect();
+        let mut drafts = settle_waves(r, runs, Some(wave), at);
         let Some(wr) = r.lifecycle.wave_mut(wave) else {
-            return Ok((Vec::new(), ()));
+            return Ok((drafts, ()));
         };
-        if wr.status != WaveStatus::Running
-            || runs
-                .iter()
-                .any(|x| !x.status.is_terminal() && x.status != RunStatus::NotStarted)
-        {
-            return Ok((Vec::new(), ()));
+        if wr.status == WaveStatus::Running || !wr.status.is_open() {
+            return Ok((drafts, ()));
         }
-        if runs.iter().any(|x| x.status == RunStatus::NotStarted) {
-            return Ok((Vec::new(), ()));
-        }
-        let status = if runs.iter().all(|x| x.status == RunStatus::Succeeded) {
-            WaveStatus::Succeeded
-        } else {
-            WaveStatus::Failed
-        };
-        wr.status = status;
-        wr.ended_at = Some(now);
-        Ok((
-            vec![EventDraft::wave_status(attempt, wave, status, now)],
-            (),
-        ))
+        wr.status = WaveStatus::Running;
+        wr.started_at.get_or_insert(at);
+        wr.ended_at = None;
+        drafts.push(EventDraft::wave_status(
+            attempt,
+            wave,
+            WaveStatus::Running,
+            at,
+        ));
+        Ok((drafts, ()))
     })
     .await;
-    if let Err(e) = settled {
-        tracing::warn!(release = %release_id, wave, error = %e, "could not settle the wave");
+    if let Err(e) = marked {
+        tracing::warn!(release = %release_id, wave, error = %e, "could not mark the wave Running");
     }
+}
+
+/// Ends the Running waves before `before` (every Running wave when `None`: the release ends):
+/// a wave whose runs of this attempt all succeeded is Succeeded, at its last run's end;
+/// otherwise Failed (Cancelled when the release is cancelled), at `at`. Pure.
+pub(super) fn settle_waves(
+    r: &mut ReleaseRecord,
+    runs: &[RunRecord],
+    before: Option<u32>,
+    at: OffsetDateTime,
+) -> Vec<EventDraft> {
+    let attempt = r.lifecycle.attempt;
+    let cancelled = r.status == ReleaseStatus::Cancelled;
+    let mut drafts = Vec::new();
+    for wave in r.lifecycle.waves.iter_mut() {
+        let open = matches!(
+            wave.status,
+            WaveStatus::Running | WaveStatus::WaitingApproval
+        );
+        if !open || before.is_some_and(|b| wave.wave >= b) {
+            continue;
+        }
+        let of_wave = runs.iter().filter(|x| x.spec.wave == wave.wave);
+        let all_succeeded = of_wave.clone().all(|x| x.status == RunStatus::Succeeded);
+        let (status, ended) = match (all_succeeded, cancelled) {
+            (true, _) if wave.status == WaveStatus::Running => (
+                WaveStatus::Succeeded,
+                of_wave.filter_map(|x| x.ended_at).max().unwrap_or(at),
+            ),
+            (_, true) => (WaveStatus::Cancelled, at),
+            _ => (WaveStatus::Failed, at),
+        };
+        wave.status = status;
+        wave.ended_at = Some(ended);
+        drafts.push(EventDraft::wave_status(attempt, wave.wave, status, ended));
+    }
+    drafts
 }
 
 /// Marks the release as stopping, on condition that `owner` holds it and it is RUNNING
@@ -283,9 +280,9 @@ pub async fn finish_release(
     cause: Option<&str>,
     at: OffsetDateTime,
 ) -> PortResult<ReleaseRecord> {
-    let r = change_release(w, release_id, |r| {
+    let r = change_release_with_runs(w, release_id, |r, runs| {
         running_and_owned(r, owner)?;
-        Ok((end(r, status, cause, at), ()))
+        Ok((end(r, runs, status, cause, at), ()))
     })
     .await;
     r.map(|(r, ())| r).map_err(into_port)
@@ -294,35 +291,21 @@ pub async fn finish_release(
 /// The pure part of [`finish_release`].
 fn end(
     r: &mut ReleaseRecord,
+    runs: &[RunRecord],
     status: ReleaseStatus,
     cause: Option<&str>,
     at: OffsetDateTime,
 ) -> Vec<EventDraft> {
     let attempt = r.lifecycle.attempt;
-    let mut drafts = Vec::new();
     r.status = status;
     r.cause = cause.map(str::to_owned);
     r.ended_at = Some(at);
+    let mut drafts = settle_waves(r, runs, None, at);
     let l = &mut r.lifecycle;
     if let Some(a) = l.current_attempt_mut() {
         a.status = status;
         a.cause = cause.map(str::to_owned);
         a.ended_at = Some(at);
-    }
-    for wave in l.waves.iter_mut() {
-        let next = match (wave.status, status) {
-            (WaveStatus::Running | WaveStatus::WaitingApproval, ReleaseStatus::Cancelled) => {
-                WaveStatus::Cancelled
-            }
-            (WaveStatus::Running | WaveStatus::WaitingApproval, ReleaseStatus::Succeeded) => {
-                WaveStatus::Succeeded
-            }
-            (WaveStatus::Running | WaveStatus::WaitingApproval, _) => WaveStatus::Failed,
-            _ => continue,
-        };
-        wave.status = next;
-        wave.ended_at = Some(at);
-        drafts.push(EventDraft::wave_status(attempt, wave.wave, next, at));
     }
     let cancelled_by = l.cancel.as_ref().map(|c| c.by.clone());
     for approval in l.approvals.iter_mut() {

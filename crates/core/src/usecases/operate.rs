@@ -332,7 +332,7 @@ pub async fn await_approval(req: &ApprovalRequest, ports: &RunPorts<'_>) -> Resu
     let rid = release_id(&req.release_id)?;
     let now = ports.clock.now();
     let wave = req.wave;
-    let (release, ()) = change_release(&ports.writer(), &rid, |r| {
+    let (release, ()) = change_release_with_runs(&ports.writer(), &rid, |r, runs| {
         if r.owner != req.execution_name {
             return Err(TaskError::Duplicate(rid.to_string()));
         }
@@ -344,11 +344,13 @@ pub async fn await_approval(req: &ApprovalRequest, ports: &RunPorts<'_>) -> Resu
         }
         let attempt = r.lifecycle.attempt;
         let timeout = r.lifecycle.approval_timeout_minutes;
+        // The waves before this one ended before it waits.
+        let mut drafts = super::lifecycle::settle_waves(r, runs, Some(wave), now);
         let l = &mut r.lifecycle;
         l.approval_token = Some(req.task_token.clone());
         if l.approval_mut(wave).is_some() {
             // A retried task: the token is replaced, the decision (if any) delivered below.
-            return Ok((Vec::new(), ()));
+            return Ok((drafts, ()));
         }
         l.approvals.push(ApprovalRecord {
             wave,
@@ -368,7 +370,6 @@ pub async fn await_approval(req: &ApprovalRequest, ports: &RunPorts<'_>) -> Resu
             until: None,
         });
         l.waiting_for = Some(WaitingFor::Approval { wave, since: now });
-        let mut drafts = Vec::new();
         if let Some(w) = l.wave_mut(wave) {
             w.status = WaveStatus::WaitingApproval;
             drafts.push(EventDraft::wave_status(
