@@ -24,6 +24,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalServerError",
     "InternalFailure",
     "InternalError",
+    // EventBridge's 5xx.
+    "InternalException",
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "TransactionConflictException",

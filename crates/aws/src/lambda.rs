@@ -4,7 +4,9 @@
 //! the state machine's Retry and Catch match on `errorType` (`Throttled`, `Transient`,
 //! `ManifestInvalid`, ...).
 
-use crate::{required_env, CodePipelineClient, DynamoStore, SfnExecutions, SfnTaskTokens};
+use crate::{
+    required_env, CodePipelineClient, DynamoStore, EventBridgeBus, SfnExecutions, SfnTaskTokens,
+};
 use aws_config::SdkConfig;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rm_core::error::{PortError, TaskError};
@@ -30,6 +32,7 @@ pub async fn serve_task<S: ManifestSource + 'static>(
     let sfn = aws_sdk_sfn::Client::new(&config);
     let tokens = SfnTaskTokens::new(sfn.clone());
     let executions = SfnExecutions::new(sfn, required_env("STATE_MACHINE_ARN")?);
+    let bus = EventBridgeBus::from_env(aws_sdk_eventbridge::Client::new(&config));
     let source = source(&config);
     let ports = &TaskPorts {
         store: &store,
@@ -37,6 +40,7 @@ pub async fn serve_task<S: ManifestSource + 'static>(
         tokens: &tokens,
         executions: &executions,
         source: &source,
+        bus: &bus,
         clock: &SystemClock,
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

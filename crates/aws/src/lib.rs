@@ -11,6 +11,7 @@
 //! | `Executions` | [`SfnExecutions`] |
 //! | `Alarms` | [`CloudWatchAlarms`] |
 //! | `HealthEvents` | [`AwsHealth`] |
+//! | `EventBus` | [`EventBridgeBus`] (PutEvents on the default bus, or `EVENT_BUS_NAME`) |
 //!
 //! Built once in a function's main:
 //!
@@ -24,6 +25,7 @@
 //! let _pipelines = rm_aws::CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
 //! let _tokens = rm_aws::SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
 //! let _health = rm_aws::AwsHealth::from_config(&config); // Health's endpoint is us-east-1
+//! let _bus = rm_aws::EventBridgeBus::from_env(aws_sdk_eventbridge::Client::new(&config));
 //! // handlers return Result<_, rm_aws::LambdaError>: errorType = TaskError::error_type()
 //! # Ok(())
 //! # }
@@ -37,6 +39,7 @@ pub mod codepipeline;
 pub mod config;
 pub mod dynamo;
 mod error;
+pub mod events;
 pub mod health;
 pub mod lambda;
 pub mod s3;
@@ -47,6 +50,7 @@ pub use codepipeline::{CodePipelineClient, CodePipelineJobs};
 pub use config::{load_config, required_env, MissingEnv};
 pub use dynamo::schema::create_table;
 pub use dynamo::DynamoStore;
+pub use events::EventBridgeBus;
 pub use health::AwsHealth;
 pub use lambda::{no_manifests, serve_task, LambdaError};
 pub use s3::S3ManifestSource;

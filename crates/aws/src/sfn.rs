@@ -1,5 +1,6 @@
 //! Step Functions: [`SfnTaskTokens`] (SendTaskSuccess / SendTaskFailure) and [`SfnExecutions`]
-//! (StartExecution, for the API; DescribeExecution, for the reconciler's sweep).
+//! (StartExecution, for the API; DescribeExecution, for the reconciler's sweep; StopExecution,
+//! for a cancel).
 
 use crate::error::{is_service_error, port_error, truncate};
 use async_trait::async_trait;
@@ -105,8 +106,8 @@ fn run_state(status: &ExecutionStatus) -> Option<ExecutionRunState> {
     })
 }
 
-/// The [`Executions`] port: StartExecution and DescribeExecution on the release state
-/// machine.
+/// The [`Executions`] port: StartExecution, DescribeExecution and StopExecution on the
+/// release state machine.
 #[derive(Debug, Clone)]
 pub struct SfnExecutions {
     client: Client,
@@ -196,6 +197,48 @@ impl Executions for SfnExecutions {
             error: out.error,
             cause: out.cause,
         }))
+    }
+
+    /// StopExecution of `name` (a cancel). ExecutionDoesNotExist is not an error (nothing to
+    /// stop); neither is an execution that has already ended: Step Functions answers a stop of
+    /// an ended execution without stopping anything, and should it refuse it instead (a
+    /// ValidationException), DescribeExecution decides: ended is done, still running is the
+    /// error.
+    async fn stop(&self, name: &str, error: &str, cause: &str) -> PortResult<()> {
+        let arn = self.execution_arn(name);
+        let result = self
+            .client
+            .stop_execution()
+            .execution_arn(&arn)
+            .error(truncate(error, MAX_ERROR))
+            .cause(truncate(cause, MAX_CAUSE))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| se.is_execution_does_not_exist(),
+                    &["ExecutionDoesNotExist"],
+                ) =>
+            {
+                tracing::info!(execution = %arn, "StopExecution: no such execution; nothing to stop");
+                return Ok(());
+            }
+            Err(e) => port_error(&format!("Step Functions StopExecution {arn}"), &e),
+        };
+        if matches!(e, PortError::Throttled(_) | PortError::Transient(_)) {
+            return Err(e);
+        }
+        match self.describe(name).await? {
+            Some(state) if state.status == ExecutionRunState::Running => Err(e),
+            state => {
+                tracing::info!(execution = %arn, status = ?state.map(|s| s.status), refused = %e,
+                    "StopExecution refused for an execution that is not running; nothing to stop");
+                Ok(())
+            }
+        }
     }
 
     async fn start(&self, name: &str, input: &Value) -> PortResult<String> {

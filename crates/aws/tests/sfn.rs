@@ -6,9 +6,10 @@ use aws_sdk_sfn::error::ErrorMetadata;
 use aws_sdk_sfn::operation::describe_execution::{DescribeExecutionError, DescribeExecutionOutput};
 use aws_sdk_sfn::operation::send_task_failure::{SendTaskFailureError, SendTaskFailureOutput};
 use aws_sdk_sfn::operation::send_task_success::{SendTaskSuccessError, SendTaskSuccessOutput};
+use aws_sdk_sfn::operation::stop_execution::{StopExecutionError, StopExecutionOutput};
 use aws_sdk_sfn::primitives::DateTime;
 use aws_sdk_sfn::types::error::{
-    ExecutionDoesNotExist, InvalidToken, TaskDoesNotExist, TaskTimedOut,
+    ExecutionDoesNotExist, InvalidToken, TaskDoesNotExist, TaskTimedOut, ValidationException,
 };
 use aws_sdk_sfn::types::ExecutionStatus;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -279,4 +280,137 @@ async fn describe_maps_statuses_error_and_cause() {
     let err = executions.describe("s3-r1").await.unwrap_err();
     assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
     assert!(err.to_string().contains("DescribeExecution"), "{err}");
+}
+
+#[tokio::test]
+async fn stop_stops_a_running_execution_and_is_quiet_about_missing_and_ended_ones_on_moto() {
+    let client = moto_sfn().await;
+    let arn = state_machine(&client).await;
+    let executions = SfnExecutions::new(client.clone(), &arn);
+    let name = unique_name("api-cancel");
+    // Nothing to stop yet: ExecutionDoesNotExist is not an error.
+    executions
+        .stop(&name, "ReleaseCancelled", "cancelled by alice: bad canary")
+        .await
+        .unwrap();
+    executions
+        .start(&name, &json!({"claimedRelease": "r1"}))
+        .await
+        .unwrap();
+    executions
+        .stop(&name, "ReleaseCancelled", "cancelled by alice: bad canary")
+        .await
+        .unwrap();
+    let stopped = executions.describe(&name).await.unwrap().unwrap();
+    assert_eq!(stopped.status, ExecutionRunState::Aborted);
+    // Stopping it again (a second cancel) is not an error either.
+    executions
+        .stop(&name, "ReleaseCancelled", "cancelled by bob: again")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stop_maps_step_functions_answers() {
+    const MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:release-machine";
+    const EXECUTION: &str =
+        "arn:aws:states:us-east-1:123456789012:execution:release-machine:api-r1";
+    let stopped = mock!(aws_sdk_sfn::Client::stop_execution)
+        .match_requests(|r| {
+            r.execution_arn() == Some(EXECUTION)
+                && r.error() == Some("ReleaseCancelled")
+                && r.cause().is_some_and(|c| c.len() == 32_768)
+        })
+        .then_output(|| {
+            StopExecutionOutput::builder()
+                .stop_date(DateTime::from_secs(1_767_225_600))
+                .build()
+                .unwrap()
+        });
+    let missing = mock!(aws_sdk_sfn::Client::stop_execution).then_error(|| {
+        StopExecutionError::ExecutionDoesNotExist(ExecutionDoesNotExist::builder().build())
+    });
+    // A refusal for an execution that has ended: DescribeExecution says so, nothing to do.
+    let refused = || {
+        mock!(aws_sdk_sfn::Client::stop_execution).then_error(|| {
+            StopExecutionError::ValidationException(
+                ValidationException::builder()
+                    .message("execution is not running")
+                    .build(),
+            )
+        })
+    };
+    let refused_ended = refused();
+    let ended = mock!(aws_sdk_sfn::Client::describe_execution).then_output(|| {
+        DescribeExecutionOutput::builder()
+            .execution_arn(EXECUTION)
+            .state_machine_arn(MACHINE)
+            .status(ExecutionStatus::Succeeded)
+            .start_date(DateTime::from_secs(1_767_225_600))
+            .build()
+            .unwrap()
+    });
+    // The same refusal for an execution still running is the error.
+    let refused_running = refused();
+    let running = mock!(aws_sdk_sfn::Client::describe_execution).then_output(|| {
+        DescribeExecutionOutput::builder()
+            .execution_arn(EXECUTION)
+            .state_machine_arn(MACHINE)
+            .status(ExecutionStatus::Running)
+            .start_date(DateTime::from_secs(1_767_225_600))
+            .build()
+            .unwrap()
+    });
+    let throttled = mock!(aws_sdk_sfn::Client::stop_execution).then_error(|| {
+        StopExecutionError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let client = mock_client!(
+        aws_sdk_sfn,
+        RuleMode::Sequential,
+        [
+            &stopped,
+            &missing,
+            &refused_ended,
+            &ended,
+            &refused_running,
+            &running,
+            &throttled
+        ],
+        |c| c.retry_config(aws_sdk_sfn::config::retry::RetryConfig::disabled())
+    );
+    let executions = SfnExecutions::new(client, MACHINE);
+    let long_cause = "x".repeat(40_000);
+    executions
+        .stop("api-r1", "ReleaseCancelled", &long_cause)
+        .await
+        .unwrap();
+    assert_eq!(
+        stopped.num_calls(),
+        1,
+        "the cause is cut to StopExecution's limit"
+    );
+    executions
+        .stop("api-r1", "ReleaseCancelled", "c")
+        .await
+        .unwrap();
+    executions
+        .stop("api-r1", "ReleaseCancelled", "c")
+        .await
+        .unwrap();
+    let err = executions
+        .stop("api-r1", "ReleaseCancelled", "c")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Other(_)), "{err:?}");
+    assert!(err.to_string().contains("StopExecution"), "{err}");
+    let err = executions
+        .stop("api-r1", "ReleaseCancelled", "c")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
 }

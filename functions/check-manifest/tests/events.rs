@@ -49,6 +49,7 @@ impl World {
             store: &self.store,
             pipelines: &self.pipelines,
             source: &self.source,
+            bus: &rm_core::memory::NO_BUS,
             clock: &self.clock,
         }
     }

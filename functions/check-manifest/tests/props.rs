@@ -38,6 +38,7 @@ fn ports(world: &World) -> Ports<'_> {
         store: &world.store,
         pipelines: &world.pipelines,
         source: &world.source,
+        bus: &rm_core::memory::NO_BUS,
         clock: &world.clock,
     }
 }

@@ -46,6 +46,7 @@ impl World {
                 store: &world.store,
                 pipelines: &world.pipelines,
                 source: &FakeSource::default(),
+                bus: &rm_core::memory::NO_BUS,
                 clock: &world.clock,
             },
         )
@@ -64,6 +65,7 @@ impl World {
             pipelines: &self.pipelines,
             tokens: &self.tokens,
             executions: &rm_core::memory::NO_EXECUTIONS,
+            bus: &rm_core::memory::NO_BUS,
             clock: &self.clock,
         }
     }

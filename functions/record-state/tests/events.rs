@@ -62,6 +62,7 @@ impl World {
                 store: &world.store,
                 pipelines: &world.pipelines,
                 source: &FakeSource::default(),
+                bus: &rm_core::memory::NO_BUS,
                 clock: &world.clock,
             },
         )
@@ -75,6 +76,7 @@ impl World {
                 "payments-db-migrate",
                 EXECUTION_ID,
                 Clock::now(&world.clock),
+                &[],
             )
             .await
             .unwrap();
@@ -92,6 +94,7 @@ impl World {
             pipelines: &self.pipelines,
             tokens: &self.tokens,
             executions: &rm_core::memory::NO_EXECUTIONS,
+            bus: &rm_core::memory::NO_BUS,
             clock: &self.clock,
         }
     }
@@ -226,7 +229,7 @@ async fn record_release_succeeded_ends_the_release() {
         let now = Clock::now(&world.clock);
         world
             .store
-            .record_start(&rid(), &world.owner, name, &execution_id, now)
+            .record_start(&rid(), &world.owner, name, &execution_id, now, &[])
             .await
             .unwrap();
         let k = RunKey {
@@ -235,7 +238,7 @@ async fn record_release_succeeded_ends_the_release() {
         };
         world
             .store
-            .record_status(&k, RunStatus::Succeeded, now)
+            .record_status(&k, RunStatus::Succeeded, now, &[])
             .await
             .unwrap();
     }

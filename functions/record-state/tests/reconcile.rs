@@ -126,6 +126,7 @@ async fn a_release_that_could_not_record_its_end_ends_as_its_runs_say() {
                 &k,
                 RunStatus::Succeeded,
                 rm_core::ports::Clock::now(&w.clock),
+                &[],
             )
             .await
             .unwrap();

@@ -1,6 +1,8 @@
 use lambda_http::{service_fn, Request};
 use release_api::{handle, Ports};
-use rm_aws::{required_env, CodePipelineClient, DynamoStore, SfnExecutions};
+use rm_aws::{
+    required_env, CodePipelineClient, DynamoStore, EventBridgeBus, SfnExecutions, SfnTaskTokens,
+};
 use rm_core::ports::SystemClock;
 use std::convert::Infallible;
 
@@ -13,14 +15,16 @@ async fn main() -> Result<(), lambda_http::Error> {
         required_env("TABLE_NAME")?,
     );
     let pipelines = CodePipelineClient::new(aws_sdk_codepipeline::Client::new(&config));
-    let executions = SfnExecutions::new(
-        aws_sdk_sfn::Client::new(&config),
-        required_env("STATE_MACHINE_ARN")?,
-    );
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let tokens = SfnTaskTokens::new(sfn.clone());
+    let executions = SfnExecutions::new(sfn, required_env("STATE_MACHINE_ARN")?);
+    let bus = EventBridgeBus::from_env(aws_sdk_eventbridge::Client::new(&config));
     let ports = &Ports {
         store: &store,
         pipelines: &pipelines,
         executions: &executions,
+        tokens: &tokens,
+        bus: &bus,
         clock: &SystemClock,
     };
     lambda_http::run(service_fn(move |request: Request| async move {

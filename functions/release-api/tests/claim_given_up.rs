@@ -7,8 +7,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::Request;
 use release_api::{handle, Ports};
 use rm_core::error::PortError;
-use rm_core::memory::{FakeExecutions, FakePipelines, ManualClock, MemoryStore};
-use rm_core::ports::{Claim, NewRelease, PortResult, ReleaseStore, RunKey};
+use rm_core::events::ReleaseEvent;
+use rm_core::memory::{
+    FakeExecutions, FakePipelines, ManualClock, MemoryStore, RecordingTokens, NO_BUS,
+};
+use rm_core::ports::{Claim, ListQuery, NewRelease, PortResult, ReleasePage, ReleaseStore, RunKey};
 use rm_core::release::{ReleaseRecord, RunRecord, StoredRelease};
 use rm_core::{ReleaseId, ReleaseStatus};
 use rm_testkit::event;
@@ -70,9 +73,10 @@ impl ReleaseStore for FailingClaims {
         pipeline: &str,
         execution_id: &str,
         at: OffsetDateTime,
+        events: &[ReleaseEvent],
     ) -> PortResult<RunRecord> {
         self.inner
-            .record_start(release_id, owner, pipeline, execution_id, at)
+            .record_start(release_id, owner, pipeline, execution_id, at, events)
             .await
     }
     async fn record_status(
@@ -80,8 +84,9 @@ impl ReleaseStore for FailingClaims {
         key: &RunKey,
         status: rm_core::RunStatus,
         at: OffsetDateTime,
+        events: &[ReleaseEvent],
     ) -> PortResult<Option<RunRecord>> {
-        self.inner.record_status(key, status, at).await
+        self.inner.record_status(key, status, at, events).await
     }
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
         self.inner.find_by_execution(execution_id).await
@@ -112,20 +117,31 @@ impl ReleaseStore for FailingClaims {
     async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>> {
         self.inner.running_releases().await
     }
-    async fn request_stop(&self, release_id: &ReleaseId, owner: &str) -> PortResult<()> {
-        self.inner.request_stop(release_id, owner).await
+    async fn next_sequence(&self, release_id: &ReleaseId, count: u64) -> PortResult<u64> {
+        self.inner.next_sequence(release_id, count).await
     }
-    async fn finish(
+    async fn update_release(
         &self,
-        release_id: &ReleaseId,
-        owner: &str,
-        status: ReleaseStatus,
-        cause: Option<&str>,
-        at: OffsetDateTime,
-    ) -> PortResult<ReleaseRecord> {
-        self.inner
-            .finish(release_id, owner, status, cause, at)
-            .await
+        record: &ReleaseRecord,
+        events: &[ReleaseEvent],
+    ) -> PortResult<()> {
+        self.inner.update_release(record, events).await
+    }
+    async fn reset_run(&self, key: &RunKey, attempt: u32) -> PortResult<Option<RunRecord>> {
+        self.inner.reset_run(key, attempt).await
+    }
+    async fn outbox(
+        &self,
+        release_id: Option<&ReleaseId>,
+        limit: usize,
+    ) -> PortResult<Vec<ReleaseEvent>> {
+        self.inner.outbox(release_id, limit).await
+    }
+    async fn remove_from_outbox(&self, events: &[ReleaseEvent]) -> PortResult<()> {
+        self.inner.remove_from_outbox(events).await
+    }
+    async fn list_releases(&self, query: &ListQuery) -> PortResult<ReleasePage> {
+        self.inner.list_releases(query).await
     }
 }
 
@@ -133,6 +149,7 @@ struct World {
     store: FailingClaims,
     pipelines: FakePipelines,
     executions: FakeExecutions,
+    tokens: RecordingTokens,
     clock: ManualClock,
 }
 
@@ -147,6 +164,7 @@ impl World {
                 "ledger-worker",
             ]),
             executions: FakeExecutions::default(),
+            tokens: RecordingTokens::default(),
             clock: ManualClock::fixed(),
         }
     }
@@ -156,6 +174,8 @@ impl World {
             store: &self.store,
             pipelines: &self.pipelines,
             executions: &self.executions,
+            tokens: &self.tokens,
+            bus: &NO_BUS,
             clock: &self.clock,
         };
         let response = handle(request, &ports).await;

@@ -4,9 +4,12 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use release_api::{handle, Ports};
 use rm_core::error::PortError;
-use rm_core::memory::{FakeExecutions, FakePipelines, ManualClock, MemoryStore};
+use rm_core::memory::{
+    FakeExecutions, FakePipelines, ManualClock, MemoryStore, RecordingTokens, NO_BUS,
+};
 use rm_core::ports::Clock;
 use rm_core::ports::ReleaseStore;
+use rm_core::usecases;
 use rm_core::{ReleaseId, ReleaseStatus};
 use rm_testkit::event;
 use serde_json::{json, Value};
@@ -36,6 +39,7 @@ struct World {
     store: MemoryStore,
     pipelines: FakePipelines,
     executions: FakeExecutions,
+    tokens: RecordingTokens,
     clock: ManualClock,
 }
 
@@ -50,6 +54,7 @@ impl World {
                 "ledger-worker",
             ]),
             executions: FakeExecutions::default(),
+            tokens: RecordingTokens::default(),
             clock: ManualClock::fixed(),
         }
     }
@@ -59,6 +64,8 @@ impl World {
             store: &self.store,
             pipelines: &self.pipelines,
             executions: &self.executions,
+            tokens: &self.tokens,
+            bus: &NO_BUS,
             clock: &self.clock,
         }
     }
@@ -184,17 +191,16 @@ async fn a_repeat_by_another_caller_or_of_an_ended_release_is_409() {
 
     let id = ReleaseId::parse("2026.03.1").unwrap();
     let owner = world.store.get(&id).await.unwrap().unwrap().release.owner;
-    world
-        .store
-        .finish(
-            &id,
-            &owner,
-            ReleaseStatus::Failed,
-            Some("x"),
-            world.clock.now(),
-        )
-        .await
-        .unwrap();
+    usecases::finish_release(
+        &world.ports().writer(),
+        &id,
+        &owner,
+        ReleaseStatus::Failed,
+        Some("x"),
+        world.clock.now(),
+    )
+    .await
+    .unwrap();
     let (status, body, _) = world.call(post("late-retry", None)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(world.executions.started().len(), 1, "no second start");
@@ -377,10 +383,10 @@ async fn other_routes_and_methods_are_404_and_405() {
     assert_eq!(response.headers()["allow"], "GET");
 
     let mut e = event("apigw-post-release.json");
-    e["httpMethod"] = json!("GET");
+    e["httpMethod"] = json!("DELETE");
     let (status, _, response) = world.call(request(e)).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(response.headers()["allow"], "GET, POST");
 
     let mut e = event("apigw-get-release.json");
     e["path"] = json!("/pipelines");

@@ -12,12 +12,15 @@ use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use proptest::prelude::*;
 use proptest::sample::select;
-use release_api::{handle, Ports};
-use rm_core::view::ReleaseView;
-use rm_core::ReleaseId;
+use release_api::{handle, Action, Ports};
+use rm_core::ports::Clock;
+use rm_core::tasks::{ApprovalRequest, CheckManifestRequest};
+use rm_core::usecases;
+use rm_core::view::{ReleaseList, ReleaseView};
+use rm_core::{ReleaseId, ReleaseStatus};
 use rm_testkit::props::{
     any_bytes, any_json, any_text, block_on, check_keys, config, corrupted, event, event_bytes,
-    mutated, text_field, World,
+    mutated, text_field, World, SAMPLE_EXECUTION, SAMPLE_RELEASE,
 };
 use serde_json::{json, Value};
 
@@ -44,17 +47,111 @@ fn world(claimed: bool) -> World {
     world
 }
 
-/// Runs the handler and checks the response: JSON, a documented status for the method, the
-/// body that status documents, a message on every error, never a 500.
+/// The sample release in a state an operator meets: not recorded, RUNNING, ended FAILED, or
+/// (with `"approvals": [2]`) waiting for the approval of wave 2.
+fn world_in(state: u8) -> World {
+    let world = World::new();
+    block_on(async {
+        match state % 4 {
+            0 => {}
+            1 => world.claim_sample().await,
+            2 => {
+                world.claim_sample().await;
+                usecases::finish_release(
+                    &world.api_ports().writer(),
+                    &ReleaseId::parse(SAMPLE_RELEASE).unwrap(),
+                    SAMPLE_EXECUTION,
+                    ReleaseStatus::Failed,
+                    Some("payments-api (Failed)"),
+                    world.clock.now(),
+                )
+                .await
+                .unwrap();
+            }
+            _ => {
+                let mut manifest = event("release-manifest.json");
+                manifest["approvals"] = json!([2]);
+                let request = CheckManifestRequest {
+                    input: manifest,
+                    execution_name: SAMPLE_EXECUTION.to_owned(),
+                };
+                usecases::check_manifest(&request, &world.manifest_ports())
+                    .await
+                    .unwrap();
+                usecases::await_approval(
+                    &ApprovalRequest {
+                        release_id: SAMPLE_RELEASE.to_owned(),
+                        execution_name: SAMPLE_EXECUTION.to_owned(),
+                        wave: 2,
+                        task_token: "token".to_owned(),
+                    },
+                    &world.run_ports(),
+                )
+                .await
+                .unwrap();
+            }
+        }
+    });
+    world
+}
+
+/// `POST /releases/{id}/{action}` with this body (the sample POST's context: a caller, a
+/// request id).
+fn operate_event(action: &str, id: &str, body: Value) -> Value {
+    let mut e = event("apigw-post-release.json");
+    e["resource"] = json!(format!("/releases/{{id}}/{action}"));
+    e["path"] = json!(format!("/releases/{id}/{action}"));
+    e["pathParameters"] = json!({ "id": id });
+    e["body"] = body;
+    e
+}
+
+/// The bodies the four actions take, right and nearly right, as JSON values to mutate.
+fn operate_body_sample() -> impl Strategy<Value = Value> {
+    select(vec![
+        json!({}),
+        json!({"reason": "bad canary"}),
+        json!({"wave": 2}),
+        json!({"wave": 1}),
+        json!({"wave": 2, "reason": "error budget"}),
+        json!({"wave": 2, "reason": "x", "extra": true}),
+    ])
+}
+
+/// Which route a request's path names (as the handler routes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `/releases`: POST a manifest, GET the list.
+    Releases,
+    /// `/releases/{id}`.
+    Release,
+    /// `/releases/{id}/cancel|retry|approve|reject`.
+    Operate(Action),
+    Other,
+}
+
+fn route(request: &Request) -> Route {
+    let path = request.raw_http_path();
+    let segments: Vec<&str> = path
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segments.as_slice() {
+        ["releases"] => Route::Releases,
+        ["releases", _] => Route::Release,
+        ["releases", _, action] => Action::parse(action).map_or(Route::Other, Route::Operate),
+        _ => Route::Other,
+    }
+}
+
+/// Runs the handler and checks the response: JSON, a documented status for the method and
+/// route, the body that status documents, a message on every error, never a 500.
 fn check(world: &World, request: Request) -> Result<(), TestCaseError> {
     let method = request.method().clone();
+    let route = route(&request);
     let started_before = world.executions.started().len();
-    let ports = Ports {
-        store: &world.store,
-        pipelines: &world.pipelines,
-        executions: &world.executions,
-        clock: &world.clock,
-    };
+    let ports: Ports<'_> = world.api_ports();
     let response: Response<Body> = block_on(handle(request, &ports));
     let status = response.status();
     prop_assert_eq!(
@@ -77,30 +174,68 @@ fn check(world: &World, request: Request) -> Result<(), TestCaseError> {
         text_field(&body, "message")?;
     }
     let started = world.executions.started().len() - started_before;
-    prop_assert_eq!(started, usize::from(status == StatusCode::ACCEPTED));
+    let starts = matches!(route, Route::Releases | Route::Operate(Action::Retry));
+    prop_assert_eq!(
+        started,
+        usize::from(status == StatusCode::ACCEPTED && starts)
+    );
     match status {
         StatusCode::OK => {
             prop_assert_eq!(&method, &Method::GET);
-            serde_json::from_value::<ReleaseView>(body.clone())
-                .map_err(|e| TestCaseError::fail(format!("not the release JSON ({e}): {body}")))?;
+            match route {
+                Route::Releases => {
+                    serde_json::from_value::<ReleaseList>(body.clone()).map_err(|e| {
+                        TestCaseError::fail(format!("not a page of releases ({e}): {body}"))
+                    })?;
+                }
+                Route::Release => {
+                    serde_json::from_value::<ReleaseView>(body.clone()).map_err(|e| {
+                        TestCaseError::fail(format!("not the release JSON ({e}): {body}"))
+                    })?;
+                }
+                other => return Err(TestCaseError::fail(format!("200 for {other:?}"))),
+            }
         }
         StatusCode::ACCEPTED => {
             prop_assert_eq!(&method, &Method::POST);
-            check_keys(&body, &["releaseId", "statusUrl", "executionArn"])?;
-            let id = text_field(&body, "releaseId")?;
-            prop_assert!(ReleaseId::parse(id).is_ok(), "{}", body);
-            let url = text_field(&body, "statusUrl")?;
-            prop_assert!(url.ends_with(&format!("/releases/{id}")), "{}", body);
-            text_field(&body, "executionArn")?;
+            match route {
+                Route::Releases => {
+                    check_keys(&body, &["releaseId", "statusUrl", "executionArn"])?;
+                    let id = text_field(&body, "releaseId")?;
+                    prop_assert!(ReleaseId::parse(id).is_ok(), "{}", body);
+                    let url = text_field(&body, "statusUrl")?;
+                    prop_assert!(url.ends_with(&format!("/releases/{id}")), "{}", body);
+                    text_field(&body, "executionArn")?;
+                }
+                Route::Operate(action) => {
+                    serde_json::from_value::<ReleaseView>(body.clone()).map_err(|e| {
+                        TestCaseError::fail(format!("not the release JSON ({e}): {body}"))
+                    })?;
+                    prop_assert_eq!(
+                        body.get("executionArn").is_some(),
+                        action == Action::Retry,
+                        "{}",
+                        body
+                    );
+                }
+                other => return Err(TestCaseError::fail(format!("202 for {other:?}"))),
+            }
         }
         StatusCode::BAD_REQUEST => {
-            prop_assert_eq!(&method, &Method::POST);
+            let documented = match route {
+                Route::Releases => true,
+                Route::Operate(_) => method == Method::POST,
+                _ => false,
+            };
+            prop_assert!(documented, "400 for {} {:?}: {}", method, route, body);
             check_keys(&body, &["message", "errors"])?;
             let errors = body["errors"].as_array();
             prop_assert!(errors.is_some_and(|e| !e.is_empty()), "{}", body);
             for e in errors.into_iter().flatten() {
                 check_keys(e, &["path", "message"])?;
-                prop_assert!(text_field(e, "path")?.starts_with('$'), "{}", e);
+                let path = text_field(e, "path")?;
+                // A JSONPath into the body, or `?name` of the query.
+                prop_assert!(path.starts_with('$') || path.starts_with('?'), "{}", e);
                 text_field(e, "message")?;
             }
         }
@@ -108,12 +243,18 @@ fn check(world: &World, request: Request) -> Result<(), TestCaseError> {
             prop_assert_eq!(&method, &Method::POST);
             check_keys(&body, &["message", "releaseId"])?;
         }
-        StatusCode::NOT_FOUND => check_keys(&body, &["message"])?,
+        StatusCode::NOT_FOUND => {
+            if matches!(route, Route::Operate(_)) {
+                check_keys(&body, &["message", "releaseId"])?
+            } else {
+                check_keys(&body, &["message"])?
+            }
+        }
         StatusCode::METHOD_NOT_ALLOWED => {
             check_keys(&body, &["message"])?;
             let allow = response.headers().get(header::ALLOW);
             prop_assert!(
-                allow.is_some_and(|a| a == "GET" || a == "POST"),
+                allow.is_some_and(|a| a == "GET" || a == "POST" || a == "GET, POST"),
                 "{:?}",
                 allow
             );
@@ -272,6 +413,68 @@ proptest! {
         e["httpMethod"] = json!(method);
         e["pathParameters"] = if id.is_null() { id } else { json!({"id": id}) };
         check_event(&world(claimed), &e)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn an_operation_with_any_body_is_answered_as_documented(
+        action in select(vec!["cancel", "retry", "approve", "reject"]),
+        id in prop_oneof![Just(SAMPLE_RELEASE.to_owned()), any_text()],
+        body in prop_oneof![
+            Just(Value::Null),
+            any_json().prop_map(|v| json!(v.to_string())),
+            any_text().prop_map(Value::from),
+            operate_body_sample().prop_map(|v| json!(v.to_string())),
+        ],
+        state in any::<u8>(),
+    ) {
+        check_event(&world_in(state), &operate_event(action, &id, body))?;
+    }
+
+    #[test]
+    fn a_mutated_operation_body_is_answered_as_documented(
+        action in select(vec!["cancel", "retry", "approve", "reject"]),
+        body in operate_body_sample().prop_flat_map(mutated),
+        state in any::<u8>(),
+    ) {
+        let e = operate_event(action, SAMPLE_RELEASE, json!(body.to_string()));
+        check_event(&world_in(state), &e)?;
+    }
+
+    #[test]
+    fn a_list_with_any_query_is_answered_as_documented(
+        query in proptest::collection::btree_map(
+            prop_oneof![
+                select(vec!["status", "limit", "next"]).prop_map(str::to_owned),
+                any_text(),
+            ],
+            proptest::collection::vec(
+                prop_oneof![
+                    select(vec!["RUNNING", "FAILED", "0", "1", "20", "100", "101", "-1", ""])
+                        .prop_map(str::to_owned),
+                    any_text(),
+                ],
+                1..3,
+            ),
+            0..4,
+        ),
+        state in any::<u8>(),
+    ) {
+        let mut e = event("apigw-get-release.json");
+        e["httpMethod"] = json!("GET");
+        e["path"] = json!("/releases");
+        e["resource"] = json!("/releases");
+        e["pathParameters"] = Value::Null;
+        let multi: serde_json::Map<String, Value> =
+            query.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let single: serde_json::Map<String, Value> =
+            query.iter().map(|(k, v)| (k.clone(), json!(v.last()))).collect();
+        e["queryStringParameters"] = Value::Object(single);
+        e["multiValueQueryStringParameters"] = Value::Object(multi);
+        check_event(&world_in(state), &e)?;
     }
 }
 

@@ -41,6 +41,7 @@ impl World {
                 store: &world.store,
                 pipelines: &world.pipelines,
                 source: &FakeSource::default(),
+                bus: &rm_core::memory::NO_BUS,
                 clock: &world.clock,
             },
         )
@@ -55,6 +56,7 @@ impl World {
             pipelines: &self.pipelines,
             tokens: &self.tokens,
             executions: &rm_core::memory::NO_EXECUTIONS,
+            bus: &rm_core::memory::NO_BUS,
             clock: &self.clock,
         }
     }
