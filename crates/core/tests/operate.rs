@@ -484,3 +484,42 @@ async fn every_change_is_published_once_with_a_strictly_increasing_sequence() {
         );
     }
 }
+
+/// Issue 11: 50 concurrent retries of one FAILED release claim exactly one attempt (one
+/// conditional write wins; the others read again, find it RUNNING and are refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_retries_give_one_attempt() {
+    let w = std::sync::Arc::new(World::new());
+    w.claim(json!({"releaseId": "r1", "pipelines": ["app"]}))
+        .await;
+    w.run_to(OWNER, "app", RunStatus::Failed).await;
+    let req = RecordReleaseRequest {
+        release_id: "r1".into(),
+        execution_name: OWNER.into(),
+        status: ReleaseStatus::Failed,
+        error: None,
+    };
+    record_release(&req, &w.run()).await.unwrap();
+    let tries: Vec<_> = (0..50)
+        .map(|i| {
+            let w = std::sync::Arc::clone(&w);
+            tokio::spawn(async move {
+                retry_release(&rid(), "dave", &format!("exec-retry-{i}"), &w.api()).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    let mut refused = 0;
+    for t in tries {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(TaskError::Conflict(_)) => refused += 1,
+            Err(other) => panic!("a retry neither won nor was refused: {other}"),
+        }
+    }
+    assert_eq!((won, refused), (1, 49));
+    let release = w.release().await.release;
+    assert_eq!(release.lifecycle.attempt, 2);
+    assert_eq!(release.lifecycle.attempts.len(), 2);
+    assert_eq!(w.executions.started().len(), 1, "one execution started");
+}
