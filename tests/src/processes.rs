@@ -240,6 +240,9 @@ pub(crate) struct WatchOptions<'a> {
     /// `AWS_ENDPOINT_URL_SFN`, when the functions' Step Functions calls go through the router;
     /// not set otherwise.
     pub sfn_url: Option<&'a str>,
+    /// `AWS_ENDPOINT_URL_EVENTBRIDGE`, when the functions' EventBridge calls go through the
+    /// router; not set otherwise (they go to moto, `AWS_ENDPOINT_URL`).
+    pub events_url: Option<&'a str>,
     /// The functions' environment (from template.yaml).
     pub env: &'a std::collections::BTreeMap<String, String>,
 }
@@ -291,6 +294,9 @@ pub(crate) async fn start_watch(options: WatchOptions<'_>, log_dir: &Path) -> Se
     }
     if let Some(url) = options.sfn_url {
         cmd.env("AWS_ENDPOINT_URL_SFN", url);
+    }
+    if let Some(url) = options.events_url {
+        cmd.env("AWS_ENDPOINT_URL_EVENTBRIDGE", url);
     }
     let mut watch = Server::spawn("cargo lambda watch", cmd, log_dir.join("watch.log"));
     wait_http(&mut watch, &format!("http://127.0.0.1:{}/", options.port)).await;

@@ -4,9 +4,13 @@
 //! watch's answer is turned into AWS's (a handler error, HTTP 500 from watch, becomes 200 with
 //! `X-Amz-Function-Error: Unhandled`); everything else goes to moto. Every invocation is logged.
 //!
-//! One opt-in rule (`RouterRules::s3_denies_missing_keys`, `StackOptions::s3_denies_missing_keys`) changes moto's answers: a GET whose
-//! answer is S3's 404 `NoSuchKey` is answered 403 `AccessDenied`, as S3 answers a caller without
-//! `s3:ListBucket`. The functions' S3 calls come through the router only when it is on.
+//! Opt-in rules (`RouterRules`, from `StackOptions`) change moto's answers: a GET whose answer is
+//! S3's 404 `NoSuchKey` is answered 403 `AccessDenied`, as S3 answers a caller without
+//! `s3:ListBucket` (`s3_denies_missing_keys`); the first SendTask* calls are throttled
+//! (`send_task_failures`); some entries of the first PutEvents calls are rejected as
+//! EventBridge rejects entries, the others forwarded to moto (`put_events_failures`). The
+//! functions' S3, Step Functions and EventBridge calls come through the router only when the
+//! rule for them is on.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -44,6 +48,14 @@ pub(crate) struct RouterRules {
     /// the SDK retries it (three attempts in its standard mode), so three failures make one
     /// completion fail (issue 9, fault 1).
     pub(crate) send_task_failures: u32,
+    /// In the first N PutEvents calls, the entries at even indexes (0, 2, ...) are rejected,
+    /// alternately `InternalFailure` and `ThrottlingException` (EventBridge's retryable entry
+    /// errors), and the others forwarded to moto; the answer is EventBridge's: one result per
+    /// entry in request order, an `EventId` for each accepted one, `ErrorCode` and
+    /// `ErrorMessage` for each rejected one, and `FailedEntryCount`
+    /// (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevents.html>, "Handling
+    /// failures with PutEvents").
+    pub(crate) put_events_failures: u32,
 }
 
 /// The router, serving on its own 127.0.0.1 port until dropped.
@@ -73,6 +85,7 @@ impl Router {
                 .expect("HTTP client"),
             log: Mutex::default(),
             send_failures_left: std::sync::atomic::AtomicU32::new(rules.send_task_failures),
+            put_events_failures_left: std::sync::atomic::AtomicU32::new(rules.put_events_failures),
         });
         let app = axum::Router::new()
             .fallback(route)
@@ -135,6 +148,8 @@ pub(crate) struct RouterState {
     log: Mutex<RouterLog>,
     /// What is left of `rules.send_task_failures`.
     send_failures_left: std::sync::atomic::AtomicU32,
+    /// What is left of `rules.put_events_failures`.
+    put_events_failures_left: std::sync::atomic::AtomicU32,
 }
 
 impl RouterState {
@@ -183,16 +198,7 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
         let name = function_name(raw);
         return invoke_watch(&router, &name, body).await;
     }
-    if is_send_task(&parts.headers)
-        && router
-            .send_failures_left
-            .fetch_update(
-                std::sync::atomic::Ordering::SeqCst,
-                std::sync::atomic::Ordering::SeqCst,
-                |n| n.checked_sub(1),
-            )
-            .is_ok()
-    {
+    if is_send_task(&parts.headers) && take(&router.send_failures_left) {
         router.log("sfn SendTask*: answered 400 ThrottlingException (send_task_failures)".into());
         let mut out = Response::new(Body::from(
             r#"{"__type":"com.amazonaws.swf.service.v2.model#ThrottlingException","message":"Rate exceeded"}"#,
@@ -204,26 +210,11 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
         );
         return out;
     }
-    let url = format!(
-        "{}{}",
-        router.moto,
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
-    let mut forward = router.client.request(parts.method.clone(), &url);
-    for (k, v) in &parts.headers {
-        if !HOP_HEADERS.contains(&k.as_str()) {
-            forward = forward.header(k, v);
-        }
+    if is_put_events(&parts.headers) && take(&router.put_events_failures_left) {
+        return partial_put_events(&router, &parts, &body).await;
     }
-    match forward.body(body).send().await {
-        Ok(response) => {
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = response.bytes().await.unwrap_or_default();
+    match forward(&router, &parts, body).await {
+        Ok((status, headers, bytes)) => {
             if router.rules.s3_denies_missing_keys
                 && parts.method == axum::http::Method::GET
                 && is_no_such_key(status, &bytes)
@@ -243,11 +234,141 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
             }
             out
         }
-        Err(e) => {
-            router.log(format!("moto {} {url}: {e}", parts.method));
-            (StatusCode::BAD_GATEWAY, format!("router → moto: {e}")).into_response()
+        Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
+    }
+}
+
+/// Takes one from a counter of an opt-in rule; false when none is left.
+fn take(counter: &std::sync::atomic::AtomicU32) -> bool {
+    counter
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok()
+}
+
+/// Sends the request to moto as it came (`body` in place of its own); moto's answer.
+async fn forward(
+    router: &RouterState,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, reqwest::header::HeaderMap, axum::body::Bytes), String> {
+    let url = format!(
+        "{}{}",
+        router.moto,
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut request = router.client.request(parts.method.clone(), &url);
+    for (k, v) in &parts.headers {
+        if !HOP_HEADERS.contains(&k.as_str()) {
+            request = request.header(k, v);
         }
     }
+    match request.body(body).send().await {
+        Ok(response) => {
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.unwrap_or_default();
+            Ok((status, headers, bytes))
+        }
+        Err(e) => {
+            router.log(format!("moto {} {url}: {e}", parts.method));
+            Err(format!("router → moto: {e}"))
+        }
+    }
+}
+
+/// Whether the request is EventBridge's PutEvents.
+fn is_put_events(headers: &axum::http::HeaderMap) -> bool {
+    headers.get("x-amz-target").and_then(|v| v.to_str().ok()) == Some("AWSEvents.PutEvents")
+}
+
+/// Which entries of a PutEvents call of `n` entries the `put_events_failures` rule rejects,
+/// and with what code: the even indexes, alternately InternalFailure and ThrottlingException.
+fn rejected_entries(n: usize) -> Vec<(usize, &'static str)> {
+    (0..n)
+        .step_by(2)
+        .enumerate()
+        .map(|(k, i)| {
+            let code = if k % 2 == 0 {
+                "InternalFailure"
+            } else {
+                "ThrottlingException"
+            };
+            (i, code)
+        })
+        .collect()
+}
+
+/// The `put_events_failures` rule's answer to one PutEvents call: the rejected entries are
+/// answered here, the others forwarded to moto (which delivers them to its rules' targets),
+/// merged in request order as EventBridge answers.
+async fn partial_put_events(
+    router: &RouterState,
+    parts: &axum::http::request::Parts,
+    body: &axum::body::Bytes,
+) -> Response {
+    let request: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
+    let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+    let rejected = rejected_entries(entries.len());
+    let kept: Vec<usize> = (0..entries.len())
+        .filter(|i| !rejected.iter().any(|(r, _)| r == i))
+        .collect();
+    let mut results = vec![Value::Null; entries.len()];
+    if !kept.is_empty() {
+        let mut forwarded = request.clone();
+        forwarded["Entries"] = Value::Array(kept.iter().map(|i| entries[*i].clone()).collect());
+        let answer = match forward(router, parts, forwarded.to_string().into()).await {
+            Ok((status, _, bytes)) if status.is_success() => {
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)
+            }
+            Ok((status, _, bytes)) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                router.log(format!("events PutEvents: moto answered {status}: {text}"));
+                return (status, text).into_response();
+            }
+            Err(e) => return (StatusCode::BAD_GATEWAY, e).into_response(),
+        };
+        let answered = answer["Entries"].as_array().cloned().unwrap_or_default();
+        for (i, result) in kept.iter().zip(answered) {
+            results[*i] = result;
+        }
+    }
+    let mut ids = Vec::new();
+    for (i, code) in &rejected {
+        results[*i] = json!({
+            "ErrorCode": code,
+            "ErrorMessage": format!("rejected by the e2e router (put_events_failures): {code}"),
+        });
+        ids.push(
+            serde_json::from_str::<Value>(entries[*i]["Detail"].as_str().unwrap_or("{}"))
+                .map(|d| d["eventId"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default(),
+        );
+    }
+    let failed = results
+        .iter()
+        .filter(|r| r.get("ErrorCode").is_some())
+        .count();
+    router.log(format!(
+        "events PutEvents: rejected {} of {} entries {ids:?} (put_events_failures)",
+        rejected.len(),
+        entries.len()
+    ));
+    let mut out = Response::new(Body::from(
+        json!({"FailedEntryCount": failed, "Entries": results}).to_string(),
+    ));
+    out.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    out
 }
 
 /// Whether the request is Step Functions' SendTaskSuccess or SendTaskFailure.
@@ -365,6 +486,20 @@ mod tests {
         // An incomplete escape stays as it is.
         assert_eq!(function_name("a%3Ab%"), "a:b%");
         assert_eq!(urlencode("a-b_c.d~e f/g"), "a-b_c.d~e%20f%2Fg");
+    }
+
+    #[test]
+    fn the_even_entries_are_rejected_alternating_retryable_codes() {
+        assert_eq!(
+            rejected_entries(5),
+            [
+                (0, "InternalFailure"),
+                (2, "ThrottlingException"),
+                (4, "InternalFailure")
+            ]
+        );
+        assert_eq!(rejected_entries(1), [(0, "InternalFailure")]);
+        assert!(rejected_entries(0).is_empty());
     }
 
     #[tokio::test]

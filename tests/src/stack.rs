@@ -52,6 +52,11 @@ pub struct StackOptions {
     /// which answers the first N SendTaskSuccess/SendTaskFailure with ThrottlingException.
     /// 0 (the default): the functions talk to moto directly.
     pub send_task_failures: u32,
+    /// The functions' EventBridge calls go through the router (`AWS_ENDPOINT_URL_EVENTBRIDGE`),
+    /// which rejects some entries of the first N PutEvents calls (see the router's
+    /// `put_events_failures`) and forwards the rest to moto. 0 (the default): the functions
+    /// put their events to moto directly.
+    pub put_events_failures: u32,
 }
 
 impl Default for StackOptions {
@@ -63,6 +68,7 @@ impl Default for StackOptions {
             state_machine: true,
             s3_denies_missing_keys: false,
             send_task_failures: 0,
+            put_events_failures: 0,
         }
     }
 }
@@ -128,6 +134,7 @@ impl Stack {
             RouterRules {
                 s3_denies_missing_keys: options.s3_denies_missing_keys,
                 send_task_failures: options.send_task_failures,
+                put_events_failures: options.put_events_failures,
             },
         )
         .await;
@@ -169,6 +176,7 @@ impl Stack {
                     .s3_denies_missing_keys
                     .then_some(router.url.as_str()),
                 sfn_url: (options.send_task_failures > 0).then_some(router.url.as_str()),
+                events_url: (options.put_events_failures > 0).then_some(router.url.as_str()),
                 env: &resources.function_env,
             },
             &log_dir,
@@ -253,6 +261,89 @@ impl Stack {
 
     pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
         aws_sdk_cloudwatch::Client::new(&self.sdk)
+    }
+
+    pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    /// A queue in moto that a rule on moto's default event bus fills with every
+    /// `source: release-machine` event the functions put (what a subscriber of the
+    /// notifications sees); its URL, for [`Stack::queued_events`].
+    pub async fn event_queue(&self) -> String {
+        let name = rm_testkit::unique_name("events");
+        let sqs = self.sqs();
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateQueue {name}: {e:?}"))
+            .queue_url
+            .unwrap_or_else(|| panic!("CreateQueue {name}: no URL"));
+        let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
+        let events = self.eventbridge();
+        events
+            .put_rule()
+            .name(&name)
+            .event_bus_name("default")
+            .event_pattern(json!({"source": [rm_core::events::SOURCE]}).to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutRule {name}: {e:?}"));
+        events
+            .put_targets()
+            .rule(&name)
+            .event_bus_name("default")
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(&arn)
+                    .build()
+                    .expect("a target"),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutTargets {name}: {e:?}"));
+        url
+    }
+
+    /// Every event in the queue (each message's body, an EventBridge event), taken out of it.
+    pub async fn queued_events(&self, queue_url: &str) -> Vec<Value> {
+        let sqs = self.sqs();
+        let mut events = Vec::new();
+        loop {
+            let out = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("ReceiveMessage: {e:?}"));
+            let messages = out.messages();
+            if messages.is_empty() {
+                return events;
+            }
+            for m in messages {
+                let body = m.body().unwrap_or("null");
+                events.push(
+                    serde_json::from_str(body)
+                        .unwrap_or_else(|e| panic!("a queued event is not JSON ({e}): {body}")),
+                );
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("DeleteMessage: {e:?}"));
+                }
+            }
+        }
     }
 
     /// The store the functions write (moto's or dynalite's table).

@@ -1,11 +1,16 @@
-//! Scenarios 2–8 of the end-to-end proof (scenario 1: release_from_s3.rs). Each starts its own
-//! stack (moto, router, emulator, cargo lambda watch) and asserts the release and run records
-//! in moto's DynamoDB.
+//! Scenarios 2–17 of the end-to-end proof (scenario 1: release_from_s3.rs). Each starts its
+//! own stack (moto, router, emulator, cargo lambda watch) and asserts the release and run
+//! records in moto's DynamoDB (dynalite's for the concurrent retries). Scenarios 12–17 operate
+//! releases (issue 11): cancel, retry, approvals, notifications.
 
+use rm_core::lifecycle::WaveStatus;
 use rm_core::release::{ReleaseStatus, RunStatus};
 use rm_e2e::{assert_runs, event, manifest, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+
+/// The caller of the sample API Gateway events (`requestContext.identity.userArn`).
+const CALLER: &str = "arn:aws:iam::111122223333:user/release-manager";
 
 async fn stack(sim: Value) -> Stack {
     let stack = Stack::start(StackOptions {
@@ -40,6 +45,62 @@ async fn succeeded(stack: &Stack, arn: &str) -> Value {
         stack.diagnostics_async(Some(arn)).await
     );
     serde_json::from_str(done.output().unwrap_or("null")).unwrap()
+}
+
+/// The "Step Functions Execution Status Change" event EventBridge delivers to record-state
+/// (the template's rule) for the execution `arn`: moto publishes none, so a test sends it.
+/// `stopped`: the error and cause StopExecution gave.
+fn execution_status_change(arn: &str, status: &str, stopped: Option<(&str, &str)>) -> Value {
+    let (machine, name) = arn
+        .replace(":execution:", ":stateMachine:")
+        .rsplit_once(':')
+        .map(|(m, n)| (m.to_owned(), n.to_owned()))
+        .unwrap_or_else(|| panic!("not an execution ARN: {arn}"));
+    json!({
+        "version": "0",
+        "id": rm_testkit::unique_name("sfn-event"),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": machine,
+            "name": name,
+            "status": status,
+            "error": stopped.map(|s| s.0),
+            "cause": stopped.map(|s| s.1),
+        }
+    })
+}
+
+/// An API Gateway proxy event for `POST /releases/{id}/{action}` with `body` (the sample
+/// POST's caller), as a new API call.
+fn api_operate(action: &str, id: &str, body: Option<Value>) -> Value {
+    let mut e = event("apigw-post-release.json");
+    e["resource"] = json!(format!("/releases/{{id}}/{action}"));
+    e["path"] = json!(format!("/releases/{id}/{action}"));
+    e["pathParameters"] = json!({ "id": id });
+    e["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
+    e["isBase64Encoded"] = json!(false);
+    e["requestContext"]["requestId"] = json!(rm_testkit::unique_name("req"));
+    e["requestContext"]["resourcePath"] = json!(format!("/releases/{{id}}/{action}"));
+    e["requestContext"]["path"] = json!(format!("/Prod/releases/{id}/{action}"));
+    e
+}
+
+/// `POST /releases/{id}/{action}` through release-api: its status code and JSON body.
+async fn operate(stack: &Stack, action: &str, id: &str, body: Option<Value>) -> (u64, Value) {
+    let response = stack
+        .invoke("release-api", api_operate(action, id, body))
+        .await
+        .ok();
+    let status = response["statusCode"].as_u64().unwrap_or_default();
+    (status, api_body(&response))
 }
 
 /// Invokes poll-execution with the 5-minute schedule's event, as EventBridge would; its answer.
@@ -436,26 +497,7 @@ async fn an_aborted_execution_is_reconciled() {
             r.runs.iter().all(|run| run.status == RunStatus::InProgress)
         })
         .await;
-    let status_change = json!({
-        "version": "0",
-        "id": "2c4b3b5e-7c1e-4f0a-9d55-0a3e3b2f9a10",
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": "123456789012",
-        "time": time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap(),
-        "region": "us-east-1",
-        "resources": [arn.clone()],
-        "detail": {
-            "executionArn": arn.clone(),
-            "stateMachineArn": arn.replace(":execution:", ":stateMachine:").replace(":abort-1", ""),
-            "name": "abort-1",
-            "status": "ABORTED",
-            "error": null,
-            "cause": null
-        }
-    });
+    let status_change = execution_status_change(&arn, "ABORTED", None);
     let out = stack.invoke("record-state", status_change).await.ok();
     assert_eq!(out["outcome"], "Reconciled", "{out}");
     let release = stack
@@ -557,4 +599,118 @@ async fn a_throttled_completion_is_sent_again_by_the_sweep() {
     let release = stack.release("send-1").await.unwrap();
     assert_eq!(release.release.status, ReleaseStatus::Succeeded);
     assert_eq!(stack.emulator.executions().len(), 1);
+}
+
+/// Scenario 12 (issue 11, cancel mid-wave): `POST /releases/{id}/cancel` while wave 1 runs:
+/// the cancel is recorded, the execution stopped; the Execution Status Change event (sent by
+/// the test: moto publishes none, and its StopExecution does not end an execution it runs)
+/// makes the reconciler stop the running pipelines and end the release CANCELLED with `cancelled
+/// by <arn>: <reason>`; wave 2's pipeline never starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_mid_wave_stops_the_wave_and_starts_nothing_else() {
+    let stack = stack(json!({"defaults": {"durationSeconds": 600, "stopSeconds": 1}})).await;
+    let manifest = json!({"releaseId": "cancel-1", "pipelines": [
+        {"name": "first-a", "wave": 1},
+        {"name": "first-b", "wave": 1},
+        {"name": "second", "wave": 2},
+    ]});
+    let input = stack
+        .upload_manifest("releases/cancel-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("cancel-1", &input).await;
+    stack
+        .wait_release("cancel-1", DEFAULT_WAIT, "running wave 1", |r| {
+            r.runs
+                .iter()
+                .filter(|run| run.spec.wave == 1)
+                .all(|run| run.status == RunStatus::InProgress)
+        })
+        .await;
+
+    let (status, body) = operate(
+        &stack,
+        "cancel",
+        "cancel-1",
+        Some(json!({"reason": "bad canary"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "RUNNING", "the reconciler ends it: {body}");
+    let cause = format!("cancelled by {CALLER}: bad canary");
+    let record = stack.release("cancel-1").await.unwrap().release;
+    assert!(record.stop_requested, "the stop flag is recorded");
+    assert_eq!(
+        record.lifecycle.cancel.as_ref().map(|c| c.cause()),
+        Some(cause.clone())
+    );
+    let described = stack
+        .sfn()
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    eprintln!(
+        "[e2e] after StopExecution moto reports the execution {}",
+        described.status().as_str()
+    );
+
+    let out = stack
+        .invoke(
+            "record-state",
+            execution_status_change(&arn, "ABORTED", Some(("ReleaseCancelled", &cause))),
+        )
+        .await
+        .ok();
+    assert_eq!(out["outcome"], "Reconciled", "{out}");
+    let release = stack
+        .wait_release(
+            "cancel-1",
+            DEFAULT_WAIT,
+            "CANCELLED with wave 1 stopped",
+            |r| {
+                r.release.status == ReleaseStatus::Cancelled
+                    && r.runs
+                        .iter()
+                        .filter(|run| run.spec.wave == 1)
+                        .all(|run| run.status == RunStatus::Stopped)
+            },
+        )
+        .await;
+    assert_eq!(release.release.cause.as_deref(), Some(cause.as_str()));
+    assert_runs(
+        &release,
+        &stack.emulator.executions(),
+        &[
+            ("first-a", RunStatus::Stopped),
+            ("first-b", RunStatus::Stopped),
+            ("second", RunStatus::NotStarted),
+        ],
+    );
+    let executions = stack.emulator.executions();
+    assert_eq!(executions.len(), 2, "wave 2 never started: {executions:#?}");
+    assert!(executions.iter().all(|e| e.stop_reason.is_some()));
+    let view = stack.release_view("cancel-1").await.unwrap();
+    let wave = |n: u32| view.waves.iter().find(|w| w.wave == n).map(|w| w.status);
+    assert_eq!(wave(1), Some(WaveStatus::Cancelled), "{:?}", view.waves);
+    assert_ne!(wave(2), Some(WaveStatus::Running), "{:?}", view.waves);
+    assert_eq!(view.attempts.len(), 1);
+    assert_eq!(view.attempts[0].status, ReleaseStatus::Cancelled);
+
+    // It has ended: a second cancel changes nothing and says so.
+    let (status, body) = operate(
+        &stack,
+        "cancel",
+        "cancel-1",
+        Some(json!({"reason": "again"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CANCELLED"),
+        "{body}"
+    );
 }
