@@ -1008,7 +1008,7 @@ mod tests {
             .map(|k| k.attribute_name())
             .collect();
         assert_eq!(names, ["pk", "sk"]);
-        assert_eq!(plan.table_spec.indexes.len(), 1);
+        assert_eq!(plan.table_spec.indexes.len(), 2, "waiting and outbox");
         let mut served: Vec<&String> = plan.binaries.values().collect();
         served.sort();
         let all = function_binaries();
