@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use processes::function_binaries;
-pub use records::{assert_runs, run_statuses};
+pub use records::{assert_runs, attempt_statuses, run_statuses};
 pub use router::{function_name, urlencode, Invocation};
 pub use stack::{describe_event, DynamoTarget, Resources, Stack, StackOptions};
 pub use template::{Template, TemplateError};

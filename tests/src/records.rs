@@ -17,6 +17,19 @@ pub fn run_statuses(run: &RunRecord) -> Vec<RunStatus> {
     statuses
 }
 
+/// The statuses of the run's history in its current attempt (a retried run's history spans
+/// attempts: `[InProgress, Failed]` of attempt 1, then attempt 2's), as [`run_statuses`].
+pub fn attempt_statuses(run: &RunRecord) -> Vec<RunStatus> {
+    let mut statuses: Vec<RunStatus> = run
+        .history
+        .iter()
+        .filter(|h| h.attempt == run.attempt)
+        .map(|h| h.status)
+        .collect();
+    statuses.dedup();
+    statuses
+}
+
 fn pretty(release: &StoredRelease) -> String {
     serde_json::to_string_pretty(&ReleaseView::from(release)).unwrap_or_default()
 }
@@ -27,11 +40,12 @@ fn pretty(release: &StoredRelease) -> String {
 /// - there is exactly one run per expected pipeline, and no other (the count first, so an
 ///   empty list fails);
 /// - each run has the expected status;
-/// - a run that never started (`NotStarted`) has no execution id, no start, and no history, and
-///   the emulator has no execution of its pipeline;
+/// - a run that never started (`NotStarted`) has no execution id, no start, and no history in
+///   its attempt, and the emulator has no execution of its pipeline;
 /// - a started run has the execution id of the one execution of its pipeline the emulator
-///   started, a start time, an end time when its status is terminal, and a history that begins
-///   with `InProgress`, ends with its status and only moves forward (no status twice).
+///   started, a start time, an end time when its status is terminal, and a history whose
+///   entries of its attempt begin with `InProgress`, end with its status and only move forward
+///   (no status twice); each earlier attempt's entries only move forward too.
 ///
 /// # Panics
 /// With the release as JSON when a check fails.
@@ -60,10 +74,13 @@ pub fn assert_runs(
             .iter()
             .find(|r| r.pipeline() == *pipeline)
             .unwrap_or_else(|| panic!("release {id}: no run of {pipeline}"));
-        let history = run_statuses(run);
+        let history = attempt_statuses(run);
         let what = format!(
-            "release {id}, run {pipeline}: status {}, execution {:?}, history {history:?}",
-            run.status, run.execution_id
+            "release {id}, run {pipeline}: status {}, execution {:?}, history {history:?} in attempt {} ({:?} in all)",
+            run.status,
+            run.execution_id,
+            run.attempt,
+            run_statuses(run)
         );
         assert_eq!(run.status, *status, "{what}\n{}", pretty(release));
         let started: Vec<&SimExecution> = executions
@@ -112,5 +129,18 @@ pub fn assert_runs(
             history.windows(2).all(|w| w[0].rank() < w[1].rank()),
             "{what}: the history moves forward, each status once"
         );
+        for earlier in 1..run.attempt {
+            let mut statuses: Vec<RunStatus> = run
+                .history
+                .iter()
+                .filter(|h| h.attempt == earlier)
+                .map(|h| h.status)
+                .collect();
+            statuses.dedup();
+            assert!(
+                statuses.windows(2).all(|w| w[0].rank() < w[1].rank()),
+                "{what}: attempt {earlier}'s history moves forward, each status once"
+            );
+        }
     }
 }

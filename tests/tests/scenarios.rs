@@ -3,7 +3,7 @@
 //! records in moto's DynamoDB (dynalite's for the concurrent retries). Scenarios 12–17 operate
 //! releases (issue 11): cancel, retry, approvals, notifications.
 
-use rm_core::lifecycle::WaveStatus;
+use rm_core::lifecycle::{ApprovalStatus, WaitingFor, WaveStatus};
 use rm_core::release::{ReleaseStatus, RunStatus};
 use rm_e2e::{assert_runs, event, manifest, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
 use serde_json::{json, Value};
@@ -101,6 +101,15 @@ async fn operate(stack: &Stack, action: &str, id: &str, body: Option<Value>) -> 
         .ok();
     let status = response["statusCode"].as_u64().unwrap_or_default();
     (status, api_body(&response))
+}
+
+/// Waits until the release waits for the approval of `wave`.
+async fn waiting_for_approval(stack: &Stack, id: &str, wave: u32) {
+    stack
+        .wait_release(id, DEFAULT_WAIT, "waiting for an approval", |r| {
+            matches!(r.release.lifecycle.waiting_for, Some(WaitingFor::Approval { wave: w, .. }) if w == wave)
+        })
+        .await;
 }
 
 /// Invokes poll-execution with the 5-minute schedule's event, as EventBridge would; its answer.
@@ -713,4 +722,70 @@ async fn cancel_mid_wave_stops_the_wave_and_starts_nothing_else() {
             .contains("CANCELLED"),
         "{body}"
     );
+}
+
+/// A release of wave 1 `<id>-first`, wave 2 `<id>-second`, wave 2 waiting for an approval.
+async fn release_with_approval(stack: &Stack, id: &str, timeout_minutes: u32) -> String {
+    let manifest = json!({
+        "releaseId": id,
+        "approvals": [2],
+        "approvalTimeoutMinutes": timeout_minutes,
+        "pipelines": [
+            {"name": format!("{id}-first"), "wave": 1},
+            {"name": format!("{id}-second"), "wave": 2},
+        ]
+    });
+    let input = stack
+        .upload_manifest(&format!("releases/{id}.json"), &manifest)
+        .await;
+    stack.start_execution(id, &input).await
+}
+
+/// Scenario 16 (issue 11, cancel while an approval waits): the waiting approval becomes
+/// Cancelled (by the canceller), the release CANCELLED, wave 2 never starts; deciding the
+/// approval afterwards is 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_while_an_approval_waits() {
+    let stack = stack(json!({"defaults": {"durationSeconds": 1, "stopSeconds": 1}})).await;
+    let arn = release_with_approval(&stack, "appr-cancel", 60).await;
+    waiting_for_approval(&stack, "appr-cancel", 2).await;
+    let (status, body) = operate(
+        &stack,
+        "cancel",
+        "appr-cancel",
+        Some(json!({"reason": "freeze"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let cause = format!("cancelled by {CALLER}: freeze");
+    let out = stack
+        .invoke(
+            "record-state",
+            execution_status_change(&arn, "ABORTED", Some(("ReleaseCancelled", &cause))),
+        )
+        .await
+        .ok();
+    assert_eq!(out["outcome"], "Reconciled", "{out}");
+    let release = stack
+        .wait_release("appr-cancel", DEFAULT_WAIT, "CANCELLED", |r| {
+            r.release.status == ReleaseStatus::Cancelled
+        })
+        .await;
+    assert_eq!(release.release.cause.as_deref(), Some(cause.as_str()));
+    let approval = &release.release.lifecycle.approvals[0];
+    assert_eq!(approval.status, ApprovalStatus::Cancelled);
+    assert_eq!(approval.by.as_deref(), Some(CALLER));
+    assert_eq!(release.release.lifecycle.waiting_for, None);
+    assert!(release
+        .release
+        .lifecycle
+        .waits
+        .iter()
+        .all(|w| w.until.is_some()));
+    let second = release.runs.iter().find(|r| r.spec.wave == 2).unwrap();
+    assert_eq!(second.status, RunStatus::NotStarted);
+    assert_eq!(stack.emulator.executions().len(), 1, "only wave 1 ran");
+
+    let (status, body) = operate(&stack, "approve", "appr-cancel", Some(json!({"wave": 2}))).await;
+    assert_eq!(status, 409, "{body}");
 }
