@@ -6,6 +6,7 @@
 use rm_core::lifecycle::{ApprovalStatus, WaitingFor, WaveStatus};
 use rm_core::release::{ReleaseStatus, RunStatus};
 use rm_e2e::{assert_runs, event, manifest, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
+use rm_local::SimFile;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -722,6 +723,146 @@ async fn cancel_mid_wave_stops_the_wave_and_starts_nothing_else() {
             .contains("CANCELLED"),
         "{body}"
     );
+}
+
+/// A release of wave 1 `done` (succeeds at once), `flaky` (fails) and `slow` (stopped when
+/// `flaky` fails), wave 2 `later` (never reached): it ends FAILED. Returns the stack.
+async fn failed_release(stack: &Stack, id: &str) {
+    let manifest = json!({"releaseId": id, "pipelines": [
+        {"name": "done", "wave": 1},
+        {"name": "flaky", "wave": 1},
+        {"name": "slow", "wave": 1},
+        {"name": "later", "wave": 2},
+    ]});
+    let input = stack
+        .upload_manifest(&format!("releases/{id}.json"), &manifest)
+        .await;
+    let arn = stack.start_execution(id, &input).await;
+    let done = stack.wait_execution(&arn, DEFAULT_WAIT).await;
+    assert_eq!(
+        done.status().as_str(),
+        "FAILED",
+        "{}",
+        stack.diagnostics_async(Some(&arn)).await
+    );
+    let release = stack.release(id).await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Failed);
+    assert_runs(
+        &release,
+        &stack.emulator.executions(),
+        &[
+            ("done", RunStatus::Succeeded),
+            ("flaky", RunStatus::Failed),
+            ("slow", RunStatus::Stopped),
+            ("later", RunStatus::NotStarted),
+        ],
+    );
+}
+
+/// The sim of [`failed_release`]: `flaky` fails after 6 s, `slow` would take 10 minutes.
+fn failing_sim() -> Value {
+    json!({
+        "defaults": {"durationSeconds": 1, "stopSeconds": 1},
+        "pipelines": {
+            "flaky": {"outcome": "Failed", "durationSeconds": 6, "failedStage": "Deploy"},
+            "slow": {"durationSeconds": 600}
+        }
+    })
+}
+
+/// Every pipeline succeeds within a second: what attempt 2 meets.
+fn fixed_sim() -> SimFile {
+    SimFile::from_value(&json!({"defaults": {"durationSeconds": 1, "stopSeconds": 1}}))
+        .expect("a valid sim")
+}
+
+/// Scenario 13 (issue 11, retry): a FAILED release retried through `POST
+/// /releases/{id}/retry` runs attempt 2 of the same release id: exactly the failed, stopped
+/// and not-started pipelines start again (each once), the one that succeeded keeps its single
+/// run, and the release SUCCEEDS as attempt 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retry_reruns_only_what_did_not_succeed() {
+    let stack = stack(failing_sim()).await;
+    failed_release(&stack, "retry-1").await;
+    let first = stack.release("retry-1").await.unwrap();
+    let done_before = first
+        .runs
+        .iter()
+        .find(|r| r.pipeline() == "done")
+        .cloned()
+        .unwrap();
+    let done_execution: Vec<_> = stack
+        .emulator
+        .executions()
+        .into_iter()
+        .filter(|e| e.pipeline == "done")
+        .collect();
+
+    stack.emulator.load_sim(fixed_sim());
+    let (status, body) = operate(&stack, "retry", "retry-1", None).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["attempt"], 2, "{body}");
+    assert_eq!(body["status"], "RUNNING");
+    let arn = body["executionArn"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no executionArn in {body}"))
+        .to_owned();
+    succeeded(&stack, &arn).await;
+
+    let release = stack.release("retry-1").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    let executions = stack.emulator.executions();
+    let mut started: Vec<&str> = executions.iter().map(|e| e.pipeline.as_str()).collect();
+    started.sort_unstable();
+    assert_eq!(
+        started,
+        ["flaky", "later", "slow"],
+        "attempt 2 started exactly what did not succeed, once each"
+    );
+    // Attempt 2's executions (the new sim's), and `done`'s of attempt 1, which it keeps.
+    let mut all = executions.clone();
+    all.extend(done_execution);
+    assert_runs(
+        &release,
+        &all,
+        &[
+            ("flaky", RunStatus::Succeeded),
+            ("slow", RunStatus::Succeeded),
+            ("later", RunStatus::Succeeded),
+            ("done", RunStatus::Succeeded),
+        ],
+    );
+    let done = release
+        .runs
+        .iter()
+        .find(|r| r.pipeline() == "done")
+        .unwrap();
+    assert_eq!(done.attempt, 1, "{done:?}");
+    assert_eq!(done.execution_id, done_before.execution_id);
+    assert_eq!(
+        run_statuses(done),
+        [RunStatus::InProgress, RunStatus::Succeeded]
+    );
+    for p in ["flaky", "slow", "later"] {
+        let run = release.runs.iter().find(|r| r.pipeline() == p).unwrap();
+        assert_eq!(run.attempt, 2, "{p}: {run:?}");
+        let attempts: Vec<u32> = run.history.iter().map(|h| h.attempt).collect();
+        assert_eq!(
+            attempts.last(),
+            Some(&2),
+            "{p}: the history spans attempts: {:?}",
+            run.history
+        );
+    }
+    let view = stack.release_view("retry-1").await.unwrap();
+    assert_eq!(view.attempt, 2);
+    let statuses: Vec<ReleaseStatus> = view.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [ReleaseStatus::Failed, ReleaseStatus::Succeeded]);
+    assert_eq!(view.attempts[1].requested_by.as_deref(), Some(CALLER));
+
+    // A SUCCEEDED release is not retried.
+    let (status, body) = operate(&stack, "retry", "retry-1", None).await;
+    assert_eq!(status, 409, "{body}");
 }
 
 /// A release of wave 1 `<id>-first`, wave 2 `<id>-second`, wave 2 waiting for an approval.
