@@ -5,9 +5,12 @@
 
 use rm_core::lifecycle::{ApprovalStatus, WaitingFor, WaveStatus};
 use rm_core::release::{ReleaseStatus, RunStatus};
-use rm_e2e::{assert_runs, event, manifest, run_statuses, Stack, StackOptions, DEFAULT_WAIT};
+use rm_e2e::{
+    assert_runs, event, manifest, run_statuses, DynamoTarget, Stack, StackOptions, DEFAULT_WAIT,
+};
 use rm_local::SimFile;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The caller of the sample API Gateway events (`requestContext.identity.userArn`).
@@ -863,6 +866,83 @@ async fn retry_reruns_only_what_did_not_succeed() {
     // A SUCCEEDED release is not retried.
     let (status, body) = operate(&stack, "retry", "retry-1", None).await;
     assert_eq!(status, 409, "{body}");
+}
+
+/// Scenario 14 (issue 11, concurrent retries; dynalite for faithful conditional writes): 50
+/// `POST /releases/{id}/retry` at once of one FAILED release: exactly one 202, 49 409, one
+/// attempt 2 and one new execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_retries_give_one_attempt() {
+    let stack = Stack::start(StackOptions {
+        sim: failing_sim(),
+        dynamo: DynamoTarget::Dynalite,
+        concurrency: 8,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.warm_up().await;
+    failed_release(&stack, "retry-50").await;
+    stack.emulator.load_sim(fixed_sim());
+
+    let answers =
+        futures::future::join_all((0..50).map(|_| operate(&stack, "retry", "retry-50", None)))
+            .await;
+    let mut by_status: BTreeMap<u64, usize> = BTreeMap::new();
+    for (status, _) in &answers {
+        *by_status.entry(*status).or_default() += 1;
+    }
+    assert_eq!(
+        by_status,
+        BTreeMap::from([(202, 1), (409, 49)]),
+        "{:#?}",
+        answers
+            .iter()
+            .filter(|(s, _)| *s != 409)
+            .collect::<Vec<_>>()
+    );
+    let (_, accepted) = answers.iter().find(|(s, _)| *s == 202).unwrap();
+    let arn = accepted["executionArn"].as_str().unwrap().to_owned();
+    for (_, body) in answers.iter().filter(|(s, _)| *s == 409) {
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("only a FAILED or CANCELLED release can be retried"),
+            "{body}"
+        );
+    }
+    succeeded(&stack, &arn).await;
+    let release = stack.release("retry-50").await.unwrap();
+    assert_eq!(release.release.status, ReleaseStatus::Succeeded);
+    assert_eq!(release.release.lifecycle.attempt, 2);
+    assert_eq!(release.release.lifecycle.attempts.len(), 2);
+    let executions = stack
+        .sfn()
+        .list_executions()
+        .state_machine_arn(&stack.resources.state_machine_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        executions.executions().len(),
+        2,
+        "the first attempt's and one retry's: {:?}",
+        executions.executions()
+    );
+    let mut started: Vec<&str> = stack
+        .emulator
+        .executions()
+        .iter()
+        .map(|e| e.pipeline.as_str())
+        .map(|p| match p {
+            "flaky" => "flaky",
+            "slow" => "slow",
+            "later" => "later",
+            other => panic!("{other} started again"),
+        })
+        .collect();
+    started.sort_unstable();
+    assert_eq!(started, ["flaky", "later", "slow"]);
 }
 
 /// A release of wave 1 `<id>-first`, wave 2 `<id>-second`, wave 2 waiting for an approval.
