@@ -962,6 +962,140 @@ async fn release_with_approval(stack: &Stack, id: &str, timeout_minutes: u32) ->
     stack.start_execution(id, &input).await
 }
 
+/// Scenario 15 (issue 11, approvals): three releases whose wave 2 waits for an approval:
+/// approved through the API (wave 2 runs, SUCCEEDED), rejected (FAILED, `wave 2 rejected by
+/// <arn>: <reason>`, wave 2 never starts), and left to time out (`approvalTimeoutMinutes` 1:
+/// moto's executor honours the task's TimeoutSecondsPath, and the release FAILS saying so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approvals_approve_reject_and_time_out() {
+    let stack = stack(json!({"defaults": {"durationSeconds": 1, "stopSeconds": 1}})).await;
+    let t0 = Instant::now();
+    let approve = release_with_approval(&stack, "appr-ok", 60).await;
+    let reject = release_with_approval(&stack, "appr-no", 60).await;
+    let timeout = release_with_approval(&stack, "appr-late", 1).await;
+    for id in ["appr-ok", "appr-no", "appr-late"] {
+        waiting_for_approval(&stack, id, 2).await;
+    }
+    let view = stack.release_view("appr-ok").await.unwrap();
+    assert_eq!(view.approvals.len(), 1);
+    assert_eq!(view.approvals[0].status, ApprovalStatus::Waiting);
+    assert_eq!(
+        view.waves.iter().find(|w| w.wave == 2).map(|w| w.status),
+        Some(WaveStatus::WaitingApproval)
+    );
+
+    // Not the waiting wave: 409; a wave the release does not have: 400.
+    let (status, body) = operate(&stack, "approve", "appr-ok", Some(json!({"wave": 1}))).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = operate(&stack, "approve", "appr-ok", Some(json!({"wave": 3}))).await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = operate(&stack, "approve", "appr-ok", Some(json!({"wave": 2}))).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = operate(
+        &stack,
+        "reject",
+        "appr-no",
+        Some(json!({"wave": 2, "reason": "error budget spent"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+
+    succeeded(&stack, &approve).await;
+    let ok = stack.release("appr-ok").await.unwrap();
+    assert_eq!(ok.release.status, ReleaseStatus::Succeeded);
+    let approval = &ok.release.lifecycle.approvals[0];
+    assert_eq!(approval.status, ApprovalStatus::Approved);
+    assert_eq!(approval.by.as_deref(), Some(CALLER));
+    assert!(ok.runs.iter().all(|r| r.status == RunStatus::Succeeded));
+
+    let done = stack.wait_execution(&reject, DEFAULT_WAIT).await;
+    assert_eq!(
+        done.status().as_str(),
+        "FAILED",
+        "{}",
+        stack.diagnostics_async(Some(&reject)).await
+    );
+    let no = stack.release("appr-no").await.unwrap();
+    assert_eq!(no.release.status, ReleaseStatus::Failed);
+    let approval = &no.release.lifecycle.approvals[0];
+    assert_eq!(approval.status, ApprovalStatus::Rejected);
+    assert_eq!(approval.by.as_deref(), Some(CALLER));
+    assert_eq!(approval.reason.as_deref(), Some("error budget spent"));
+    // The wait failed with ApprovalRejected and the cause release-api sent with
+    // SendTaskFailure; the release's cause is that cause. moto 5.2.5 drops SendTaskFailure's
+    // `cause` (its responses.py passes only `error` on), so on moto the wait fails with an
+    // empty cause: the release's cause is then what moto carried.
+    let rejected = format!("wave 2 rejected by {CALLER}: error budget spent");
+    let carried: Vec<String> = stack
+        .history(&reject)
+        .await
+        .iter()
+        .filter_map(|e| e.task_failed_event_details())
+        .filter(|d| d.error() == Some("ApprovalRejected"))
+        .map(|d| d.cause().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        carried.len(),
+        1,
+        "the wait failed with ApprovalRejected once"
+    );
+    if carried[0].is_empty() {
+        eprintln!(
+            "[e2e] moto dropped SendTaskFailure's cause; the release's cause is {:?}",
+            no.release.cause
+        );
+        assert_eq!(no.release.cause.as_deref(), Some(""));
+    } else {
+        assert_eq!(carried[0], rejected);
+        assert_eq!(no.release.cause.as_deref(), Some(rejected.as_str()));
+    }
+    let second = no.runs.iter().find(|r| r.spec.wave == 2).unwrap();
+    assert_eq!(second.status, RunStatus::NotStarted);
+
+    // The third one's wait ends by itself, a minute after it began.
+    let done = stack
+        .wait_execution(&timeout, Duration::from_secs(240))
+        .await;
+    eprintln!(
+        "[e2e] the approval timed out after {:.0?} (approvalTimeoutMinutes 1)",
+        t0.elapsed()
+    );
+    assert_eq!(
+        done.status().as_str(),
+        "FAILED",
+        "{}",
+        stack.diagnostics_async(Some(&timeout)).await
+    );
+    let late = stack.release("appr-late").await.unwrap();
+    assert_eq!(late.release.status, ReleaseStatus::Failed);
+    let cause = late.release.cause.clone().unwrap_or_default();
+    assert!(cause.contains("timed out"), "cause {cause:?}");
+    assert_eq!(
+        late.release.lifecycle.approvals[0].status,
+        ApprovalStatus::TimedOut
+    );
+    let second = late.runs.iter().find(|r| r.spec.wave == 2).unwrap();
+    assert_eq!(second.status, RunStatus::NotStarted);
+    // Nothing of wave 2 started but the approved release's.
+    let mut started: Vec<String> = stack
+        .emulator
+        .executions()
+        .iter()
+        .map(|e| e.pipeline.clone())
+        .collect();
+    started.sort_unstable();
+    assert_eq!(
+        started,
+        [
+            "appr-late-first",
+            "appr-no-first",
+            "appr-ok-first",
+            "appr-ok-second"
+        ]
+    );
+}
+
 /// Scenario 16 (issue 11, cancel while an approval waits): the waiting approval becomes
 /// Cancelled (by the canceller), the release CANCELLED, wave 2 never starts; deciding the
 /// approval afterwards is 409.
