@@ -523,3 +523,29 @@ async fn fifty_concurrent_retries_give_one_attempt() {
     assert_eq!(release.lifecycle.attempts.len(), 2);
     assert_eq!(w.executions.started().len(), 1, "one execution started");
 }
+
+/// The rejection's words come from the recorded approval: a failure whose cause did not reach
+/// the execution (moto drops SendTaskFailure's cause) still ends the release with who and why.
+#[tokio::test]
+async fn a_rejection_keeps_its_cause_when_the_task_failure_lost_it() {
+    let w = World::new();
+    w.claim(manifest()).await;
+    await_approval(&w.approval(2, "tok"), &w.run()).await.unwrap();
+    let reject = Decision::Reject {
+        reason: "freeze".into(),
+    };
+    decide_approval(&rid(), 2, "bob", &reject, &w.api())
+        .await
+        .unwrap();
+    let req = RecordReleaseRequest {
+        release_id: "r1".into(),
+        execution_name: OWNER.into(),
+        status: ReleaseStatus::Failed,
+        error: Some(CaughtError {
+            error: APPROVAL_REJECTED.into(),
+            cause: Some(String::new()),
+        }),
+    };
+    let view = record_release(&req, &w.run()).await.unwrap();
+    assert_eq!(view.cause.as_deref(), Some("wave 2 rejected by bob: freeze"));
+}

@@ -293,13 +293,9 @@ async fn deliver_decision(
                 .await?
         }
         ApprovalStatus::Rejected => {
-            let cause = format!(
-                "wave {} rejected by {}: {}",
-                approval.wave,
-                approval.by.as_deref().unwrap_or("unknown"),
-                approval.reason.as_deref().unwrap_or("")
-            );
-            tokens.fail(&token, APPROVAL_REJECTED, &cause).await?
+            tokens
+                .fail(&token, APPROVAL_REJECTED, &rejection_cause(approval))
+                .await?
         }
         // Ended by the execution itself.
         ApprovalStatus::TimedOut | ApprovalStatus::Cancelled => TokenDelivery::AlreadyDone,
@@ -442,9 +438,21 @@ pub async fn approval_timed_out(
     .await?;
     Ok(ApprovalTimedOutResponse {
         error: APPROVAL_TIMED_OUT.to_owned(),
-        cause: format!(
-            "the approval of wave {wave} timed out after {} minutes",
-            release.lifecycle.approval_timeout_minutes
-        ),
+        cause: timeout_cause(wave, release.lifecycle.approval_timeout_minutes),
     })
+}
+
+/// A rejected release's cause: `wave 2 rejected by <who>: <reason>`.
+pub(super) fn rejection_cause(approval: &ApprovalRecord) -> String {
+    format!(
+        "wave {} rejected by {}: {}",
+        approval.wave,
+        approval.by.as_deref().unwrap_or("unknown"),
+        approval.reason.as_deref().unwrap_or("")
+    )
+}
+
+/// A timed-out approval's cause.
+pub(super) fn timeout_cause(wave: u32, minutes: u32) -> String {
+    format!("the approval of wave {wave} timed out after {minutes} minutes")
 }

@@ -128,6 +128,24 @@ pub const APPROVAL_ERRORS: [&str; 2] = [
     super::operate::APPROVAL_TIMED_OUT,
 ];
 
+/// The cause of a release its approval ended: the current attempt's rejected or timed-out
+/// approval, in the words the operator and the timeout use.
+fn approval_end(release: &crate::release::ReleaseRecord) -> Option<String> {
+    use crate::lifecycle::ApprovalStatus;
+    let l = &release.lifecycle;
+    let a = l.approvals.iter().rev().find(|a| {
+        a.attempt == l.attempt
+            && matches!(
+                a.status,
+                ApprovalStatus::Rejected | ApprovalStatus::TimedOut
+            )
+    })?;
+    Some(match a.status {
+        ApprovalStatus::Rejected => super::operate::rejection_cause(a),
+        _ => super::operate::timeout_cause(a.wave, l.approval_timeout_minutes),
+    })
+}
+
 /// How a release ends when `requested` is asked for: a release succeeds only when every
 /// pipeline's latest run Succeeded (issue 9, fault 12: on the success path a run that never
 /// started or has not ended counts against it too). A failure's cause names the runs that
@@ -152,12 +170,14 @@ pub(super) fn release_end(
     if requested == ReleaseStatus::Succeeded && not_succeeded.is_empty() {
         return (ReleaseStatus::Succeeded, None);
     }
-    // A rejected or timed-out approval ends the release with its own words.
+    // A rejected or timed-out approval ends the release with its own words: from the
+    // approval as recorded (a SendTaskFailure's cause may not reach the execution intact:
+    // moto drops it), else the caught error's.
     if let Some(e) = error.filter(|e| APPROVAL_ERRORS.contains(&e.error.as_str())) {
-        return (
-            ReleaseStatus::Failed,
-            Some(e.cause.clone().unwrap_or_else(|| e.error.clone())),
-        );
+        let cause = approval_end(&stored.release)
+            .or_else(|| e.cause.clone().filter(|c| !c.is_empty()))
+            .unwrap_or_else(|| e.error.clone());
+        return (ReleaseStatus::Failed, Some(cause));
     }
     let mut cause = if not_succeeded.is_empty() {
         "the release failed".to_owned()
