@@ -8,7 +8,9 @@
 //! S3's 404 `NoSuchKey` is answered 403 `AccessDenied`, as S3 answers a caller without
 //! `s3:ListBucket` (`s3_denies_missing_keys`); the first SendTask* calls are throttled
 //! (`send_task_failures`); some entries of the first PutEvents calls are rejected as
-//! EventBridge rejects entries, the others forwarded to moto (`put_events_failures`). The
+//! EventBridge rejects entries, the others forwarded to moto (`put_events_failures`); the
+//! answer of the first PutEvents calls is lost after moto took their events
+//! (`put_events_lost_answers`). The
 //! functions' S3, Step Functions and EventBridge calls come through the router only when the
 //! rule for them is on.
 
@@ -56,6 +58,12 @@ pub(crate) struct RouterRules {
     /// (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevents.html>, "Handling
     /// failures with PutEvents").
     pub(crate) put_events_failures: u32,
+    /// The first N PutEvents calls are forwarded to moto whole (moto delivers their events),
+    /// then answered 500 `InternalException`: an answer lost after EventBridge took the events.
+    /// The SDK retries the call (a 5xx is retryable), so those events are put twice: the
+    /// duplicates a subscriber must recognise by `detail.eventId`. Applied before
+    /// `put_events_failures`.
+    pub(crate) put_events_lost_answers: u32,
 }
 
 /// The router, serving on its own 127.0.0.1 port until dropped.
@@ -86,6 +94,7 @@ impl Router {
             log: Mutex::default(),
             send_failures_left: std::sync::atomic::AtomicU32::new(rules.send_task_failures),
             put_events_failures_left: std::sync::atomic::AtomicU32::new(rules.put_events_failures),
+            put_events_lost_left: std::sync::atomic::AtomicU32::new(rules.put_events_lost_answers),
         });
         let app = axum::Router::new()
             .fallback(route)
@@ -150,6 +159,8 @@ pub(crate) struct RouterState {
     send_failures_left: std::sync::atomic::AtomicU32,
     /// What is left of `rules.put_events_failures`.
     put_events_failures_left: std::sync::atomic::AtomicU32,
+    /// What is left of `rules.put_events_lost_answers`.
+    put_events_lost_left: std::sync::atomic::AtomicU32,
 }
 
 impl RouterState {
@@ -207,6 +218,27 @@ async fn route(State(router): State<Arc<RouterState>>, request: Request) -> Resp
         out.headers_mut().insert(
             "content-type",
             HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        return out;
+    }
+    if is_put_events(&parts.headers) && take(&router.put_events_lost_left) {
+        let entries = serde_json::from_slice::<Value>(&body)
+            .map(|r| r["Entries"].as_array().map_or(0, Vec::len))
+            .unwrap_or_default();
+        if let Err(e) = forward(&router, &parts, body).await {
+            return (StatusCode::BAD_GATEWAY, e).into_response();
+        }
+        router.log(format!(
+            "events PutEvents: {entries} entries taken by moto, answer lost: 500 InternalException (put_events_lost_answers)"
+        ));
+        let mut out = Response::new(Body::from(
+            json!({"__type": "InternalException", "message": "answer lost by the e2e router"})
+                .to_string(),
+        ));
+        *out.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        out.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.1"),
         );
         return out;
     }

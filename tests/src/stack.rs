@@ -57,6 +57,10 @@ pub struct StackOptions {
     /// `put_events_failures`) and forwards the rest to moto. 0 (the default): the functions
     /// put their events to moto directly.
     pub put_events_failures: u32,
+    /// The first N PutEvents calls reach moto, then their answer is lost (the router's
+    /// `put_events_lost_answers`): the SDK puts those events again. Routes the functions'
+    /// EventBridge calls through the router too.
+    pub put_events_lost_answers: u32,
 }
 
 impl Default for StackOptions {
@@ -69,6 +73,7 @@ impl Default for StackOptions {
             s3_denies_missing_keys: false,
             send_task_failures: 0,
             put_events_failures: 0,
+            put_events_lost_answers: 0,
         }
     }
 }
@@ -135,6 +140,7 @@ impl Stack {
                 s3_denies_missing_keys: options.s3_denies_missing_keys,
                 send_task_failures: options.send_task_failures,
                 put_events_failures: options.put_events_failures,
+                put_events_lost_answers: options.put_events_lost_answers,
             },
         )
         .await;
@@ -176,7 +182,8 @@ impl Stack {
                     .s3_denies_missing_keys
                     .then_some(router.url.as_str()),
                 sfn_url: (options.send_task_failures > 0).then_some(router.url.as_str()),
-                events_url: (options.put_events_failures > 0).then_some(router.url.as_str()),
+                events_url: (options.put_events_failures + options.put_events_lost_answers > 0)
+                    .then_some(router.url.as_str()),
                 env: &resources.function_env,
             },
             &log_dir,

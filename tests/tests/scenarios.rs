@@ -4,7 +4,8 @@
 //! releases (issue 11): cancel, retry, approvals, notifications.
 
 use rm_core::lifecycle::{ApprovalStatus, WaitingFor, WaveStatus};
-use rm_core::release::{ReleaseStatus, RunStatus};
+use rm_core::ports::ReleaseStore;
+use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
 use rm_e2e::{
     assert_runs, event, manifest, run_statuses, DynamoTarget, Stack, StackOptions, DEFAULT_WAIT,
 };
@@ -1143,4 +1144,143 @@ async fn cancel_while_an_approval_waits() {
 
     let (status, body) = operate(&stack, "approve", "appr-cancel", Some(json!({"wave": 2}))).await;
     assert_eq!(status, 409, "{body}");
+}
+
+/// Scenario 17 (issue 11, notifications): the functions' PutEvents go through the router,
+/// which loses the answer of the first two calls after moto took their events (the SDK puts
+/// them again: duplicates), then rejects some entries of the next calls (FailedEntryCount,
+/// per-entry ErrorCode) and forwards the rest to moto; a moto rule delivers `source:
+/// release-machine` to a queue. For a whole release every event arrives (the rejected ones are
+/// sent again, the sweep drains what is left), nothing stays in the outbox, the events, sorted,
+/// have strictly increasing `detail.sequence`, and each duplicate carries the same
+/// `detail.eventId` and content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_of_a_release_arrives_despite_rejected_entries() {
+    let stack = Stack::start(StackOptions {
+        sim: json!({"defaults": {"durationSeconds": 1, "stopSeconds": 1}}),
+        put_events_failures: 8,
+        put_events_lost_answers: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    stack.warm_up().await;
+    let queue = stack.event_queue().await;
+    let manifest = json!({"releaseId": "events-1", "pipelines": [
+        {"name": "ev-a", "wave": 1},
+        {"name": "ev-b", "wave": 1},
+        {"name": "ev-c", "wave": 2},
+    ]});
+    let input = stack
+        .upload_manifest("releases/events-1.json", &manifest)
+        .await;
+    let arn = stack.start_execution("events-1", &input).await;
+    succeeded(&stack, &arn).await;
+    // What the last publishes left (if their retries were rejected too) the sweep sends.
+    sweep(&stack).await;
+
+    let rejected: Vec<String> = stack
+        .router_log()
+        .into_iter()
+        .filter(|l| l.contains("(put_events_failures)"))
+        .collect();
+    assert!(!rejected.is_empty(), "no entry was rejected");
+    let lost = stack
+        .router_log()
+        .into_iter()
+        .filter(|l| l.contains("(put_events_lost_answers)"))
+        .count();
+    assert_eq!(lost, 2, "two answers were lost");
+    let id = ReleaseId::parse("events-1").unwrap();
+    let left = stack.store().outbox(Some(&id), 1000).await.unwrap();
+    assert!(left.is_empty(), "unpublished: {left:#?}");
+
+    let events: Vec<Value> = stack
+        .queued_events(&queue)
+        .await
+        .into_iter()
+        .filter(|e| e["detail"]["releaseId"] == "events-1")
+        .collect();
+    for e in &events {
+        assert_eq!(e["source"], "release-machine", "{e}");
+    }
+    // Duplicates share an eventId and are the same event.
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    let mut duplicates = 0;
+    for e in &events {
+        let event_id = e["detail"]["eventId"].as_str().unwrap().to_owned();
+        let seen = (e["detail-type"].clone(), e["detail"].clone());
+        match by_id.get(&event_id) {
+            Some(first) => {
+                duplicates += 1;
+                assert_eq!(
+                    (&first["detail-type"], &first["detail"]),
+                    (&seen.0, &seen.1),
+                    "two events share the eventId {event_id}"
+                );
+            }
+            None => {
+                by_id.insert(event_id, e.clone());
+            }
+        }
+    }
+    assert!(duplicates > 0, "the lost answers' events arrived twice");
+    let mut unique: Vec<&Value> = by_id.values().collect();
+    unique.sort_by_key(|e| e["detail"]["sequence"].as_u64().unwrap());
+    let sequences: Vec<u64> = unique
+        .iter()
+        .map(|e| e["detail"]["sequence"].as_u64().unwrap())
+        .collect();
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "sequences {sequences:?}"
+    );
+    for e in &unique {
+        assert_eq!(
+            e["detail"]["eventId"],
+            format!("events-1:{}", e["detail"]["sequence"]),
+            "{e}"
+        );
+    }
+    // Every change of the release is there: the release's statuses, each wave's, each run's.
+    let has = |detail_type: &str, check: &dyn Fn(&Value) -> bool| {
+        unique
+            .iter()
+            .any(|e| e["detail-type"] == detail_type && check(&e["detail"]))
+    };
+    for status in ["RUNNING", "SUCCEEDED"] {
+        assert!(
+            has("Release Status Change", &|d| d["status"] == status
+                && d["attempt"] == 1),
+            "no Release Status Change {status}: {unique:#?}"
+        );
+    }
+    for wave in [1, 2] {
+        for status in ["Running", "Succeeded"] {
+            assert!(
+                has("Wave Status Change", &|d| d["wave"] == wave
+                    && d["status"] == status),
+                "no Wave Status Change {wave} {status}: {unique:#?}"
+            );
+        }
+    }
+    let release = stack.release("events-1").await.unwrap();
+    for run in &release.runs {
+        for entry in &run.history {
+            let status = serde_json::to_value(entry.status).unwrap();
+            assert!(
+                has("Pipeline Run Status Change", &|d| d["pipeline"]
+                    == run.pipeline()
+                    && d["status"] == status
+                    && d["executionId"] == json!(run.execution_id)),
+                "no Pipeline Run Status Change {} {status}: {unique:#?}",
+                run.pipeline()
+            );
+        }
+    }
+    eprintln!(
+        "[e2e] events: {} received, {} distinct, {duplicates} duplicates; {} PutEvents calls had entries rejected",
+        events.len(),
+        unique.len(),
+        rejected.len()
+    );
 }
