@@ -530,7 +530,9 @@ async fn fifty_concurrent_retries_give_one_attempt() {
 async fn a_rejection_keeps_its_cause_when_the_task_failure_lost_it() {
     let w = World::new();
     w.claim(manifest()).await;
-    await_approval(&w.approval(2, "tok"), &w.run()).await.unwrap();
+    await_approval(&w.approval(2, "tok"), &w.run())
+        .await
+        .unwrap();
     let reject = Decision::Reject {
         reason: "freeze".into(),
     };
@@ -547,5 +549,8 @@ async fn a_rejection_keeps_its_cause_when_the_task_failure_lost_it() {
         }),
     };
     let view = record_release(&req, &w.run()).await.unwrap();
-    assert_eq!(view.cause.as_deref(), Some("wave 2 rejected by bob: freeze"));
+    assert_eq!(
+        view.cause.as_deref(),
+        Some("wave 2 rejected by bob: freeze")
+    );
 }
