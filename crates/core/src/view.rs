@@ -1,6 +1,8 @@
 //! The one release JSON: the API's GET, the CLI's `--json` and `status` print this shape.
 
-use crate::lifecycle::{ApprovalRecord, AttemptRecord, WaitRecord, WaitingFor, WaveRecord};
+use crate::lifecycle::{
+    ApprovalRecord, AttemptRecord, CancelRequest, WaitRecord, WaitingFor, WaveRecord,
+};
 use crate::manifest::OnFailure;
 use crate::release::{HistoryEntry, ReleaseStatus, RunStatus, StoredRelease};
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,9 @@ pub struct ReleaseView {
     pub attempts: Vec<AttemptRecord>,
     /// What a RUNNING release waits for; null when nothing.
     pub waiting_for: Option<WaitingFor>,
+    /// A cancel asked for (`by`, `reason`, `at`, `attempt`): recorded before the execution is
+    /// stopped, so a release still RUNNING shows it is being cancelled; null when none.
+    pub cancel_requested: Option<CancelRequest>,
     pub approvals: Vec<ApprovalRecord>,
     pub waves: Vec<WaveRecord>,
     /// Every wait the release went through.
@@ -94,6 +99,7 @@ impl From<&StoredRelease> for ReleaseView {
             attempt: r.lifecycle.attempt,
             attempts: r.lifecycle.attempts.clone(),
             waiting_for: r.lifecycle.waiting_for.clone(),
+            cancel_requested: r.lifecycle.cancel.clone(),
             approvals: r.lifecycle.approvals.clone(),
             waves: r.lifecycle.waves.clone(),
             waits: r.lifecycle.waits.clone(),

@@ -276,6 +276,11 @@ async fn a_cancel_is_recorded_then_the_execution_stopped_and_the_reconciler_ends
     let release = w.release().await.release;
     assert!(release.stop_requested);
     assert_eq!(release.lifecycle.cancel.as_ref().unwrap().by, "carol");
+    // The release JSON shows the cancel while the release still runs.
+    let json = serde_json::to_value(rm_core::view::ReleaseView::from(&w.release().await)).unwrap();
+    assert_eq!(json["status"], "RUNNING");
+    assert_eq!(json["cancelRequested"]["by"], "carol");
+    assert_eq!(json["cancelRequested"]["reason"], "wrong build");
     assert_eq!(
         release.status,
         ReleaseStatus::Running,
