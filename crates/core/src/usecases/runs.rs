@@ -161,15 +161,9 @@ async fn start_run(
     let execution_id = match started {
         Ok(id) => id,
         Err(StartError::NotFound(_)) => {
-            return Ok(record_run_status(
-                &ports.writer(),
-                &k,
-                RunStatus::NotFound,
-                ports.clock.now(),
-                None,
-            )
-            .await?
-            .unwrap_or(run));
+            return Ok(record_now(ports, &k, RunStatus::NotFound)
+                .await?
+                .unwrap_or(run));
         }
         Err(StartError::Busy(msg)) => {
             tracing::warn!(release = %rid, pipeline = %pipeline, error = %msg,
@@ -178,14 +172,7 @@ async fn start_run(
         }
         Err(StartError::NotStartable(msg)) => {
             ports.store.set_run_cause(&k, &msg).await?;
-            record_run_status(
-                &ports.writer(),
-                &k,
-                RunStatus::Failed,
-                ports.clock.now(),
-                None,
-            )
-            .await?;
+            record_now(ports, &k, RunStatus::Failed).await?;
             return Err(TaskError::PipelineNotStartable(format!(
                 "pipeline {pipeline} could not be started: {msg}"
             )));
@@ -209,15 +196,7 @@ async fn start_run(
                 .pipelines
                 .stop(&pipeline, &execution_id, &reason, false)
                 .await?;
-            if let Some(stopped) = record_run_status(
-                &ports.writer(),
-                &k,
-                RunStatus::Stopping,
-                ports.clock.now(),
-                None,
-            )
-            .await?
-            {
+            if let Some(stopped) = record_now(ports, &k, RunStatus::Stopping).await? {
                 return Ok(stopped);
             }
         }
@@ -334,11 +313,17 @@ pub(super) async fn refresh(run: RunRecord, ports: &RunPorts<'_>) -> Result<RunR
         return Ok(run);
     }
     let k = key(&run.release_id, &run.spec.name);
-    Ok(
-        record_run_status(&ports.writer(), &k, status, ports.clock.now(), None)
-            .await?
-            .unwrap_or(run),
-    )
+    Ok(record_now(ports, &k, status).await?.unwrap_or(run))
+}
+
+/// Records a status change of a run, decided by this task, at the clock's now (its event
+/// published: [`record_run_status`]).
+async fn record_now(
+    ports: &RunPorts<'_>,
+    k: &RunKey,
+    status: RunStatus,
+) -> PortResult<Option<RunRecord>> {
+    record_run_status(&ports.writer(), k, status, ports.clock.now(), None).await
 }
 
 /// The RunPipeline task (`.waitForTaskToken`, one per pipeline: issue 9, fault 10): stores the
@@ -404,15 +389,9 @@ pub async fn stop_timed_out(
             ports.store.clear_token(&k, token).await?;
         }
         ports.store.set_run_cause(&k, PIPELINE_BUSY).await?;
-        let run = record_run_status(
-            &ports.writer(),
-            &k,
-            RunStatus::Failed,
-            ports.clock.now(),
-            None,
-        )
-        .await?
-        .unwrap_or(run);
+        let run = record_now(ports, &k, RunStatus::Failed)
+            .await?
+            .unwrap_or(run);
         return Ok(response(&run));
     }
     let reason = format!(
@@ -443,27 +422,15 @@ pub(super) async fn stop_run(
     {
         Ok(()) => {}
         Err(PortError::NotFound(_)) => {
-            return Ok(record_run_status(
-                &ports.writer(),
-                &k,
-                RunStatus::NotFound,
-                ports.clock.now(),
-                None,
-            )
-            .await?
-            .unwrap_or(run));
+            return Ok(record_now(ports, &k, RunStatus::NotFound)
+                .await?
+                .unwrap_or(run));
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(record_run_status(
-        &ports.writer(),
-        &k,
-        RunStatus::Stopping,
-        ports.clock.now(),
-        None,
-    )
-    .await?
-    .unwrap_or(run))
+    Ok(record_now(ports, &k, RunStatus::Stopping)
+        .await?
+        .unwrap_or(run))
 }
 
 /// StopRunning: marks the release as stopping, stops every run still in progress (with
