@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod events;
+pub mod gate;
 pub mod handlers;
 pub mod lifecycle;
 pub mod manifest;

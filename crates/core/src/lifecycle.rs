@@ -15,7 +15,9 @@ use crate::release::ReleaseStatus;
 pub enum WaveStatus {
     Pending,
     WaitingApproval,
+    WaitingGate,
     Running,
+    Baking,
     Succeeded,
     Failed,
     Cancelled,
@@ -27,7 +29,9 @@ impl WaveStatus {
         match self {
             Self::Pending => "Pending",
             Self::WaitingApproval => "WaitingApproval",
+            Self::WaitingGate => "WaitingGate",
             Self::Running => "Running",
+            Self::Baking => "Baking",
             Self::Succeeded => "Succeeded",
             Self::Failed => "Failed",
             Self::Cancelled => "Cancelled",
@@ -37,7 +41,14 @@ impl WaveStatus {
 
     /// Not started or under way: what a release's end settles.
     pub fn is_open(self) -> bool {
-        matches!(self, Self::Pending | Self::WaitingApproval | Self::Running)
+        matches!(
+            self,
+            Self::Pending
+                | Self::WaitingApproval
+                | Self::WaitingGate
+                | Self::Running
+                | Self::Baking
+        )
     }
 }
 
@@ -159,6 +170,74 @@ pub enum WaitingFor {
         #[serde(with = "time::serde::rfc3339")]
         since: OffsetDateTime,
     },
+    /// The gate before `wave` is closed.
+    Gate {
+        wave: u32,
+        reasons: Vec<String>,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+    },
+    /// `wave` succeeded; the release bakes until `until`.
+    Bake {
+        wave: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+    },
+    /// The stack-wide halt holds the release (before `wave`, or pipeline starts inside it).
+    Halt {
+        wave: Option<u32>,
+        reason: String,
+        by: String,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+    },
+}
+
+impl WaitingFor {
+    /// What the release waits for, in words: `the approval of wave 2`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Approval { wave, .. } => format!("the approval of wave {wave}"),
+            Self::Gate { wave, reasons, .. } => {
+                format!("the gate before wave {wave} ({})", reasons.join("; "))
+            }
+            Self::Bake { wave, until } => format!(
+                "the bake of wave {wave} until {}",
+                until
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+            Self::Halt { reason, by, .. } => format!("the halt (halted by {by}: {reason})"),
+        }
+    }
+}
+
+/// A gate or bake wait in progress: the task token the state machine waits on, and what the
+/// re-evaluations outside the execution need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateWait {
+    /// `Gate` (before a wave) or `Bake` (after one).
+    pub kind: WaitKind,
+    pub wave: u32,
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// A bake's end.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// The last evaluation's reasons (a closed gate).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// Halted time so far (not counted against `maxWaitMinutes`).
+    #[serde(default)]
+    pub halted_seconds: i64,
+    /// Since when the halt holds it, while it does.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub halted_since: Option<OffsetDateTime>,
+    /// How it ended, once the token was answered: the cause a failed wait gives the release.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// A cancel that was asked for: recorded before the execution is stopped.
@@ -208,6 +287,12 @@ pub struct Lifecycle {
     /// The manifest's `approvalTimeoutMinutes`.
     #[serde(default = "default_timeout")]
     pub approval_timeout_minutes: u32,
+    /// The manifest's `gates`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<crate::gate::GateSettings>,
+    /// The gate or bake wait in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_wait: Option<GateWait>,
 }
 
 fn default_timeout() -> u32 {
@@ -227,6 +312,8 @@ impl Default for Lifecycle {
             approval_token: None,
             approval_waves: Vec::new(),
             approval_timeout_minutes: default_timeout(),
+            gates: None,
+            gate_wait: None,
         }
     }
 }

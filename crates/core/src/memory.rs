@@ -29,6 +29,7 @@ struct StoreState {
     sequences: HashMap<ReleaseId, u64>,
     /// Events not yet published, by release and sequence.
     outbox: BTreeMap<(ReleaseId, u64), crate::events::ReleaseEvent>,
+    halt: Option<crate::gate::Halt>,
 }
 
 impl StoreState {
@@ -397,6 +398,20 @@ impl ReleaseStore for MemoryStore {
             .cloned()
             .collect();
         Ok(page_of(page, query.limit.max(1)))
+    }
+
+    async fn halt(&self) -> PortResult<Option<crate::gate::Halt>> {
+        Ok(lock(&self.state).halt.clone())
+    }
+
+    async fn set_halt(
+        &self,
+        halt: Option<&crate::gate::Halt>,
+    ) -> PortResult<Option<crate::gate::Halt>> {
+        Ok(std::mem::replace(
+            &mut lock(&self.state).halt,
+            halt.cloned(),
+        ))
     }
 }
 
@@ -867,10 +882,11 @@ impl crate::events::EventBus for MemoryBus {
     }
 }
 
-/// CloudWatch alarms as given; or an error.
+/// CloudWatch alarms as given, with their history; or an error.
 #[derive(Default)]
 pub struct FakeAlarms {
     pub alarms: Mutex<Vec<AlarmState>>,
+    pub history: Mutex<Vec<crate::ports::AlarmTransition>>,
     pub error: Mutex<Option<PortError>>,
 }
 
@@ -878,8 +894,31 @@ impl FakeAlarms {
     pub fn with(alarms: Vec<AlarmState>) -> Self {
         Self {
             alarms: Mutex::new(alarms),
-            error: Mutex::new(None),
+            ..Self::default()
         }
+    }
+
+    /// Sets an alarm's state at `at` (adding it if new) and records the transition.
+    pub fn set(&self, name: &str, state: AlarmValue, at: OffsetDateTime) {
+        let mut alarms = lock(&self.alarms);
+        match alarms.iter_mut().find(|a| a.name == name) {
+            Some(a) => {
+                a.state = state;
+                a.transitioned_at = Some(at);
+            }
+            None => alarms.push(AlarmState {
+                name: name.to_owned(),
+                state,
+                actions_enabled: true,
+                reason: None,
+                transitioned_at: Some(at),
+            }),
+        }
+        lock(&self.history).push(crate::ports::AlarmTransition {
+            name: name.to_owned(),
+            at,
+            state,
+        });
     }
 }
 
@@ -892,6 +931,23 @@ impl Alarms for FakeAlarms {
         Ok(lock(&self.alarms)
             .iter()
             .filter(|a| names.contains(&a.name) || prefixes.iter().any(|p| a.name.starts_with(p)))
+            .cloned()
+            .collect())
+    }
+
+    async fn history(
+        &self,
+        names: &[String],
+        prefixes: &[String],
+        since: OffsetDateTime,
+    ) -> PortResult<Vec<crate::ports::AlarmTransition>> {
+        if let Some(e) = lock(&self.error).clone() {
+            return Err(e);
+        }
+        Ok(lock(&self.history)
+            .iter()
+            .filter(|t| t.at >= since)
+            .filter(|t| names.contains(&t.name) || prefixes.iter().any(|p| t.name.starts_with(p)))
             .cloned()
             .collect())
     }
@@ -923,15 +979,21 @@ impl HealthEvents for FakeHealth {
     }
 }
 
-/// Records job results: (job id, passed, message).
+/// Records job results: (job id, passed, message); and held jobs: (job id, continuation
+/// token, message).
 #[derive(Default)]
 pub struct RecordingJobs {
     results: Mutex<Vec<(String, bool, String)>>,
+    holds: Mutex<Vec<(String, String, String)>>,
 }
 
 impl RecordingJobs {
     pub fn results(&self) -> Vec<(String, bool, String)> {
         lock(&self.results).clone()
+    }
+
+    pub fn holds(&self) -> Vec<(String, String, String)> {
+        lock(&self.holds).clone()
     }
 }
 
@@ -944,6 +1006,15 @@ impl JobResults for RecordingJobs {
 
     async fn fail(&self, job_id: &str, message: &str) -> PortResult<()> {
         lock(&self.results).push((job_id.to_owned(), false, message.to_owned()));
+        Ok(())
+    }
+
+    async fn hold(&self, job_id: &str, continuation_token: &str, message: &str) -> PortResult<()> {
+        lock(&self.holds).push((
+            job_id.to_owned(),
+            continuation_token.to_owned(),
+            message.to_owned(),
+        ));
         Ok(())
     }
 }

@@ -183,6 +183,15 @@ pub trait ReleaseStore: Send + Sync {
     /// Releases newest first (by requestedAt, then id), optionally only those in `status`; at
     /// most `limit`, continuing after the page token `next` a previous page returned.
     async fn list_releases(&self, query: &ListQuery) -> PortResult<ReleasePage>;
+
+    /// The stack-wide halt, if it is on.
+    async fn halt(&self) -> PortResult<Option<crate::gate::Halt>>;
+
+    /// Turns the halt on (`Some`) or off (`None`); returns the halt it replaced.
+    async fn set_halt(
+        &self,
+        halt: Option<&crate::gate::Halt>,
+    ) -> PortResult<Option<crate::gate::Halt>>;
 }
 
 /// What `list_releases` lists.
@@ -415,6 +424,18 @@ pub struct AlarmState {
     pub state: AlarmValue,
     pub actions_enabled: bool,
     pub reason: Option<String>,
+    /// When the alarm last changed state (`StateTransitionedTimestamp`; unlike
+    /// `StateUpdatedTimestamp` it does not move on evaluation-state changes).
+    pub transitioned_at: Option<OffsetDateTime>,
+}
+
+/// A state change of an alarm (DescribeAlarmHistory, `StateUpdate` items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmTransition {
+    pub name: String,
+    pub at: OffsetDateTime,
+    /// The state it changed to.
+    pub state: AlarmValue,
 }
 
 /// CloudWatch alarms.
@@ -422,6 +443,15 @@ pub struct AlarmState {
 pub trait Alarms: Send + Sync {
     /// Alarms with these exact names, and alarms whose names start with these prefixes.
     async fn describe(&self, names: &[String], prefixes: &[String]) -> PortResult<Vec<AlarmState>>;
+
+    /// State changes since `since` (inclusive) of the alarms with these names or prefixes,
+    /// oldest first: a bake's look back, which catches a flap a once-a-minute look misses.
+    async fn history(
+        &self,
+        names: &[String],
+        prefixes: &[String],
+        since: OffsetDateTime,
+    ) -> PortResult<Vec<AlarmTransition>>;
 }
 
 /// An open AWS Health issue.
@@ -449,11 +479,22 @@ pub trait HealthEvents: Send + Sync {
 pub trait JobResults: Send + Sync {
     async fn succeed(&self, job_id: &str, message: &str) -> PortResult<()>;
     async fn fail(&self, job_id: &str, message: &str) -> PortResult<()>;
+    /// PutJobSuccessResult with a continuation token: the action is not done, CodePipeline
+    /// invokes the function again later (a new job carrying the token).
+    async fn hold(&self, job_id: &str, continuation_token: &str, message: &str) -> PortResult<()>;
 }
 
-/// The release run: start, await, record, stop, sweep, reconcile.
+/// What the gates look at besides the store: CloudWatch alarms and AWS Health.
+#[derive(Clone, Copy)]
+pub struct Sensors<'a> {
+    pub alarms: &'a dyn Alarms,
+    pub health: &'a dyn HealthEvents,
+}
+
+/// The release run: start, await, record, stop, sweep, reconcile, the gates between waves.
 #[derive(Clone, Copy)]
 pub struct RunPorts<'a> {
+    pub sensors: Sensors<'a>,
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
     pub tokens: &'a dyn TaskTokens,
@@ -503,9 +544,10 @@ impl<'a> ManifestPorts<'a> {
     }
 }
 
-/// The API: submit a release, read releases.
+/// The API: submit a release, read releases, operate them, the halt.
 #[derive(Clone, Copy)]
 pub struct ApiPorts<'a> {
+    pub sensors: Sensors<'a>,
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
     pub executions: &'a dyn Executions,
@@ -532,6 +574,19 @@ impl<'a> ApiPorts<'a> {
             clock: self.clock,
         }
     }
+
+    /// The run's ports (a halt change resumes waiting releases at once).
+    pub fn run(&self) -> RunPorts<'a> {
+        RunPorts {
+            sensors: self.sensors,
+            store: self.store,
+            pipelines: self.pipelines,
+            tokens: self.tokens,
+            executions: self.executions,
+            bus: self.bus,
+            clock: self.clock,
+        }
+    }
 }
 
 /// The gate: alarms, AWS Health, and the CodePipeline job it answers.
@@ -539,5 +594,8 @@ impl<'a> ApiPorts<'a> {
 pub struct GatePorts<'a> {
     pub alarms: &'a dyn Alarms,
     pub health: &'a dyn HealthEvents,
+    /// The halt, and the release that started the execution.
+    pub store: &'a dyn ReleaseStore,
+    pub clock: &'a dyn Clock,
     pub jobs: &'a dyn JobResults,
 }

@@ -16,6 +16,7 @@ pub mod runner;
 pub mod sim;
 pub mod store;
 pub mod tokens;
+pub mod world;
 
 pub use runner::{run_release, Progress, RunError, RunOptions, RunOutcome, RunReport};
 pub use sim::{SimFile, SimFileError};

@@ -16,7 +16,8 @@ use rm_core::error::{Rejection, TaskError, ValidationError};
 use rm_core::handlers::{self, Function, TaskPorts};
 use rm_core::manifest::Manifest;
 use rm_core::ports::{
-    ApiPorts, Clock, ExecutionRunState, ExecutionState, ManifestSource, ReleaseStore, SourceError,
+    ApiPorts, Clock, ExecutionRunState, ExecutionState, ManifestSource, ReleaseStore, Sensors,
+    SourceError,
 };
 use rm_core::release::{ReleaseId, ReleaseStatus};
 use rm_core::tasks::{CheckManifestResponse, Outcome};
@@ -358,8 +359,14 @@ async fn run_in_virtual_time(
     let (execution, engine_tokens) = machine.start(config);
     executions.set_stop(execution.stop_handle());
     let tokens = EngineTokens::new(engine_tokens).with_faults_of(sim.clone());
+    let world = crate::world::SimWorld::default();
+    let sensors = Sensors {
+        alarms: &world,
+        health: &world,
+    };
     let functions = LocalFunctions::new(
         TaskPorts {
+            sensors,
             store: &store,
             pipelines: &sim,
             tokens: &tokens,
@@ -373,6 +380,7 @@ async fn run_in_virtual_time(
     .with_progress(progress)
     .with_faults(&sim, &faults, release_id.clone());
     let api = ApiPorts {
+        sensors,
         store: &store,
         pipelines: &sim,
         executions: &executions,

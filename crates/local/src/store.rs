@@ -15,6 +15,7 @@
 
 use rm_core::error::PortError;
 use rm_core::events::ReleaseEvent;
+use rm_core::gate::Halt;
 use rm_core::lifecycle::{AttemptRecord, Lifecycle};
 use rm_core::manifest::{PipelineSpec, SourceRevision};
 use rm_core::ports::{Claim, ListQuery, NewRelease, PortResult, ReleasePage, ReleaseStore, RunKey};
@@ -98,6 +99,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     detail      TEXT NOT NULL,
     PRIMARY KEY (release_id, sequence)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS halt (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    json TEXT NOT NULL
+);
 "#;
 
 /// The columns of `run_history` (issue 11: each entry's attempt and execution). A status is
@@ -1214,6 +1219,40 @@ impl ReleaseStore for SqliteStore {
         keyed.truncate(limit + 1);
         Ok(page_of(keyed.into_iter().map(|(_, r)| r).collect(), limit))
     }
+
+    async fn halt(&self) -> PortResult<Option<Halt>> {
+        read_halt(&self.lock())
+    }
+
+    /// One transaction: read the halt it replaces, write the new one.
+    async fn set_halt(&self, halt: Option<&Halt>) -> PortResult<Option<Halt>> {
+        self.write(|tx| {
+            let before = read_halt(tx)?;
+            match halt {
+                Some(h) => tx.execute(
+                    "INSERT INTO halt (id, json) VALUES (1, ?1) \
+                     ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+                    params![to_json(h)?],
+                ),
+                None => tx.execute("DELETE FROM halt WHERE id = 1", []),
+            }
+            .map_err(sql_err)?;
+            Ok(before)
+        })
+    }
+}
+
+/// The stored halt; one that does not decode is an error (never silently "not halted").
+fn read_halt(conn: &Connection) -> PortResult<Option<Halt>> {
+    let json: Option<String> = conn
+        .query_row("SELECT json FROM halt WHERE id = 1", [], |row| row.get(0))
+        .optional()
+        .map_err(sql_err)?;
+    json.map(|j| {
+        serde_json::from_str(&j)
+            .map_err(|e| PortError::Other(format!("the stored halt does not decode: {e}")))
+    })
+    .transpose()
 }
 
 /// Why a conditional `update_release` wrote nothing: the release is unknown, or at another

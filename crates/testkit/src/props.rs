@@ -18,7 +18,7 @@ use rm_core::memory::{
     FakeAlarms, FakeExecutions, FakeHealth, FakePipelines, FakeSource, ManualClock, MemoryBus,
     MemoryStore, RecordingJobs, RecordingTokens,
 };
-use rm_core::ports::{ApiPorts, Clock, GatePorts, ManifestPorts, ReleaseStore, RunKey};
+use rm_core::ports::{ApiPorts, Clock, GatePorts, ManifestPorts, ReleaseStore, RunKey, Sensors};
 use rm_core::tasks::{CheckManifestRequest, PipelineRef};
 use rm_core::usecases::{self, RunPorts};
 use rm_core::ReleaseId;
@@ -570,6 +570,7 @@ impl World {
     /// The ports of the run tasks (start-pipelines, poll-execution, record-state).
     pub fn run_ports(&self) -> RunPorts<'_> {
         RunPorts {
+            sensors: self.sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
@@ -587,6 +588,7 @@ impl World {
     /// Every port of the release state machine's functions, for [`rm_core::handlers::dispatch`].
     pub fn task_ports(&self) -> TaskPorts<'_> {
         TaskPorts {
+            sensors: self.sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
@@ -600,6 +602,7 @@ impl World {
     /// The ports of the API (release-api).
     pub fn api_ports(&self) -> ApiPorts<'_> {
         ApiPorts {
+            sensors: self.sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             executions: &self.executions,
@@ -615,6 +618,16 @@ impl World {
             alarms: &self.alarms,
             health: &self.health,
             jobs: &self.jobs,
+            store: &self.store,
+            clock: &self.clock,
+        }
+    }
+
+    /// What the gates look at.
+    pub fn sensors(&self) -> Sensors<'_> {
+        Sensors {
+            alarms: &self.alarms,
+            health: &self.health,
         }
     }
 

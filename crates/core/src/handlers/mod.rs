@@ -73,6 +73,7 @@ impl std::fmt::Display for Function {
 /// Every port a function of the release state machine may need.
 #[derive(Clone, Copy)]
 pub struct TaskPorts<'a> {
+    pub sensors: crate::ports::Sensors<'a>,
     pub store: &'a dyn ReleaseStore,
     pub pipelines: &'a dyn Pipelines,
     pub tokens: &'a dyn TaskTokens,
@@ -85,6 +86,7 @@ pub struct TaskPorts<'a> {
 impl<'a> TaskPorts<'a> {
     pub fn run(&self) -> RunPorts<'a> {
         RunPorts {
+            sensors: self.sensors,
             store: self.store,
             pipelines: self.pipelines,
             tokens: self.tokens,

@@ -12,7 +12,7 @@ mod sweep;
 
 pub use api::{get_release, submit_release, SubmitOutcome};
 pub use check::{check_manifest, claim_manifest, find_missing_pipelines, LOCAL_REQUESTER};
-pub use gate::{evaluate_gate, job_message, run_health_gate, GateDecision, GateSettings};
+pub use gate::{job_message, observe_gate, run_health_gate, GateDecision};
 pub use lifecycle::{
     change_release, change_release_with_runs, finish_release, publish, record_run_start,
     record_run_status, request_stop, Writer,

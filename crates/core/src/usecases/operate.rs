@@ -212,8 +212,8 @@ pub async fn decide_approval(
         let waiting = matches!(r.lifecycle.waiting_for, Some(WaitingFor::Approval { wave: w, .. }) if w == wave);
         if r.status != ReleaseStatus::Running || !waiting {
             let now_waiting = match &r.lifecycle.waiting_for {
-                Some(WaitingFor::Approval { wave, .. }) => format!("it waits for the approval of wave {wave}"),
-                None => "it waits for no approval".to_owned(),
+                Some(w) => format!("it waits for {}", w.describe()),
+                None => "it waits for nothing".to_owned(),
             };
             return Err(TaskError::Conflict(format!(
                 "release {} is {} and wave {wave} is not waiting for an approval; {now_waiting}",
