@@ -358,4 +358,29 @@ impl JobResults for CodePipelineJobs {
             .map(|_| ())
             .map_err(|e| port_error(&format!("CodePipeline PutJobFailureResult {job_id}"), &e))
     }
+
+    /// PutJobSuccessResult with a continuation token: CodePipeline keeps the action in
+    /// progress and invokes the function again with a new job whose `data.continuationToken`
+    /// is this token ("PutJobSuccessResult",
+    /// <https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobSuccessResult.html>).
+    async fn hold(&self, job_id: &str, continuation_token: &str, message: &str) -> PortResult<()> {
+        self.client
+            .put_job_success_result()
+            .job_id(job_id)
+            .continuation_token(continuation_token)
+            .execution_details(
+                ExecutionDetails::builder()
+                    .summary(truncate(message, MAX_SUMMARY))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                port_error(
+                    &format!("CodePipeline PutJobSuccessResult (continuation) {job_id}"),
+                    &e,
+                )
+            })
+    }
 }

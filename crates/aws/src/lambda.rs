@@ -5,13 +5,14 @@
 //! `ManifestInvalid`, ...).
 
 use crate::{
-    required_env, CodePipelineClient, DynamoStore, EventBridgeBus, SfnExecutions, SfnTaskTokens,
+    required_env, AwsHealth, CloudWatchAlarms, CodePipelineClient, DynamoStore, EventBridgeBus,
+    SfnExecutions, SfnTaskTokens,
 };
 use aws_config::SdkConfig;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use rm_core::error::{PortError, TaskError};
 use rm_core::handlers::{dispatch, Function, TaskPorts};
-use rm_core::ports::{ManifestSource, SourceError, SystemClock};
+use rm_core::ports::{ManifestSource, Sensors, SourceError, SystemClock};
 use serde_json::Value;
 use std::fmt;
 
@@ -34,7 +35,14 @@ pub async fn serve_task<S: ManifestSource + 'static>(
     let executions = SfnExecutions::new(sfn, required_env("STATE_MACHINE_ARN")?);
     let bus = EventBridgeBus::from_env(aws_sdk_eventbridge::Client::new(&config));
     let source = source(&config);
+    // The gates' sensors, built once (as the health gate does): Health asks its own endpoint.
+    let alarms = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&config));
+    let health = AwsHealth::from_config(&config);
     let ports = &TaskPorts {
+        sensors: Sensors {
+            alarms: &alarms,
+            health: &health,
+        },
         store: &store,
         pipelines: &pipelines,
         tokens: &tokens,

@@ -150,7 +150,7 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     }
 }
 
-fn req_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, PortError> {
+pub(crate) fn req_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, PortError> {
     get_s(item, name).ok_or_else(|| bad(item, format!("no string attribute {name}")))
 }
 
@@ -174,7 +174,7 @@ fn opt_time(item: &Item, name: &str) -> Result<Option<OffsetDateTime>, PortError
         .transpose()
 }
 
-fn req_time(item: &Item, name: &str) -> Result<OffsetDateTime, PortError> {
+pub(crate) fn req_time(item: &Item, name: &str) -> Result<OffsetDateTime, PortError> {
     parse_time(item, name, req_s(item, name)?)
 }
 

@@ -1535,6 +1535,19 @@ impl ReleaseStore for DynamoStore {
     /// (`ScanIndexForward = false`) from the page token (`waitingSince < :next`), merged.
     /// Eventually consistent. Release items written before the list (without `waitingPk`
     /// once ended) are not listed.
+    /// The halt item (`pk` = `sk` = `HALT`), read consistently.
+    async fn halt(&self) -> PortResult<Option<rm_core::gate::Halt>> {
+        self.read_halt().await
+    }
+
+    /// PutItem / DeleteItem of the halt item with ReturnValues ALL_OLD: the halt replaced.
+    async fn set_halt(
+        &self,
+        halt: Option<&rm_core::gate::Halt>,
+    ) -> PortResult<Option<rm_core::gate::Halt>> {
+        self.write_halt(halt).await
+    }
+
     async fn list_releases(&self, query: &ListQuery) -> PortResult<ReleasePage> {
         let limit = query.limit.max(1);
         let want = limit + 1;
@@ -1559,7 +1572,66 @@ impl ReleaseStore for DynamoStore {
     }
 }
 
+/// The key of the halt item.
+fn halt_key() -> HashMap<String, AttributeValue> {
+    HashMap::from([(PK.to_owned(), s(HALT_KEY)), (SK.to_owned(), s(HALT_KEY))])
+}
+
+/// The halt an item holds (`None`: no item).
+fn decode_halt(item: Option<Item>) -> PortResult<Option<rm_core::gate::Halt>> {
+    let Some(item) = item else { return Ok(None) };
+    Ok(Some(rm_core::gate::Halt {
+        reason: req_s(&item, "reason")?.to_owned(),
+        by: req_s(&item, "by")?.to_owned(),
+        since: req_time(&item, "since")?,
+    }))
+}
+
 impl DynamoStore {
+    /// The halt: one consistent GetItem of the halt item.
+    async fn read_halt(&self) -> PortResult<Option<rm_core::gate::Halt>> {
+        decode_halt(self.get_item(halt_key()).await?)
+    }
+
+    /// Puts (`Some`) or deletes (`None`) the halt item, returning what it replaced
+    /// (ReturnValues ALL_OLD).
+    async fn write_halt(
+        &self,
+        halt: Option<&rm_core::gate::Halt>,
+    ) -> PortResult<Option<rm_core::gate::Halt>> {
+        let old = match halt {
+            Some(h) => {
+                let mut item = halt_key();
+                item.insert(KIND.to_owned(), s("halt"));
+                item.insert("reason".to_owned(), s(&h.reason));
+                item.insert("by".to_owned(), s(&h.by));
+                item.insert("since".to_owned(), ts(h.since));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .return_values(ReturnValue::AllOld)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("DynamoDB PutItem (halt)", &e))?
+                    .attributes
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(halt_key()))
+                    .return_values(ReturnValue::AllOld)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("DynamoDB DeleteItem (halt)", &e))?
+                    .attributes
+            }
+        };
+        // An item without attributes is no item (DynamoDB answers an empty map or none).
+        decode_halt(old.filter(|a| !a.is_empty()))
+    }
+
     /// One partition of the waiting index, following its pages.
     async fn query_waiting_index(&self, partition: &str) -> PortResult<Vec<Item>> {
         let mut items = Vec::new();

@@ -79,6 +79,9 @@ pub const RELEASE_SK: &str = "RELEASE";
 /// The execution-id item's sort key.
 pub const EXEC_SK: &str = "EXEC";
 
+/// Partition and sort key of the one halt item (the stack-wide halt, while it is on).
+pub const HALT_KEY: &str = "HALT";
+
 /// Partition key of a release and its runs.
 pub fn release_pk(release_id: &str) -> String {
     format!("REL#{release_id}")
