@@ -335,6 +335,7 @@ async fn main() {
     ));
     let tokens = CountedTokens::default();
     let ports = RunPorts {
+        sensors: rm_core::memory::no_sensors(),
         store: &store,
         pipelines: &pipelines,
         tokens: &tokens,

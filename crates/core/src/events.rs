@@ -22,6 +22,7 @@ pub const WAVE_STATUS_CHANGE: &str = "Wave Status Change";
 pub const PIPELINE_RUN_STATUS_CHANGE: &str = "Pipeline Run Status Change";
 pub const APPROVAL_REQUESTED: &str = "Approval Requested";
 pub const RELEASE_WAITING: &str = "Release Waiting";
+pub const HALT_STATUS_CHANGE: &str = "Halt Status Change";
 
 /// PutEvents takes at most 10 entries a call.
 pub const PUT_EVENTS_BATCH: usize = 10;
@@ -82,6 +83,25 @@ impl ReleaseEvent {
             "time": time,
             "detail": self.detail,
         })
+    }
+
+    /// `Halt Status Change` (`on`, `reason`, `by`): a stack-wide event, not a release's. Its
+    /// `eventId` is `halt:<nanoseconds since the epoch of the change>`; it carries no
+    /// `releaseId` (the `release_id` field only keys it: `halt`).
+    pub fn halt_status(on: bool, reason: &str, by: &str, at: OffsetDateTime) -> Self {
+        let sequence = u64::try_from(at.unix_timestamp_nanos()).unwrap_or_default();
+        Self {
+            release_id: ReleaseId::stack(),
+            sequence,
+            detail_type: HALT_STATUS_CHANGE.to_owned(),
+            time: at,
+            detail: json!({
+                "eventId": format!("halt:{sequence}"),
+                "on": on,
+                "reason": reason,
+                "by": by,
+            }),
+        }
     }
 
     pub fn event_id_of(&self) -> String {
@@ -166,6 +186,34 @@ impl EventDraft {
             detail_type: RELEASE_WAITING,
             time: at,
             fields: json!({"attempt": attempt, "kind": kind, "wave": wave, "waiting": waiting}),
+        }
+    }
+
+    /// `Release Waiting` as a gate, bake or halt wait begins or changes: with `waitingFor`.
+    pub fn waiting_for(
+        attempt: u32,
+        waiting_for: &crate::lifecycle::WaitingFor,
+        at: OffsetDateTime,
+    ) -> Self {
+        let (kind, wave) = match waiting_for {
+            crate::lifecycle::WaitingFor::Approval { wave, .. } => {
+                (crate::lifecycle::WaitKind::Approval, Some(*wave))
+            }
+            crate::lifecycle::WaitingFor::Gate { wave, .. } => {
+                (crate::lifecycle::WaitKind::Gate, Some(*wave))
+            }
+            crate::lifecycle::WaitingFor::Bake { wave, .. } => {
+                (crate::lifecycle::WaitKind::Bake, Some(*wave))
+            }
+            crate::lifecycle::WaitingFor::Halt { wave, .. } => {
+                (crate::lifecycle::WaitKind::Halt, *wave)
+            }
+        };
+        Self {
+            detail_type: RELEASE_WAITING,
+            time: at,
+            fields: json!({"attempt": attempt, "kind": kind, "wave": wave, "waiting": true,
+                "waitingFor": waiting_for}),
         }
     }
 

@@ -890,7 +890,28 @@ pub struct FakeAlarms {
     pub error: Mutex<Option<PortError>>,
 }
 
+/// Sensors that see no alarm and no AWS Health issue, for tests that have no gates.
+pub static NO_ALARMS: FakeAlarms = FakeAlarms::new();
+/// See [`NO_ALARMS`].
+pub static NO_HEALTH: FakeHealth = FakeHealth::new();
+
+/// [`NO_ALARMS`] and [`NO_HEALTH`].
+pub fn no_sensors() -> Sensors<'static> {
+    Sensors {
+        alarms: &NO_ALARMS,
+        health: &NO_HEALTH,
+    }
+}
+
 impl FakeAlarms {
+    pub const fn new() -> Self {
+        Self {
+            alarms: Mutex::new(Vec::new()),
+            history: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+        }
+    }
+
     pub fn with(alarms: Vec<AlarmState>) -> Self {
         Self {
             alarms: Mutex::new(alarms),
@@ -958,6 +979,15 @@ impl Alarms for FakeAlarms {
 pub struct FakeHealth {
     pub issues: Mutex<Vec<HealthIssue>>,
     pub error: Mutex<Option<PortError>>,
+}
+
+impl FakeHealth {
+    pub const fn new() -> Self {
+        Self {
+            issues: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+        }
+    }
 }
 
 #[async_trait]

@@ -38,6 +38,11 @@ impl ReleaseId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key of stack-wide events (`Halt Status Change`), which belong to no release.
+    pub fn stack() -> Self {
+        Self("halt".to_owned())
+    }
 }
 
 impl fmt::Display for ReleaseId {

@@ -98,6 +98,10 @@ pub struct WaveItem {
     /// How long the approval waits (the manifest's `approvalTimeoutMinutes`, in seconds).
     #[serde(default)]
     pub approval_timeout_seconds: u64,
+    /// How long the wave bakes after it succeeded (the gates' `bakeMinutes`, in seconds; 0:
+    /// no bake).
+    #[serde(default)]
+    pub bake_seconds: u64,
     pub pipelines: Vec<PipelineItem>,
 }
 
@@ -178,6 +182,19 @@ pub enum PollRequest {
     AwaitApproval(ApprovalRequest),
     /// The approval wait timed out: record it; answers the error and cause to fail with.
     ApprovalTimedOut(ApprovalRequest),
+    /// The gate wait before a wave (`.waitForTaskToken`): open, it completes at once; closed,
+    /// the token is stored on the release for the re-evaluations.
+    AwaitGate(ApprovalRequest),
+    /// The bake after a wave (`.waitForTaskToken`).
+    AwaitBake(ApprovalRequest),
+    /// Re-evaluates the gate, bake and halt waits (the one-minute schedule's `{"action":
+    /// "gates"}`, a CloudWatch "Alarm State Change" event, a halt change); scoped to one
+    /// release with `releaseId` (the local run).
+    #[serde(rename_all = "camelCase")]
+    Gates {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release_id: Option<String>,
+    },
     /// The sweep: `{"action": "sweep"}` polls every waiting run (also accepted as
     /// EventBridge's "Scheduled Event", the 5-minute rule); `{"action": "sweep", "releaseId":
     /// "r1"}` only that release's (the local runner's scoped sweep).
@@ -188,7 +205,7 @@ pub enum PollRequest {
     },
 }
 
-/// The approval wait's payload.
+/// The payload of a wait before or after a wave (approval, gate, bake).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRequest {

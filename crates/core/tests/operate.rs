@@ -37,6 +37,7 @@ impl World {
 
     fn run(&self) -> RunPorts<'_> {
         RunPorts {
+            sensors: rm_core::memory::no_sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
@@ -48,6 +49,7 @@ impl World {
 
     fn api(&self) -> ApiPorts<'_> {
         ApiPorts {
+            sensors: rm_core::memory::no_sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             executions: &self.executions,

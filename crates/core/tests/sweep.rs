@@ -118,6 +118,7 @@ impl<'c> World<'c> {
 
     fn ports(&self) -> RunPorts<'_> {
         RunPorts {
+            sensors: rm_core::memory::no_sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,

@@ -31,6 +31,7 @@ impl World {
 
     fn ports(&self) -> RunPorts<'_> {
         RunPorts {
+            sensors: rm_core::memory::no_sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,
@@ -522,6 +523,7 @@ async fn the_api_claims_then_starts_and_gives_the_claim_back_if_the_start_fails(
     let w = World::new(&["app"]);
     let execs = FakeExecutions::default();
     let api = ApiPorts {
+        sensors: rm_core::memory::no_sensors(),
         store: &w.store,
         pipelines: &w.pipelines,
         executions: &execs,

@@ -60,6 +60,7 @@ impl Fakes {
 
     fn ports<'a>(&'a self, store: &'a dyn ReleaseStore) -> TaskPorts<'a> {
         TaskPorts {
+            sensors: rm_core::memory::no_sensors(),
             store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,

@@ -67,6 +67,7 @@ pub fn new_release(id: &str, owner: &str, pipelines: &[&str]) -> NewRelease {
             on_failure: OnFailure::Stop,
             approvals: vec![2],
             approval_timeout_minutes: 60,
+            gates: None,
         },
         events: EventDraft::stamp(
             vec![EventDraft::release_status(

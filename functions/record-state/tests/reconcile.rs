@@ -210,6 +210,7 @@ async fn the_sweep_reconciles_a_timed_out_execution_and_gives_up_an_abandoned_ap
     let record = api.store.release_record(&id).await.unwrap().unwrap();
     assert_eq!(record.owner, "api-req-1");
     let ports = rm_core::ports::RunPorts {
+        sensors: rm_core::memory::no_sensors(),
         executions: &never.executions,
         ..api.run_ports()
     };

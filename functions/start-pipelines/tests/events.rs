@@ -52,6 +52,7 @@ impl World {
 
     fn ports(&self) -> RunPorts<'_> {
         RunPorts {
+            sensors: rm_core::memory::no_sensors(),
             store: &self.store,
             pipelines: &self.pipelines,
             tokens: &self.tokens,

@@ -50,6 +50,36 @@ pub async fn handle(payload: Value, ports: &RunPorts<'_>) -> Result<Value, TaskE
             tracing::warn!(release = %req.release_id, wave = req.wave, cause = %out.cause, "approval timed out");
             encode(&out)
         }
+        PollRequest::AwaitGate(req) => {
+            usecases::await_gate(req, ports).await?;
+            tracing::info!(release = %req.release_id, wave = req.wave, "gate evaluated");
+            encode(&serde_json::json!({"waiting": true}))
+        }
+        PollRequest::AwaitBake(req) => {
+            usecases::await_bake(req, ports).await?;
+            tracing::info!(release = %req.release_id, wave = req.wave, "baking");
+            encode(&serde_json::json!({"waiting": true}))
+        }
+        PollRequest::Gates { release_id } => {
+            let scope = release_id
+                .as_deref()
+                .map(|raw| {
+                    ReleaseId::parse(raw)
+                        .map_err(|m| TaskError::BadInput(format!("gates: releaseId {raw:?} {m}")))
+                })
+                .transpose()?;
+            let out = usecases::reevaluate_waits(ports, scope.as_ref()).await?;
+            tracing::info!(
+                release = release_id.as_deref().unwrap_or("*"),
+                evaluated = out.evaluated,
+                opened = out.opened,
+                failed = out.failed,
+                resumed = out.resumed,
+                errors = out.errors,
+                "gates"
+            );
+            encode(&out)
+        }
         PollRequest::Sweep { release_id } => {
             let options =
                 match release_id {
@@ -72,25 +102,39 @@ pub async fn handle(payload: Value, ports: &RunPorts<'_>) -> Result<Value, TaskE
     }
 }
 
-/// An EventBridge event (it has `detail-type`) must be the schedule's; anything else is a
-/// [`PollRequest`].
+/// The detail-type of CloudWatch's alarm events
+/// (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-and-eventbridge.html).
+pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+
+/// An EventBridge event (it has `detail-type`) is the 5-minute schedule's (the sweep) or a
+/// CloudWatch alarm's state change (the gates are re-evaluated: every one, since an alarm may
+/// be named by prefix); anything else is a [`PollRequest`].
 fn decode(payload: Value) -> Result<PollRequest, TaskError> {
     if payload.get("detail-type").is_some() {
         let event: EventBridgeEvent = serde_json::from_value(payload)
             .map_err(|e| TaskError::BadInput(format!("not an EventBridge event: {e}")))?;
-        if event.detail_type != "Scheduled Event" {
-            return Err(TaskError::BadInput(format!(
-                "expected an EventBridge \"Scheduled Event\" (the sweep), got detail-type {:?} from {:?}",
-                event.detail_type, event.source
-            )));
-        }
-        // The schedule's sweep covers every release.
-        return Ok(PollRequest::Sweep { release_id: None });
+        return match event.detail_type.as_str() {
+            // The schedule's sweep covers every release.
+            "Scheduled Event" => Ok(PollRequest::Sweep { release_id: None }),
+            ALARM_STATE_CHANGE => {
+                let alarm = event.detail.get("alarmName").and_then(Value::as_str);
+                let state = event.detail.pointer("/state/value").and_then(Value::as_str);
+                tracing::info!(?alarm, ?state, "alarm state change: gates re-evaluated");
+                Ok(PollRequest::Gates { release_id: None })
+            }
+            other => Err(TaskError::BadInput(format!(
+                "expected an EventBridge \"Scheduled Event\" (the sweep) or a \"{ALARM_STATE_CHANGE}\" \
+                 event, got detail-type {other:?} from {:?}",
+                event.source
+            ))),
+        };
     }
     serde_json::from_value(payload).map_err(|e| {
         TaskError::BadInput(format!(
             "expected {{\"action\": \"await\", \"releaseId\", \"executionName\", \"pipeline\", \
-             \"taskToken\"}}, {{\"action\": \"sweep\", \"releaseId\"?}} or a scheduled event: {e}"
+             \"taskToken\"}}, {{\"action\": \"awaitGate\" | \"awaitBake\", \"releaseId\", \
+             \"executionName\", \"wave\", \"taskToken\"}}, {{\"action\": \"gates\", \"releaseId\"?}}, \
+             {{\"action\": \"sweep\", \"releaseId\"?}} or a scheduled event: {e}"
         ))
     })
 }

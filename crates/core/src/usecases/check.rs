@@ -139,6 +139,7 @@ pub async fn claim_manifest(
             .collect(),
         approval_waves: manifest.approvals.clone(),
         approval_timeout_minutes: manifest.approval_timeout_minutes,
+        gates: manifest.gates.clone(),
         ..Lifecycle::default()
     };
     let record = ReleaseRecord {
@@ -273,6 +274,10 @@ fn started(manifest: &Manifest) -> CheckManifestResponse {
                 wave: w.number,
                 approval: manifest.approvals.contains(&w.number),
                 approval_timeout_seconds: u64::from(manifest.approval_timeout_minutes) * 60,
+                bake_seconds: manifest
+                    .gates
+                    .as_ref()
+                    .map_or(0, |g| u64::from(g.bake_minutes) * 60),
                 pipelines: w
                     .pipelines
                     .into_iter()
@@ -295,6 +300,7 @@ fn response_for(release: &ReleaseRecord, runs: &[RunRecord]) -> CheckManifestRes
         on_failure: release.on_failure,
         approvals: release.lifecycle.approval_waves.clone(),
         approval_timeout_minutes: release.lifecycle.approval_timeout_minutes,
+        gates: release.lifecycle.gates.clone(),
     };
     started(&manifest)
 }

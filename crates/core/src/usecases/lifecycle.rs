@@ -234,7 +234,10 @@ pub(super) fn settle_waves(
     for wave in r.lifecycle.waves.iter_mut() {
         let open = matches!(
             wave.status,
-            WaveStatus::Running | WaveStatus::WaitingApproval
+            WaveStatus::Running
+                | WaveStatus::WaitingApproval
+                | WaveStatus::WaitingGate
+                | WaveStatus::Baking
         );
         if !open || before.is_some_and(|b| wave.wave >= b) {
             continue;
@@ -242,7 +245,7 @@ pub(super) fn settle_waves(
         let of_wave = runs.iter().filter(|x| x.spec.wave == wave.wave);
         let all_succeeded = of_wave.clone().all(|x| x.status == RunStatus::Succeeded);
         let (status, ended) = match (all_succeeded, cancelled) {
-            (true, _) if wave.status == WaveStatus::Running => (
+            (true, _) if matches!(wave.status, WaveStatus::Running | WaveStatus::Baking) => (
                 WaveStatus::Succeeded,
                 of_wave.filter_map(|x| x.ended_at).max().unwrap_or(at),
             ),
@@ -327,6 +330,7 @@ fn end(
     }
     l.waiting_for = None;
     l.approval_token = None;
+    l.gate_wait = None;
     drafts.push(EventDraft::release_status(attempt, status, cause, at));
     drafts
 }

@@ -9,6 +9,7 @@ mod reconcile;
 mod record;
 mod runs;
 mod sweep;
+mod waits;
 
 pub use api::{get_release, submit_release, SubmitOutcome};
 pub use check::{check_manifest, claim_manifest, find_missing_pipelines, LOCAL_REQUESTER};
@@ -33,6 +34,10 @@ pub use runs::{
     MAX_STOP_ATTEMPTS, START_THROTTLE_BUDGET, STOP_ABANDON_AFTER,
 };
 pub use sweep::{sweep, sweep_with, SweepOptions, SWEEP_BUDGET, SWEEP_PARALLELISM};
+pub use waits::{
+    await_bake, await_gate, halt_view, lift_halt, reevaluate_waits, set_halt, GatesResponse,
+    BAKE_FAILED, DEFAULT_MAX_WAIT_MINUTES, GATE_TIMED_OUT,
+};
 
 use crate::error::TaskError;
 use crate::ports::{ReleaseStore, RunKey};

@@ -128,6 +128,9 @@ pub const APPROVAL_ERRORS: [&str; 2] = [
     super::operate::APPROVAL_TIMED_OUT,
 ];
 
+/// The errors a gate or bake wait fails with: the release's cause is the recorded one.
+pub const WAIT_ERRORS: [&str; 2] = [super::waits::GATE_TIMED_OUT, super::waits::BAKE_FAILED];
+
 /// The cause of a release its approval ended: the current attempt's rejected or timed-out
 /// approval, in the words the operator and the timeout use.
 fn approval_end(release: &crate::release::ReleaseRecord) -> Option<String> {
@@ -175,6 +178,19 @@ pub(super) fn release_end(
     // moto drops it), else the caught error's.
     if let Some(e) = error.filter(|e| APPROVAL_ERRORS.contains(&e.error.as_str())) {
         let cause = approval_end(&stored.release)
+            .or_else(|| e.cause.clone().filter(|c| !c.is_empty()))
+            .unwrap_or_else(|| e.error.clone());
+        return (ReleaseStatus::Failed, Some(cause));
+    }
+    // A gate that stayed closed, a bake an alarm failed: the cause as the re-evaluation
+    // recorded it (naming the alarm and the wave), else the caught error's.
+    if let Some(e) = error.filter(|e| WAIT_ERRORS.contains(&e.error.as_str())) {
+        let cause = stored
+            .release
+            .lifecycle
+            .gate_wait
+            .as_ref()
+            .and_then(|g| g.failure.clone())
             .or_else(|| e.cause.clone().filter(|c| !c.is_empty()))
             .unwrap_or_else(|| e.error.clone());
         return (ReleaseStatus::Failed, Some(cause));

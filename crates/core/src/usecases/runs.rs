@@ -133,6 +133,14 @@ async fn start_run(
     ports: &RunPorts<'_>,
 ) -> Result<RunRecord, TaskError> {
     let rid = run.release_id.clone();
+    // The halt holds new starts (never a running execution): the run stays NotStarted, its
+    // wait goes on, and lifting the halt starts it (`waits::reevaluate_waits`).
+    if let Some(halt) = ports.store.halt().await? {
+        tracing::info!(release = %rid, pipeline = %run.spec.name, reason = %halt.reason_text(),
+            "start held by the halt");
+        super::waits::hold_for_halt(&ports.writer(), &rid, run.spec.wave, &halt).await?;
+        return Ok(run);
+    }
     let pipeline = run.spec.name.clone();
     let token = client_request_token(&rid, &pipeline, run.attempt);
     let k = key(&rid, &pipeline);
