@@ -43,6 +43,7 @@
 //! bus the local run feeds to record-state.
 
 use crate::clock::VirtualClock;
+use crate::world::{self, WorldScript};
 use rm_core::error::{PortError, ValidationError};
 use rm_core::manifest::{check_pipeline_name, PipelineSpec};
 use rm_core::ports::{Clock, ExecutionStatus, Pipelines, PortResult, StartError};
@@ -162,13 +163,18 @@ pub struct SimFile {
     pipelines: BTreeMap<String, Overrides>,
     faults: RunFaults,
     operator: Vec<OperatorAction>,
+    /// `startAt`: the virtual clock's start.
+    start_at: Option<OffsetDateTime>,
+    /// `alarms` and `health`: the world the gates see.
+    world: WorldScript,
 }
 
 /// What a person does to the release, scripted in the sim file's `"operator"` list (issue 11):
 /// `{"atSeconds": 900, "action": "approve", "wave": 2, "by": "alice"}`,
 /// `{"atSeconds": 1200, "action": "reject", "wave": 3, "by": "bob", "reason": "..."}`,
-/// `{"atSeconds": 300, "action": "cancel", "by": "carol", "reason": "..."}`. `by` defaults to
-/// `local`.
+/// `{"atSeconds": 300, "action": "cancel", "by": "carol", "reason": "..."}`, and (issue 12) the
+/// stack-wide halt: `{"atSeconds": 600, "action": "halt", "by": "alice", "reason": "incident
+/// 4711"}`, `{"atSeconds": 1800, "action": "unhalt", "by": "alice"}`. `by` defaults to `local`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorAction {
     /// Simulated time after the execution's start.
@@ -180,9 +186,29 @@ pub struct OperatorAction {
 /// An [`OperatorAction`]'s action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
-    Approve { wave: u32 },
-    Reject { wave: u32, reason: String },
-    Cancel { reason: String },
+    Approve {
+        wave: u32,
+    },
+    Reject {
+        wave: u32,
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
+    /// The stack-wide halt goes on (`release-machine halt`, `PUT /halt`).
+    Halt {
+        reason: String,
+    },
+    /// The halt is lifted (`release-machine unhalt`, `DELETE /halt`).
+    Unhalt,
+}
+
+impl Operation {
+    /// Lifts the halt.
+    pub fn is_unhalt(&self) -> bool {
+        matches!(self, Operation::Unhalt)
+    }
 }
 
 /// The keys of an operator action.
@@ -222,7 +248,7 @@ impl std::error::Error for SimFileError {}
 const FIELDS: &str = "exists, outcome, durationSeconds, failedStage, stopSeconds, events, \
      throttleStarts, startConflicts, startTimeouts, sendFailures, vanishes, stopRefused";
 
-fn json_type(v: &Value) -> &'static str {
+pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -233,7 +259,7 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn quote_path(parent: &str, key: &str) -> String {
+pub(crate) fn quote_path(parent: &str, key: &str) -> String {
     let plain = !key.is_empty()
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !key.starts_with(|c: char| c.is_ascii_digit());
@@ -290,11 +316,14 @@ impl SimFile {
                 },
                 "faults" => file.faults = run_faults(v, "$.faults", &mut errors),
                 "operator" => file.operator = operator(v, "$.operator", &mut errors),
+                "startAt" => file.start_at = start_at(v, "$.startAt", &mut errors),
+                "alarms" => file.world.alarms = world::parse_alarms(v, "$.alarms", &mut errors),
+                "health" => file.world.health = world::parse_health(v, "$.health", &mut errors),
                 other => errors.push(ValidationError::new(
                     quote_path("$", other),
                     format!(
                         "unknown field {other:?}; a sim file has \"defaults\", \"pipelines\", \
-                         \"faults\" and \"operator\""
+                         \"faults\", \"operator\", \"startAt\", \"alarms\" and \"health\""
                     ),
                 )),
             }
@@ -346,6 +375,16 @@ impl SimFile {
         &self.operator
     }
 
+    /// `startAt`: when the virtual clock starts (UTC); `None`: now.
+    pub fn start_at(&self) -> Option<OffsetDateTime> {
+        self.start_at
+    }
+
+    /// `alarms` and `health`: the world the gates see, over simulated time.
+    pub fn world(&self) -> &WorldScript {
+        &self.world
+    }
+
     /// Pipelines the sim file scripts that are not in `names`: a warning, not an error, so one
     /// sim file can serve several manifests.
     pub fn unknown_pipelines<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
@@ -358,7 +397,11 @@ impl SimFile {
     }
 }
 
-fn seconds(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Option<Duration> {
+pub(crate) fn seconds(
+    v: &Value,
+    path: &str,
+    errors: &mut Vec<ValidationError>,
+) -> Option<Duration> {
     match v.as_f64() {
         Some(s) if (0.0..=MAX_SECONDS).contains(&s) => Some(Duration::from_secs_f64(s)),
         Some(s) => {
@@ -502,6 +545,7 @@ fn operator_action(
         return None;
     };
     let before = errors.len();
+    let name = map.get("action").and_then(Value::as_str);
     for key in map.keys() {
         if !["atSeconds", "action", "wave", "by", "reason"].contains(&key.as_str()) {
             errors.push(ValidationError::new(
@@ -509,6 +553,26 @@ fn operator_action(
                 format!("unknown field {key:?}; expected one of {OPERATOR_FIELDS}"),
             ));
         }
+    }
+    // The halt is the whole stack's, not a wave's; lifting it takes no reason (as DELETE /halt).
+    let not_for = |key: &str, why: &str, errors: &mut Vec<ValidationError>| {
+        if map.contains_key(key) {
+            errors.push(ValidationError::new(quote_path(path, key), why.to_owned()));
+        }
+    };
+    if matches!(name, Some("halt" | "unhalt")) {
+        not_for(
+            "wave",
+            "a halt holds every release, not a wave: remove \"wave\"",
+            errors,
+        );
+    }
+    if name == Some("unhalt") {
+        not_for(
+            "reason",
+            "unhalt takes no reason: remove \"reason\"",
+            errors,
+        );
     }
     let required = |key: &str, errors: &mut Vec<ValidationError>| {
         let v = map.get(key);
@@ -569,11 +633,13 @@ fn operator_action(
                 .map(|(wave, reason)| Operation::Reject { wave, reason })
         }
         Some("cancel") => text("reason", errors).map(|reason| Operation::Cancel { reason }),
+        Some("halt") => text("reason", errors).map(|reason| Operation::Halt { reason }),
+        Some("unhalt") => Some(Operation::Unhalt),
         _ => {
             errors.push(ValidationError::new(
                 quote_path(path, "action"),
                 format!(
-                    "expected \"approve\", \"reject\" or \"cancel\", got {}",
+                    "expected \"approve\", \"reject\", \"cancel\", \"halt\" or \"unhalt\", got {}",
                     map.get("action")
                         .map_or("nothing".to_owned(), Value::to_string)
                 ),
@@ -589,6 +655,45 @@ fn operator_action(
         by: by?,
         action: action?,
     })
+}
+
+/// `"startAt": "2026-12-01T09:00:00+01:00"`: RFC 3339 with an offset; kept in UTC (the store
+/// and the events speak UTC). Whole seconds, so that times in the release JSON stay exact.
+fn start_at(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Option<OffsetDateTime> {
+    let parsed = v.as_str().map(|s| {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| e.to_string())
+    });
+    match parsed {
+        Some(Ok(t)) if t.nanosecond() == 0 => Some(t.to_offset(time::UtcOffset::UTC)),
+        Some(Ok(_)) => {
+            errors.push(ValidationError::new(
+                path,
+                format!("{v} has a fraction of a second; give whole seconds"),
+            ));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(ValidationError::new(
+                path,
+                format!(
+                    "{v} is not an RFC 3339 time with an offset ({e}); expected e.g. \
+                     \"2026-12-01T09:00:00+01:00\" or \"2026-12-01T08:00:00Z\""
+                ),
+            ));
+            None
+        }
+        None => {
+            errors.push(ValidationError::new(
+                path,
+                format!(
+                    "expected an RFC 3339 time such as \"2026-12-01T09:00:00+01:00\", got {}",
+                    json_type(v)
+                ),
+            ));
+            None
+        }
+    }
 }
 
 /// The top-level `"faults"` object.
@@ -1229,6 +1334,74 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, "$.faults");
         assert!(found[0].1.contains("got an array"), "{found:?}");
+    }
+
+    #[test]
+    fn start_at_is_rfc3339_with_an_offset_kept_in_utc() {
+        let file = sim(json!({"startAt": "2026-12-01T09:00:00+01:00"}));
+        assert_eq!(file.start_at(), Some(datetime!(2026-12-01 08:00:00 UTC)));
+        assert_eq!(file.start_at().unwrap().offset(), time::UtcOffset::UTC);
+        assert_eq!(SimFile::default().start_at(), None);
+        let found = problems(json!({"startAt": "2026-12-01T09:00:00"}));
+        assert_eq!(found[0].0, "$.startAt");
+        assert!(found[0].1.contains("RFC 3339"), "{found:?}");
+        for bad in [
+            json!(1700000000),
+            json!("2026-12-01T09:00:00.5Z"),
+            json!("tomorrow"),
+        ] {
+            let found = problems(json!({"startAt": bad}));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, "$.startAt");
+        }
+    }
+
+    #[test]
+    fn halt_and_unhalt_are_operator_actions() {
+        let file = sim(json!({"operator": [
+            {"atSeconds": 1800, "action": "unhalt", "by": "bob"},
+            {"atSeconds": 600, "action": "halt", "by": "alice", "reason": "incident 4711"},
+            {"atSeconds": 900, "action": "unhalt"}
+        ]}));
+        let got: Vec<(u64, &str, &Operation)> = file
+            .operator()
+            .iter()
+            .map(|a| (a.at.as_secs(), a.by.as_str(), &a.action))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    600,
+                    "alice",
+                    &Operation::Halt {
+                        reason: "incident 4711".into()
+                    }
+                ),
+                (900, "local", &Operation::Unhalt),
+                (1800, "bob", &Operation::Unhalt),
+            ]
+        );
+        assert!(file.operator()[1].action.is_unhalt());
+        let found = problems(json!({"operator": [
+            {"atSeconds": 600, "action": "halt", "by": "alice"},
+            {"atSeconds": 600, "action": "halt", "reason": "x", "wave": 2},
+            {"atSeconds": 900, "action": "unhalt", "reason": "over"},
+            {"atSeconds": 900, "action": "pause"}
+        ]}));
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "$.operator[0].reason",
+                "$.operator[1].wave",
+                "$.operator[2].reason",
+                "$.operator[3].action"
+            ],
+            "{found:?}"
+        );
+        assert!(found[1].1.contains("every release"), "{found:?}");
+        assert!(found[3].1.contains("\"halt\" or \"unhalt\""), "{found:?}");
     }
 
     #[test]
