@@ -3,12 +3,17 @@
 //! CloudWatch is in cloudwatch_moto.rs (the workspace pins aws-sdk-cloudwatch 1.99, the last
 //! release that speaks awsQuery; moto 5.2.5 cannot serve the Smithy RPC v2 CBOR of 1.100+).
 
+use aws_sdk_cloudwatch::operation::describe_alarm_history::DescribeAlarmHistoryOutput;
 use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
-use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm, StateValue};
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{
+    AlarmHistoryItem, AlarmType, CompositeAlarm, HistoryItemType, MetricAlarm, StateValue,
+};
 use aws_sdk_cloudwatch::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use rm_aws::CloudWatchAlarms;
-use rm_core::ports::{AlarmState, Alarms};
+use rm_core::ports::{AlarmState, AlarmTransition, AlarmValue, Alarms};
+use time::OffsetDateTime;
 
 fn client(rules: &[&Rule]) -> Client {
     mock_client!(aws_sdk_cloudwatch, RuleMode::Sequential, rules, |c| c
@@ -32,6 +37,7 @@ fn state(name: &str, state: &str, actions_enabled: bool) -> AlarmState {
         state: state.parse().unwrap(),
         actions_enabled,
         reason: Some(format!("{name} reason")),
+        transitioned_at: None,
     }
 }
 
@@ -154,5 +160,160 @@ async fn throttling_is_reported_as_throttled() {
     assert!(
         matches!(err, rm_core::error::PortError::Throttled(_)),
         "{err:?}"
+    );
+}
+
+// --- history (DescribeAlarmHistory: moto 5.2.5 answers it 500, so only here) ---------------
+
+/// A StateUpdate history item as CloudWatch writes it (the AWS CLI reference's
+/// `describe-alarm-history` example): `HistoryData` JSON with `oldState` and `newState`.
+fn state_update(name: &str, seconds: i64, from: &str, to: &str) -> AlarmHistoryItem {
+    AlarmHistoryItem::builder()
+        .alarm_name(name)
+        .alarm_type(AlarmType::MetricAlarm)
+        .timestamp(DateTime::from_secs(seconds))
+        .history_item_type(HistoryItemType::StateUpdate)
+        .history_summary(format!("Alarm updated from {from} to {to}"))
+        .history_data(
+            serde_json::json!({
+                "version": "1.0",
+                "oldState": {"stateValue": from, "stateReason": "before"},
+                "newState": {"stateValue": to, "stateReason": "Threshold Crossed: 1 datapoint"},
+            })
+            .to_string(),
+        )
+        .build()
+}
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+}
+
+fn transition(name: &str, seconds: i64, state: AlarmValue) -> AlarmTransition {
+    AlarmTransition {
+        name: name.into(),
+        at: at(seconds),
+        state,
+    }
+}
+
+const SINCE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+#[tokio::test]
+async fn history_reads_state_updates_by_name_and_by_prefix_oldest_first() {
+    let by_name = mock!(Client::describe_alarm_history)
+        .match_requests(|r| {
+            r.alarm_name() == Some("api-5xx")
+                && r.history_item_type() == Some(&HistoryItemType::StateUpdate)
+                && r.start_date() == Some(&DateTime::from_secs(SINCE))
+                && r.next_token().is_none()
+        })
+        .then_output(|| {
+            DescribeAlarmHistoryOutput::builder()
+                .alarm_history_items(state_update("api-5xx", SINCE + 90, "ALARM", "OK"))
+                .alarm_history_items(state_update("api-5xx", SINCE + 30, "OK", "ALARM"))
+                .next_token("page-2")
+                .build()
+        });
+    let by_name_2 = mock!(Client::describe_alarm_history)
+        .match_requests(|r| r.alarm_name() == Some("api-5xx") && r.next_token() == Some("page-2"))
+        .then_output(|| {
+            DescribeAlarmHistoryOutput::builder()
+                // Before `since`: CloudWatch filters by StartDate; a stray one is dropped.
+                .alarm_history_items(state_update("api-5xx", SINCE - 10, "OK", "ALARM"))
+                .build()
+        });
+    let all = mock!(Client::describe_alarm_history)
+        .match_requests(|r| {
+            r.alarm_name().is_none() && r.history_item_type() == Some(&HistoryItemType::StateUpdate)
+        })
+        .then_output(|| {
+            DescribeAlarmHistoryOutput::builder()
+                .alarm_history_items(state_update(
+                    "prod-db-cpu",
+                    SINCE + 60,
+                    "OK",
+                    "INSUFFICIENT_DATA",
+                ))
+                .alarm_history_items(state_update("staging-db-cpu", SINCE + 61, "OK", "ALARM"))
+                .alarm_history_items(
+                    AlarmHistoryItem::builder()
+                        .alarm_name("prod-config")
+                        .timestamp(DateTime::from_secs(SINCE + 62))
+                        .history_item_type(HistoryItemType::ConfigurationUpdate)
+                        .history_data("{}")
+                        .build(),
+                )
+                .alarm_history_items(state_update("prod-api", SINCE + 5, "OK", "ALARM"))
+                .build()
+        });
+    let alarms = CloudWatchAlarms::new(client(&[&by_name, &by_name_2, &all]));
+    let history = alarms
+        .history(&["api-5xx".into()], &["prod-".into()], at(SINCE))
+        .await
+        .unwrap();
+    assert_eq!(
+        history,
+        [
+            transition("prod-api", SINCE + 5, AlarmValue::Alarm),
+            transition("api-5xx", SINCE + 30, AlarmValue::Alarm),
+            transition("prod-db-cpu", SINCE + 60, AlarmValue::InsufficientData),
+            transition("api-5xx", SINCE + 90, AlarmValue::Ok),
+        ],
+        "oldest first; other prefixes, other item types and items before since left out"
+    );
+    assert_eq!(by_name.num_calls(), 1);
+    assert_eq!(by_name_2.num_calls(), 1);
+    assert_eq!(all.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn history_of_nothing_asks_nothing_and_a_throttle_is_throttled() {
+    let alarms = CloudWatchAlarms::new(client(&[]));
+    assert!(alarms
+        .history(&[], &[], at(SINCE))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let throttled = mock!(Client::describe_alarm_history).then_error(|| {
+        aws_sdk_cloudwatch::operation::describe_alarm_history::DescribeAlarmHistoryError::generic(
+            aws_sdk_cloudwatch::error::ErrorMetadata::builder()
+                .code("Throttling")
+                .message("Rate exceeded")
+                .build(),
+        )
+    });
+    let alarms = CloudWatchAlarms::new(client(&[&throttled]));
+    let err = alarms
+        .history(&["api-5xx".into()], &[], at(SINCE))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, rm_core::error::PortError::Throttled(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn describe_reads_when_the_alarm_last_changed_state() {
+    let read = mock!(Client::describe_alarms).then_output(|| {
+        DescribeAlarmsOutput::builder()
+            .metric_alarms(
+                MetricAlarm::builder()
+                    .alarm_name("api-5xx")
+                    .state_value(StateValue::Ok)
+                    .state_transitioned_timestamp(DateTime::from_secs(SINCE))
+                    .state_updated_timestamp(DateTime::from_secs(SINCE + 300))
+                    .build(),
+            )
+            .build()
+    });
+    let alarms = CloudWatchAlarms::new(client(&[&read]));
+    let found = alarms.describe(&["api-5xx".into()], &[]).await.unwrap();
+    assert_eq!(
+        found[0].transitioned_at,
+        Some(at(SINCE)),
+        "StateTransitionedTimestamp, not StateUpdatedTimestamp"
     );
 }

@@ -1,5 +1,8 @@
 //! CloudWatchAlarms with the real SDK client against moto server's CloudWatch: alarms made
-//! with PutMetricAlarm, states set with SetAlarmState, read back by name and by prefix.
+//! with PutMetricAlarm, states set with SetAlarmState, read back by name and by prefix. moto
+//! (5.2.5, and its main branch) has no DescribeAlarmHistory (it answers 500) and no
+//! StateTransitionedTimestamp: the history and the transition time are tested on
+//! aws-smithy-mocks in cloudwatch.rs.
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use aws_sdk_cloudwatch::Client;

@@ -317,6 +317,28 @@ async fn job_results_carry_the_reason() {
     assert_eq!(failure.num_calls(), 1);
 }
 
+#[tokio::test]
+async fn hold_puts_a_success_with_the_continuation_token_and_the_reason() {
+    let held = mock!(Client::put_job_success_result)
+        .match_requests(|r| {
+            r.job_id() == Some("job-3")
+                && r.continuation_token() == Some("wait:2026-01-01T00:00:00Z")
+                && r.execution_details()
+                    .and_then(|d| d.summary())
+                    .is_some_and(|s| s == "waiting: alarm api-5xx is in ALARM")
+        })
+        .then_output(|| PutJobSuccessResultOutput::builder().build());
+    let jobs = CodePipelineJobs::new(client(&[&held]));
+    jobs.hold(
+        "job-3",
+        "wait:2026-01-01T00:00:00Z",
+        "waiting: alarm api-5xx is in ALARM",
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.num_calls(), 1);
+}
+
 /// A ListPipelineExecutions summary: `id`, started `seconds` after `T0`, by `trigger`.
 fn summary(id: &str, seconds: i64, trigger: TriggerType) -> PipelineExecutionSummary {
     PipelineExecutionSummary::builder()

@@ -60,7 +60,51 @@ on_both!(
     items_written_before_the_outbox_get_one_with_their_first_event,
     releases_are_listed_from_every_status_partition,
     a_release_item_written_before_the_list_is_not_listed,
+    the_halt_is_one_item_put_replaced_and_deleted,
 );
+
+/// The halt: absent, put (answering no previous halt), replaced (answering the first),
+/// deleted (answering the second), deleted again (answering none); one item, `pk` = `sk` =
+/// `HALT`.
+async fn the_halt_is_one_item_put_replaced_and_deleted(backend: Dynamo) {
+    use rm_core::gate::Halt;
+    let store = fresh_store(backend).await;
+    assert_eq!(store.halt().await.unwrap(), None);
+    let since = time::macros::datetime!(2026-01-01 10:00:00.123456789 UTC);
+    let first = Halt {
+        reason: "incident 4711".into(),
+        by: "arn:aws:iam::111122223333:user/alice".into(),
+        since,
+    };
+    assert_eq!(store.set_halt(Some(&first)).await.unwrap(), None);
+    assert_eq!(store.halt().await.unwrap(), Some(first.clone()));
+    let second = Halt {
+        reason: "freeze".into(),
+        by: "bob".into(),
+        since,
+    };
+    assert_eq!(
+        store.set_halt(Some(&second)).await.unwrap(),
+        Some(first),
+        "a put answers the halt it replaced"
+    );
+    let item = dynamo_client(backend)
+        .await
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S("HALT".into()))
+        .key("sk", AttributeValue::S("HALT".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the halt item");
+    assert_eq!(item["kind"], AttributeValue::S("halt".into()));
+    assert_eq!(item["reason"], AttributeValue::S("freeze".into()));
+    assert_eq!(store.set_halt(None).await.unwrap(), Some(second));
+    assert_eq!(store.halt().await.unwrap(), None);
+    assert_eq!(store.set_halt(None).await.unwrap(), None);
+}
 
 /// The behaviour every store must have (the testkit's contract, shared with SQLite and memory).
 async fn store_contract(backend: Dynamo) {

@@ -80,6 +80,7 @@ pub fn release_of(id: &str, owner: &str, specs: Vec<PipelineSpec>) -> NewRelease
             on_failure: OnFailure::Stop,
             approvals: Vec::new(),
             approval_timeout_minutes: rm_core::manifest::DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+            gates: None,
         },
         events: vec![],
     }
