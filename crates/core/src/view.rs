@@ -39,6 +39,9 @@ pub struct ReleaseView {
     pub waves: Vec<WaveRecord>,
     /// Every wait the release went through.
     pub waits: Vec<WaitRecord>,
+    /// The manifest's `gates` (absent when it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<crate::gate::GateSettings>,
     pub pipelines: Vec<RunView>,
 }
 
@@ -103,6 +106,7 @@ impl From<&StoredRelease> for ReleaseView {
             approvals: r.lifecycle.approvals.clone(),
             waves: r.lifecycle.waves.clone(),
             waits: r.lifecycle.waits.clone(),
+            gates: r.lifecycle.gates.clone(),
             pipelines,
         }
     }
