@@ -138,6 +138,74 @@ pub async fn check_all(store: &dyn ReleaseStore, prefix: &str) {
     update_release_is_conditional_on_its_version(store, &format!("{prefix}version")).await;
     a_retried_run_starts_a_new_attempt(store, &format!("{prefix}attempt")).await;
     releases_are_listed_newest_first(store, &format!("{prefix}list")).await;
+    a_gate_wait_is_kept_with_the_release(store, &format!("{prefix}gate")).await;
+    the_halt_is_one_switch(store).await;
+}
+
+/// The manifest's gates and a gate wait (with its token) are stored with the release and read
+/// back as they were.
+pub async fn a_gate_wait_is_kept_with_the_release(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app", "web-2"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    let mut next = store.release_record(rid).await.unwrap().unwrap();
+    next.version += 1;
+    next.lifecycle.gates = Some(
+        serde_json::from_value(serde_json::json!({
+            "alarmNames": ["prod-api-5xx"],
+            "windows": {"timezone": "Europe/Berlin",
+                "allow": [{"days": ["Mon"], "from": "09:00", "to": "16:00"}]},
+            "bakeMinutes": 15,
+            "maxWaitMinutes": 240
+        }))
+        .unwrap(),
+    );
+    next.lifecycle.gate_wait = Some(GateWait {
+        kind: WaitKind::Gate,
+        wave: 2,
+        token: "token-2".into(),
+        since: minutes(4),
+        until: None,
+        reasons: vec!["alarm prod-api-5xx is in ALARM".into()],
+        halted_seconds: 60,
+        halted_since: Some(minutes(5)),
+        failure: None,
+    });
+    next.lifecycle.waiting_for = Some(WaitingFor::Halt {
+        wave: Some(2),
+        reason: "incident 4711".into(),
+        by: "alice".into(),
+        since: minutes(5),
+    });
+    store.update_release(&next, &[]).await.unwrap();
+    let read = store.release_record(rid).await.unwrap().unwrap();
+    assert_eq!(read.lifecycle, next.lifecycle);
+    assert_eq!(
+        store.get(rid).await.unwrap().unwrap().release.lifecycle,
+        next.lifecycle
+    );
+}
+
+/// The stack-wide halt: off until set; set and lifted with the one it replaced returned.
+pub async fn the_halt_is_one_switch(store: &dyn ReleaseStore) {
+    use rm_core::gate::Halt;
+    store.set_halt(None).await.unwrap();
+    assert_eq!(store.halt().await.unwrap(), None);
+    let first = Halt {
+        reason: "incident 4711".into(),
+        by: "arn:aws:iam::123456789012:user/alice".into(),
+        since: minutes(1),
+    };
+    assert_eq!(store.set_halt(Some(&first)).await.unwrap(), None);
+    assert_eq!(store.halt().await.unwrap(), Some(first.clone()));
+    let second = Halt {
+        reason: "incident 4712".into(),
+        ..first.clone()
+    };
+    assert_eq!(store.set_halt(Some(&second)).await.unwrap(), Some(first));
+    assert_eq!(store.set_halt(None).await.unwrap(), Some(second));
+    assert_eq!(store.halt().await.unwrap(), None);
+    assert_eq!(store.set_halt(None).await.unwrap(), None);
 }
 
 fn run_event(id: &ReleaseId, seq: u64, pipeline: &str, status: RunStatus) -> ReleaseEvent {
