@@ -2,7 +2,7 @@
 
 use health_gate::{handle, Ports};
 use rm_core::error::PortError;
-use rm_core::memory::{FakeAlarms, FakeHealth, RecordingJobs};
+use rm_core::memory::{FakeAlarms, FakeHealth, ManualClock, MemoryStore, RecordingJobs};
 use rm_core::ports::{AlarmState, HealthIssue};
 use serde_json::{json, Value};
 
@@ -25,6 +25,7 @@ fn alarm(name: &str, state: &str) -> AlarmState {
         state: state.parse().unwrap(),
         actions_enabled: true,
         reason: Some(format!("Threshold Crossed: {name}")),
+        transitioned_at: None,
     }
 }
 
@@ -32,6 +33,8 @@ struct World {
     alarms: FakeAlarms,
     health: FakeHealth,
     jobs: RecordingJobs,
+    store: MemoryStore,
+    clock: ManualClock,
 }
 
 impl World {
@@ -40,6 +43,8 @@ impl World {
             alarms: FakeAlarms::with(alarms),
             health: FakeHealth::default(),
             jobs: RecordingJobs::default(),
+            store: MemoryStore::new(),
+            clock: ManualClock::fixed(),
         }
     }
 
@@ -48,6 +53,8 @@ impl World {
             alarms: &self.alarms,
             health: &self.health,
             jobs: &self.jobs,
+            store: &self.store,
+            clock: &self.clock,
         }
     }
 

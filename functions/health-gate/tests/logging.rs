@@ -1,7 +1,7 @@
 //! The job event carries artifact credentials: whatever the handler logs, they are not in it.
 
 use health_gate::{handle, Ports};
-use rm_core::memory::{FakeAlarms, FakeHealth, RecordingJobs};
+use rm_core::memory::{FakeAlarms, FakeHealth, ManualClock, MemoryStore, RecordingJobs};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -52,10 +52,13 @@ async fn logs_of(payload: Value) -> String {
     let alarms = FakeAlarms::default();
     let health = FakeHealth::default();
     let jobs = RecordingJobs::default();
+    let store = MemoryStore::new();
     let ports = Ports {
         alarms: &alarms,
         health: &health,
         jobs: &jobs,
+        store: &store,
+        clock: &ManualClock::fixed(),
     };
     let _ = handle(payload, &ports).await;
     let logs = capture.0.lock().unwrap().clone();

@@ -2,12 +2,12 @@
 //! (a message CodePipeline accepts, never the artifact credentials), anything else is a typed
 //! error that answers nothing, and nothing panics.
 
-use health_gate::{handle, Ports};
+use health_gate::handle;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
+use rm_core::gate::GateSettings;
 use rm_core::ports::AlarmState;
-use rm_core::usecases::GateSettings;
 use rm_core::TaskError;
 use rm_testkit::props::{
     any_bytes, any_json, any_text, block_on, check_keys, check_result, config, event, mutated,
@@ -37,6 +37,7 @@ fn world(firing: bool) -> World {
         state: state.parse().unwrap(),
         actions_enabled: true,
         reason: Some(format!("Threshold Crossed: {name}")),
+        transitioned_at: None,
     };
     *world.alarms.alarms.lock().unwrap() = vec![
         alarm("payments-api-5xx", if firing { "ALARM" } else { "OK" }),
@@ -46,11 +47,7 @@ fn world(firing: bool) -> World {
 }
 
 fn run(world: &World, payload: Value) -> Result<Value, TaskError> {
-    let ports = Ports {
-        alarms: &world.alarms,
-        health: &world.health,
-        jobs: &world.jobs,
-    };
+    let ports = world.gate_ports();
     block_on(handle(payload, &ports))
 }
 
@@ -79,7 +76,7 @@ fn check(world: &World, payload: Value) -> Result<(), TestCaseError> {
             )))
         }
     };
-    check_keys(&out, &["jobId", "pass", "reason"])?;
+    check_keys(&out, &["held", "jobId", "pass", "reason"])?;
     prop_assert_eq!(&out["jobId"], &json!(job_id));
     let pass = out["pass"].as_bool();
     prop_assert!(pass.is_some(), "{}", out);

@@ -20,6 +20,12 @@
 //!   `{"message", "releaseId"}` for an unknown release; 409 `{"message", "releaseId"}` when the
 //!   release's state does not allow it (cancel of an ended release, retry of a RUNNING or
 //!   SUCCEEDED one, a decision on a wave that is not waiting).
+//! - The stack-wide halt (ARCHITECTURE.md §5a): `GET /halt` 200 `{"on": false}` or `{"on":
+//!   true, "reason", "by", "since"}`; `PUT /halt` `{"reason"}` turns it on (the caller's IAM
+//!   ARN as `by`; a repeat replaces it), 200 with the halt; `DELETE /halt` lifts it, 200
+//!   `{"on": false, "lifted": <the halt lifted, or null>}`. Waiting releases are re-evaluated
+//!   at once ([`rm_core::usecases::set_halt`], [`rm_core::usecases::lift_halt`]). A bad body
+//!   is 400 `{"message", "errors"}`.
 //! - Anything else: 404 or 405 with a JSON message. A failure is a 500 with a JSON message,
 //!   never a panic. Errors of the use cases become statuses in one place ([`error_status`]).
 
@@ -51,6 +57,10 @@ pub async fn handle(request: Request, ports: &Ports<'_>) -> Response<Body> {
             get(&id, ports).await
         }
         (["releases", _], _) => Ok(not_allowed(&method, "GET")),
+        (["halt"], &Method::GET) => get_halt(ports).await,
+        (["halt"], &Method::PUT) => put_halt(&request, ports).await,
+        (["halt"], &Method::DELETE) => delete_halt(&request, ports).await,
+        (["halt"], _) => Ok(not_allowed(&method, "GET, PUT, DELETE")),
         (["releases", id, action], _) if Action::parse(action).is_some() => {
             if method != Method::POST {
                 Ok(not_allowed(&method, "POST"))
@@ -62,7 +72,7 @@ pub async fn handle(request: Request, ports: &Ports<'_>) -> Response<Body> {
         }
         _ => Ok(respond(
             StatusCode::NOT_FOUND,
-            json!({"message": format!("no route for {method} {path}; the API has POST /releases, GET /releases, GET /releases/{{id}} and POST /releases/{{id}}/cancel|retry|approve|reject")}),
+            json!({"message": format!("no route for {method} {path}; the API has POST /releases, GET /releases, GET /releases/{{id}}, POST /releases/{{id}}/cancel|retry|approve|reject and GET|PUT|DELETE /halt")}),
         )),
     };
     result.unwrap_or_else(error_response)
@@ -446,10 +456,7 @@ async fn operate(
     let Ok(id) = ReleaseId::parse(raw_id) else {
         return Ok(unknown_release(raw_id));
     };
-    let by = api_context(request)
-        .as_ref()
-        .and_then(requester)
-        .unwrap_or_else(|| "unknown caller".to_owned());
+    let by = caller(request);
     if let Some(wave) = body.wave {
         // A wave the release does not have is bad input, not a state that forbids it.
         let Some(record) = ports.store.release_record(&id).await? else {
@@ -531,6 +538,111 @@ async fn operate(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// The caller's IAM ARN, as the operator routes record it.
+fn caller(request: &Request) -> String {
+    api_context(request)
+        .as_ref()
+        .and_then(requester)
+        .unwrap_or_else(|| "unknown caller".to_owned())
+}
+
+/// GET /halt.
+async fn get_halt(ports: &Ports<'_>) -> Result<Response<Body>, TaskError> {
+    let halt = ports.store.halt().await?;
+    Ok(respond(StatusCode::OK, usecases::halt_view(halt.as_ref())))
+}
+
+/// Reads PUT /halt's body: a JSON object with exactly `reason`, a non-empty string of at
+/// most [`MAX_REASON`] characters; every problem at once, each at its JSONPath.
+pub fn halt_body(bytes: &[u8]) -> Result<String, Vec<ValidationError>> {
+    const EXAMPLE: &str = r#"{"reason": "incident 4711"}"#;
+    let text = String::from_utf8_lossy(bytes);
+    if text.trim().is_empty() {
+        return Err(vec![ValidationError::new(
+            "$",
+            format!("a body is required: PUT /halt takes {EXAMPLE}"),
+        )]);
+    }
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        vec![ValidationError::new(
+            "$",
+            format!("the body is not JSON ({e}); PUT /halt takes {EXAMPLE}"),
+        )]
+    })?;
+    let Value::Object(fields) = value else {
+        return Err(vec![ValidationError::new(
+            "$",
+            format!("the body must be a JSON object; PUT /halt takes {EXAMPLE}"),
+        )]);
+    };
+    let mut errors: Vec<ValidationError> = fields
+        .keys()
+        .filter(|name| name.as_str() != "reason")
+        .map(|name| {
+            ValidationError::new(format!("$.{name}"), "unknown field; PUT /halt takes reason")
+        })
+        .collect();
+    let reason = match fields.get("reason") {
+        None | Some(Value::Null) => {
+            errors.push(ValidationError::new(
+                "$.reason",
+                format!("required: say why the releases halt ({EXAMPLE})"),
+            ));
+            None
+        }
+        Some(Value::String(r)) if r.trim().is_empty() => {
+            errors.push(ValidationError::new("$.reason", "must not be empty"));
+            None
+        }
+        Some(Value::String(r)) if r.chars().count() > MAX_REASON => {
+            errors.push(ValidationError::new(
+                "$.reason",
+                format!("at most {MAX_REASON} characters"),
+            ));
+            None
+        }
+        Some(Value::String(r)) => Some(r.trim().to_owned()),
+        Some(other) => {
+            errors.push(ValidationError::new(
+                "$.reason",
+                format!("must be a string, not {other}"),
+            ));
+            None
+        }
+    };
+    match reason {
+        Some(r) if errors.is_empty() => Ok(r),
+        _ => Err(errors),
+    }
+}
+
+/// PUT /halt `{"reason"}`: 200 with the halt.
+async fn put_halt(request: &Request, ports: &Ports<'_>) -> Result<Response<Body>, TaskError> {
+    let reason = match halt_body(request.body().as_ref()) {
+        Ok(r) => r,
+        Err(errors) => return Ok(bad_request(errors)),
+    };
+    let by = caller(request);
+    let halt = usecases::set_halt(&reason, &by, ports).await?;
+    tracing::info!(by = %by, reason = %halt.reason, "halt on");
+    Ok(respond(StatusCode::OK, usecases::halt_view(Some(&halt))))
+}
+
+/// DELETE /halt: 200 `{"on": false, "lifted": <the halt lifted, or null>}`.
+async fn delete_halt(request: &Request, ports: &Ports<'_>) -> Result<Response<Body>, TaskError> {
+    let by = caller(request);
+    let lifted = usecases::lift_halt(&by, ports).await?;
+    tracing::info!(by = %by, lifted = lifted.is_some(), "halt lifted");
+    let lifted = match &lifted {
+        Some(h) => usecases::halt_view(Some(h)),
+        None => Value::Null,
+    };
+    Ok(respond(
+        StatusCode::OK,
+        json!({"on": false, "lifted": lifted}),
+    ))
 }
 
 fn unknown_release(raw_id: &str) -> Response<Body> {

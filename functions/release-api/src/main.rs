@@ -1,9 +1,10 @@
 use lambda_http::{service_fn, Request};
 use release_api::{handle, Ports};
 use rm_aws::{
-    required_env, CodePipelineClient, DynamoStore, EventBridgeBus, SfnExecutions, SfnTaskTokens,
+    required_env, AwsHealth, CloudWatchAlarms, CodePipelineClient, DynamoStore, EventBridgeBus,
+    SfnExecutions, SfnTaskTokens,
 };
-use rm_core::ports::SystemClock;
+use rm_core::ports::{Sensors, SystemClock};
 use std::convert::Infallible;
 
 #[tokio::main]
@@ -19,7 +20,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     let tokens = SfnTaskTokens::new(sfn.clone());
     let executions = SfnExecutions::new(sfn, required_env("STATE_MACHINE_ARN")?);
     let bus = EventBridgeBus::from_env(aws_sdk_eventbridge::Client::new(&config));
+    // A halt's change re-evaluates the waiting releases' gates: alarms and AWS Health.
+    let alarms = CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&config));
+    let health = AwsHealth::from_config(&config);
     let ports = &Ports {
+        sensors: Sensors {
+            alarms: &alarms,
+            health: &health,
+        },
         store: &store,
         pipelines: &pipelines,
         executions: &executions,

@@ -117,6 +117,15 @@ impl ReleaseStore for FailingClaims {
     async fn running_releases(&self) -> PortResult<Vec<ReleaseRecord>> {
         self.inner.running_releases().await
     }
+    async fn halt(&self) -> PortResult<Option<rm_core::gate::Halt>> {
+        self.inner.halt().await
+    }
+    async fn set_halt(
+        &self,
+        halt: Option<&rm_core::gate::Halt>,
+    ) -> PortResult<Option<rm_core::gate::Halt>> {
+        self.inner.set_halt(halt).await
+    }
     async fn next_sequence(&self, release_id: &ReleaseId, count: u64) -> PortResult<u64> {
         self.inner.next_sequence(release_id, count).await
     }
@@ -171,6 +180,10 @@ impl World {
 
     async fn call(&self, request: Request) -> (StatusCode, Value) {
         let ports = Ports {
+            sensors: rm_core::ports::Sensors {
+                alarms: &rm_core::memory::FakeAlarms::default(),
+                health: &rm_core::memory::FakeHealth::default(),
+            },
             store: &self.store,
             pipelines: &self.pipelines,
             executions: &self.executions,

@@ -41,6 +41,8 @@ struct World {
     executions: FakeExecutions,
     tokens: RecordingTokens,
     clock: ManualClock,
+    alarms: rm_core::memory::FakeAlarms,
+    health: rm_core::memory::FakeHealth,
 }
 
 impl World {
@@ -56,11 +58,17 @@ impl World {
             executions: FakeExecutions::default(),
             tokens: RecordingTokens::default(),
             clock: ManualClock::fixed(),
+            alarms: Default::default(),
+            health: Default::default(),
         }
     }
 
     fn ports(&self) -> Ports<'_> {
         Ports {
+            sensors: rm_core::ports::Sensors {
+                alarms: &self.alarms,
+                health: &self.health,
+            },
             store: &self.store,
             pipelines: &self.pipelines,
             executions: &self.executions,
