@@ -252,6 +252,7 @@ fn valid_manifest() -> impl Strategy<Value = Generated> {
                     },
                     approvals: Vec::new(),
                     approval_timeout_minutes: rm_core::manifest::DEFAULT_APPROVAL_TIMEOUT_MINUTES,
+                    gates: None,
                 };
                 Generated { text, expected }
             },

@@ -585,6 +585,7 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
         state: state.parse().unwrap(),
         actions_enabled: enabled,
         reason: None,
+        transitioned_at: None,
     };
     let alarms = FakeAlarms::with(vec![
         alarm("prod-api-5xx", "ALARM", true),
@@ -593,14 +594,20 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
     ]);
     let health = FakeHealth::default();
     let jobs = RecordingJobs::default();
+    let store = MemoryStore::new();
+    let clock = ManualClock::fixed();
+    let ports = GatePorts {
+        alarms: &alarms,
+        health: &health,
+        jobs: &jobs,
+        store: &store,
+        clock: &clock,
+    };
     let d = run_health_gate(
         "job-1",
         Some(r#"{"alarmPrefixes": ["prod-"]}"#),
-        &GatePorts {
-            alarms: &alarms,
-            health: &health,
-            jobs: &jobs,
-        },
+        None,
+        &ports,
     )
     .await
     .unwrap();
@@ -615,53 +622,31 @@ async fn the_health_gate_holds_on_alarms_and_answers_the_job() {
     let ok = run_health_gate(
         "job-2",
         Some(r#"{"alarmNames": ["prod-db-cpu"]}"#),
-        &GatePorts {
-            alarms: &alarms,
-            health: &health,
-            jobs: &jobs,
-        },
+        None,
+        &ports,
     )
     .await
     .unwrap();
     assert!(ok.pass, "{}", ok.reason);
 
     *alarms.error.lock().unwrap() = Some(rm_core::error::PortError::Transient("down".into()));
-    let closed = run_health_gate(
-        "job-3",
-        Some(r#"{"alarmNames": ["x"]}"#),
-        &GatePorts {
-            alarms: &alarms,
-            health: &health,
-            jobs: &jobs,
-        },
-    )
-    .await
-    .unwrap();
+    let closed = run_health_gate("job-3", Some(r#"{"alarmNames": ["x"]}"#), None, &ports)
+        .await
+        .unwrap();
     assert!(!closed.pass && closed.reason.contains("failing closed"));
     let open = run_health_gate(
         "job-4",
         Some(r#"{"alarmNames": ["x"], "failOpen": true}"#),
-        &GatePorts {
-            alarms: &alarms,
-            health: &health,
-            jobs: &jobs,
-        },
+        None,
+        &ports,
     )
     .await
     .unwrap();
     assert!(open.pass && open.reason.contains("failing open"));
 
-    let bad = run_health_gate(
-        "job-5",
-        Some(r#"{"alarms": "x"}"#),
-        &GatePorts {
-            alarms: &alarms,
-            health: &health,
-            jobs: &jobs,
-        },
-    )
-    .await
-    .unwrap();
+    let bad = run_health_gate("job-5", Some(r#"{"alarms": "x"}"#), None, &ports)
+        .await
+        .unwrap();
     assert!(!bad.pass && bad.reason.contains("UserParameters"));
     assert_eq!(jobs.results().len(), 5, "every job is answered");
 }

@@ -1,5 +1,8 @@
-//! health-gate: a CodePipeline "invoke Lambda" action that holds a deployment while
-//! configured CloudWatch alarms fire or AWS Health reports an open issue.
+//! health-gate: a CodePipeline "invoke Lambda" action that holds a deployment while the gate
+//! (ARCHITECTURE.md §5a) is closed: configured CloudWatch alarms fire, AWS Health reports an
+//! open issue, the deployment windows are shut, the stack-wide halt is on, or the release that
+//! started the execution ended. With `waitMinutes` it holds the job with a continuation token
+//! and CodePipeline invokes it again (a new job carrying the token) until the gate opens.
 //!
 //! The job event (`{"CodePipeline.job": {...}}`) carries artifact credentials: it is never
 //! logged, only its job id. Every job that can be identified is answered
@@ -12,7 +15,8 @@ use crate::TaskError;
 use aws_lambda_events::event::codepipeline_job::CodePipelineJobEvent;
 use serde_json::{json, Value};
 
-/// Decodes the job, runs the gate, answers the job. Returns `{"jobId", "pass", "reason"}`.
+/// Decodes the job, runs the gate, answers the job. Returns `{"jobId", "pass", "held",
+/// "reason"}`.
 pub async fn handle(payload: Value, ports: &GatePorts<'_>) -> Result<Value, TaskError> {
     // The id first, from the raw JSON: a job we can name is a job we can answer, even when
     // the rest of the event does not decode.
@@ -41,16 +45,23 @@ pub async fn handle(payload: Value, ports: &GatePorts<'_>) -> Result<Value, Task
             return answer_failure(&job_id, &reason, ports).await;
         }
     };
-    let user_parameters = event
-        .code_pipeline_job
-        .data
-        .action_configuration
-        .configuration
-        .user_parameters;
-    match usecases::run_health_gate(&job_id, user_parameters.as_deref(), ports).await {
+    let data = event.code_pipeline_job.data;
+    let user_parameters = data.action_configuration.configuration.user_parameters;
+    // Set when CodePipeline invokes the action again after a hold (a new job).
+    let continuation_token = data.continuation_token;
+    match usecases::run_health_gate(
+        &job_id,
+        user_parameters.as_deref(),
+        continuation_token.as_deref(),
+        ports,
+    )
+    .await
+    {
         Ok(decision) => {
-            tracing::info!(job_id = %job_id, pass = decision.pass, reason = %decision.reason, "health gate answered");
-            Ok(json!({"jobId": job_id, "pass": decision.pass, "reason": decision.reason}))
+            tracing::info!(job_id = %job_id, pass = decision.pass, held = decision.held, reason = %decision.reason, "health gate answered");
+            Ok(
+                json!({"jobId": job_id, "pass": decision.pass, "held": decision.held, "reason": decision.reason}),
+            )
         }
         Err(e) => {
             // Answering the job failed (or the gate broke): answer it as failed so the
@@ -71,7 +82,7 @@ async fn answer_failure(
     match ports.jobs.fail(job_id, &message).await {
         Ok(()) => {
             tracing::warn!(job_id = %job_id, reason = %message, "job failed");
-            Ok(json!({"jobId": job_id, "pass": false, "reason": message}))
+            Ok(json!({"jobId": job_id, "pass": false, "held": false, "reason": message}))
         }
         Err(e) => {
             tracing::error!(job_id = %job_id, error = %e, "could not answer the job");

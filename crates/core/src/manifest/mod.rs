@@ -16,6 +16,7 @@ pub use types::{
     Manifest, OnFailure, PipelineSpec, SourceRevision, Wave, MAX_RELEASE_MINUTES, STOP_WAIT_MINUTES,
 };
 pub use validation::check_pipeline_name;
+pub(crate) use validation::member as member_path;
 
 use crate::error::{Rejection, ValidationError};
 use bumpalo::Bump;

@@ -91,6 +91,10 @@ pub struct Manifest {
         skip_serializing_if = "is_default_approval_timeout"
     )]
     pub approval_timeout_minutes: u32,
+    /// The gate between waves (ARCHITECTURE.md §5a): evaluated before each wave starts, and
+    /// `bakeMinutes` after each wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<crate::gate::GateSettings>,
 }
 
 fn default_approval_timeout() -> u32 {
@@ -122,8 +126,10 @@ impl Manifest {
     /// How long the release can take at worst, in minutes: wave after wave, each pipeline
     /// running to its `timeoutMinutes` (busy time included: a start is retried only within
     /// it), `maxConcurrency` at a time in manifest order as the Map state takes them, then the
-    /// bounded wait for the stops after a failure. What the execution's fixed TimeoutSeconds
-    /// must cover (issue 9).
+    /// bounded wait for the stops after a failure; with `gates`, each wave may also wait
+    /// `maxWaitMinutes` for its gate and bake `bakeMinutes` (halted time is not bounded: a halt
+    /// outlasting the execution's limit ends it). What the execution's fixed TimeoutSeconds must
+    /// cover (issue 9).
     pub fn worst_case_minutes(&self) -> u64 {
         let slots = self.max_concurrency.max(1) as usize;
         let waves: u64 = self
@@ -146,7 +152,16 @@ impl Manifest {
             })
             .sum();
         let approvals = self.approvals.len() as u64 * u64::from(self.approval_timeout_minutes);
-        waves + approvals + STOP_WAIT_MINUTES
+        waves + approvals + self.gate_minutes() + STOP_WAIT_MINUTES
+    }
+
+    /// The gates' share of [`Manifest::worst_case_minutes`]: per wave, `maxWaitMinutes` closed
+    /// before it and `bakeMinutes` after it.
+    pub fn gate_minutes(&self) -> u64 {
+        self.gates.as_ref().map_or(0, |g| {
+            let per_wave = u64::from(g.max_wait_minutes()) + u64::from(g.bake_minutes);
+            self.waves().len() as u64 * per_wave
+        })
     }
 
     /// The waves in ascending order, each with its pipelines in manifest order.

@@ -9,6 +9,7 @@ use super::{
     REVISION_TYPES, STOP_WAIT_MINUTES,
 };
 use crate::error::{Rejection, ValidationError};
+use crate::gate::{GateContext, GateSettings};
 use crate::release::ReleaseId;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -37,12 +38,26 @@ pub(super) fn validate(
                 "$.pipelines",
                 format!(
                     "the release could take up to {} in the worst case (every pipeline running to \
-                     its timeoutMinutes, wave after wave, {} at a time, then \
+                     its timeoutMinutes, wave after wave, {} at a time{}, then \
                      {STOP_WAIT_MINUTES} minutes of stop wait), more than a release's limit of \
-                     30 days (the state machine's TimeoutSeconds); lower timeoutMinutes, raise \
+                     30 days (the state machine's TimeoutSeconds); lower timeoutMinutes{}, raise \
                      maxConcurrency, or split the release",
                     minutes_text(worst),
-                    m.max_concurrency
+                    m.max_concurrency,
+                    if m.gates.is_some() {
+                        format!(
+                            ", each wave's gate waiting up to maxWaitMinutes and baking \
+                             bakeMinutes: {} in all",
+                            minutes_text(m.gate_minutes())
+                        )
+                    } else {
+                        String::new()
+                    },
+                    if m.gates.is_some() {
+                        ", gates.maxWaitMinutes or gates.bakeMinutes"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -166,7 +181,7 @@ impl Validator {
             );
             return None;
         };
-        let [release_id, description, pipelines, max_concurrency, on_failure, approvals, approval_timeout] =
+        let [release_id, description, pipelines, max_concurrency, on_failure, approvals, approval_timeout, gates] =
             self.fields(
                 obj,
                 || "$".to_owned(),
@@ -178,6 +193,7 @@ impl Validator {
                     "onFailure",
                     "approvals",
                     "approvalTimeoutMinutes",
+                    "gates",
                 ],
             );
         let release_id = self.release_id(release_id, raw_release_id);
@@ -225,6 +241,18 @@ impl Validator {
         };
         let pipelines = self.pipelines(pipelines);
         let approvals = self.approvals(approvals, pipelines.as_deref());
+        let gates = match gates {
+            None => Some(None),
+            Some(v) => {
+                match GateSettings::from_json(&v.to_value(), "$.gates", GateContext::Manifest) {
+                    Ok(g) => Some(Some(g)),
+                    Err(errors) => {
+                        self.errors.extend(errors);
+                        None
+                    }
+                }
+            }
+        };
         Some(Manifest {
             release_id: release_id?,
             description,
@@ -233,6 +261,7 @@ impl Validator {
             on_failure: on_failure?,
             approvals: approvals?,
             approval_timeout_minutes: approval_timeout_minutes?,
+            gates: gates?,
         })
     }
 
@@ -640,7 +669,7 @@ impl Validator {
 
 /// The path of an object member: `$.name` when the name is an identifier, else `$['the name']`
 /// (RFC 9535), so a path stays readable and unambiguous whatever the key.
-pub(super) fn member(path: &str, key: &str) -> String {
+pub(crate) fn member(path: &str, key: &str) -> String {
     let mut chars = key.chars();
     let shorthand = chars
         .next()
