@@ -331,6 +331,24 @@ async fn a_halt_needs_a_reason() {
     assert_eq!(w.store.halt().await.unwrap(), None);
 }
 
+#[tokio::test]
+async fn a_bake_whose_alarm_history_cannot_be_read_tries_again_then_fails_closed() {
+    let w = claimed(json!({"alarmNames": [ALARM], "bakeMinutes": 5})).await;
+    w.alarms.set(ALARM, AlarmValue::Ok, w.clock.now());
+    poll(&w, wait("awaitBake", 1, "t-bake")).await;
+    w.clock.advance(Duration::minutes(5));
+    *w.alarms.error.lock().unwrap() =
+        Some(rm_core::error::PortError::Throttled("slow down".into()));
+    let out = gates(&w).await;
+    assert_eq!(out["errors"], 1, "{out}");
+    assert!(sent(&w, "t-bake").is_empty(), "tried again later");
+    w.clock.advance(Duration::minutes(10));
+    gates(&w).await;
+    let (error, cause) = sent(&w, "t-bake")[0].clone().unwrap_err();
+    assert_eq!(error, usecases::BAKE_FAILED);
+    assert!(cause.contains("could not be read"), "{cause}");
+}
+
 fn rfc3339(at: time::OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap()

@@ -37,6 +37,10 @@ pub const BAKE_FAILED: &str = "BakeFailed";
 /// How long a wave waits for a closed gate when the manifest does not say.
 pub const DEFAULT_MAX_WAIT_MINUTES: u32 = 1440;
 
+/// How long past a bake's end its alarm history is asked for again before the check counts
+/// as unknown.
+const HISTORY_GRACE: Duration = Duration::minutes(10);
+
 /// What one re-evaluation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -336,16 +340,25 @@ async fn reevaluate_bake(
     } else {
         // At the end: the history since the bake began catches a flap a look once a minute
         // misses.
-        let history = ports
-            .sensors
-            .alarms
-            .history(names, prefixes, gw.since)
-            .await?;
-        history
-            .iter()
-            .filter(|t| t.state == AlarmValue::Alarm && t.at <= until)
-            .map(|t| format!("alarm {} was in ALARM at {}", t.name, rfc3339(t.at)))
-            .collect()
+        match ports.sensors.alarms.history(names, prefixes, gw.since).await {
+            Ok(history) => history
+                .iter()
+                .filter(|t| t.state == AlarmValue::Alarm && t.at <= until)
+                .map(|t| format!("alarm {} was in ALARM at {}", t.name, rfc3339(t.at)))
+                .collect(),
+            // Tried again each re-evaluation for a while; then the check is unknown: the bake
+            // fails closed, or passes with `failOpen`.
+            Err(e) if now < until + HISTORY_GRACE => return Err(e.into()),
+            Err(e) if settings.fail_open => {
+                tracing::warn!(release = %release.release_id, wave = gw.wave, error = %e,
+                    "the alarm history could not be read: failing open");
+                Vec::new()
+            }
+            Err(e) => vec![format!(
+                "the alarm history could not be read for {} minutes ({e}); failing closed",
+                HISTORY_GRACE.whole_minutes()
+            )],
+        }
     };
     if !alarmed.is_empty() {
         let cause = format!(
