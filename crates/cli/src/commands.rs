@@ -1,7 +1,8 @@
 //! The commands. Each returns its exit code.
 
 use crate::progress::Display;
-use crate::{ListArgs, RetryArgs, RunArgs};
+use crate::{HaltArgs, ListArgs, RetryArgs, RunArgs, UnhaltArgs};
+use rm_core::lifecycle::WaitKind;
 use rm_core::manifest::Manifest;
 use rm_core::ports::ListQuery;
 use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
@@ -367,6 +368,117 @@ pub fn list(args: &ListArgs) -> u8 {
     OK
 }
 
+/// Who acts when `--by` is not given: the local requester, as a local retry names it.
+fn by_or_local(by: Option<&str>) -> Result<String, u8> {
+    match by.map(str::trim) {
+        None => Ok(rm_core::usecases::LOCAL_REQUESTER.to_owned()),
+        Some("") => {
+            eprintln!("error: --by needs a name (or leave it out: local)");
+            Err(INVALID)
+        }
+        Some(name) => Ok(name.to_owned()),
+    }
+}
+
+/// The halt in words: `halted by alice since 2026-12-01T09:00:00Z: incident 4711`.
+fn halt_line(halt: &rm_core::gate::Halt) -> String {
+    format!(
+        "halted by {} since {}: {}",
+        halt.by,
+        rfc3339(halt.since),
+        halt.reason
+    )
+}
+
+/// `release-machine halt --reason R`: sets the state directory's halt, which later local runs
+/// start with; without `--reason`, prints it.
+pub fn halt(args: &HaltArgs) -> u8 {
+    let Some(reason) = args.reason.as_deref() else {
+        let halt = match rm_local::runner::stored_halt(&args.state_dir) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return INTERNAL;
+            }
+        };
+        if args.json {
+            print_json(&rm_core::usecases::halt_view(halt.as_ref()));
+        } else {
+            match &halt {
+                Some(h) => println!("{}", halt_line(h)),
+                None => println!("not halted ({})", args.state_dir.display()),
+            }
+        }
+        return OK;
+    };
+    let by = match by_or_local(args.by.as_deref()) {
+        Ok(by) => by,
+        Err(code) => return code,
+    };
+    if reason.trim().is_empty() {
+        eprintln!("error: --reason needs a reason, e.g. --reason \"incident 4711\"");
+        return INVALID;
+    }
+    let change = rm_local::runner::HaltChange::Set { reason };
+    match rm_local::runner::change_halt(&args.state_dir, change, &by) {
+        Ok(halt) => {
+            if args.json {
+                print_json(&rm_core::usecases::halt_view(halt.as_ref()));
+            } else if let Some(h) = &halt {
+                println!(
+                    "{}\nlocal runs in {} wait for it: release-machine unhalt --state-dir {} lifts it",
+                    halt_line(h),
+                    args.state_dir.display(),
+                    args.state_dir.display()
+                );
+            }
+            OK
+        }
+        Err(rm_core::TaskError::BadInput(m)) => {
+            eprintln!("error: {m}");
+            INVALID
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            INTERNAL
+        }
+    }
+}
+
+/// `release-machine unhalt`: lifts the state directory's halt (nothing on is not an error).
+pub fn unhalt(args: &UnhaltArgs) -> u8 {
+    let by = match by_or_local(args.by.as_deref()) {
+        Ok(by) => by,
+        Err(code) => return code,
+    };
+    if rm_local::runner::stored_halt(&args.state_dir).is_ok_and(|h| h.is_none()) {
+        // Nothing to lift: the state directory is left as it is (not even created).
+        if args.json {
+            print_json(&rm_core::usecases::halt_view(None));
+        } else {
+            println!("not halted ({}): nothing to lift", args.state_dir.display());
+        }
+        return OK;
+    }
+    match rm_local::runner::change_halt(&args.state_dir, rm_local::runner::HaltChange::Lift, &by) {
+        Ok(lifted) => {
+            if args.json {
+                print_json(&rm_core::usecases::halt_view(None));
+            } else {
+                match lifted {
+                    Some(h) => println!("halt lifted by {by} (it was {})", halt_line(&h)),
+                    None => println!("not halted ({}): nothing to lift", args.state_dir.display()),
+                }
+            }
+            OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            INTERNAL
+        }
+    }
+}
+
 fn clock(d: std::time::Duration) -> String {
     let s = d.as_secs();
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -650,6 +762,30 @@ fn lifecycle_lines(view: &ReleaseView) -> String {
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
+        ));
+    }
+    // Approvals have their lines above; the gate, bake and halt waits one each.
+    for w in view.waits.iter().filter(|w| w.kind != WaitKind::Approval) {
+        let what = match (w.kind, w.wave) {
+            (WaitKind::Gate, Some(wave)) => format!("waited for the gate before wave {wave}"),
+            (WaitKind::Bake, Some(wave)) => format!("baked after wave {wave}"),
+            (WaitKind::Halt, Some(wave)) => format!("held by the halt (wave {wave})"),
+            (WaitKind::Halt, None) => "held by the halt".to_owned(),
+            (kind, _) => format!("waited ({kind:?})"),
+        };
+        out.push_str(&format!(
+            "  {what}: {} -> {}{}{}\n",
+            hms(Some(w.since)),
+            hms(w.until),
+            w.by.as_deref()
+                .map(|b| format!(" (by {b})"))
+                .unwrap_or_default(),
+            // A bake's reason repeats its times; a failed bake's is the release's cause.
+            if w.reasons.is_empty() || w.kind == WaitKind::Bake {
+                String::new()
+            } else {
+                format!(": {}", w.reasons.join("; "))
+            }
         ));
     }
     out

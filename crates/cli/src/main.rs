@@ -51,6 +51,53 @@ enum Command {
     Retry(RetryArgs),
     /// Lists the releases recorded by local runs, newest first.
     List(ListArgs),
+    /// Halts every release: sets the stack-wide halt that local runs in this state directory
+    /// start with (no wave and no pipeline start goes on while it is on; running pipelines are
+    /// never stopped). Without --reason, prints the current halt.
+    #[command(long_about = HALT_ABOUT)]
+    Halt(HaltArgs),
+    /// Lifts the stack-wide halt of this state directory.
+    Unhalt(UnhaltArgs),
+}
+
+const HALT_ABOUT: &str = "\
+Halts every release: sets the stack-wide halt of the state directory, which every later local \
+run there starts with. While it is on, no wave and no pipeline start goes on and gates stay \
+closed; pipelines already running are never stopped. A local release is never left RUNNING: a \
+run the halt holds, with nothing in its sim file's operator script that lifts it (an \
+\"unhalt\" action), is cancelled (exit 5) with a cause that says so. Lift it with \
+release-machine unhalt. Without --reason, prints the current halt (with --json: {\"on\": \
+true, \"reason\", \"by\", \"since\"} or {\"on\": false}).
+
+Exit codes: 0 done (or printed), 2 invalid input (an empty reason), 4 internal error.";
+
+#[derive(clap::Args)]
+pub struct HaltArgs {
+    /// Why: shown in every held release's waitingFor and cause (e.g. "incident 4711").
+    #[arg(long, value_name = "REASON")]
+    pub reason: Option<String>,
+    /// Who halts (default: local, as a local retry's requester).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print the halt as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct UnhaltArgs {
+    /// Who lifts the halt (default: local).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print the halt as JSON on stdout afterwards ({"on": false}).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -113,7 +160,12 @@ lock holder; the next command that opens it (run, status) records it FAILED with
 
 Operator actions (issue 11) are scripted in the sim file too: \"operator\": [{\"atSeconds\": 900, \
 \"action\": \"approve\", \"wave\": 2, \"by\": \"alice\"}, {\"atSeconds\": 300, \"action\": \"cancel\", \
-\"by\": \"carol\", \"reason\": \"...\"}] (approve|reject|cancel; reject and cancel need a reason). \
+\"by\": \"carol\", \"reason\": \"...\"}] (approve|reject|cancel|halt|unhalt; reject, cancel and halt need \
+a reason). The world the gates see: \"startAt\" (the virtual clock's start, RFC 3339 with an \
+offset), \"alarms\" ({\"NAME\": [{\"atSeconds\": 0, \"state\": \"OK\"}, {\"atSeconds\": 900, \
+\"state\": \"ALARM\"}]}: an alarm exists from its first entry on) and \"health\" \
+([{\"service\", \"region\", \"fromSeconds\", \"toSeconds\"}]). A release the halt holds with \
+no unhalt left in the script is cancelled (exit 5). \
 Every event the release publishes is appended to <state-dir>/events.jsonl; --events prints them.
 
 Exit codes: 0 SUCCEEDED, 1 FAILED, 2 invalid input (manifest, sim file, a pipeline that does \
@@ -167,6 +219,8 @@ fn main() -> ExitCode {
         } => commands::status(&release_id, &state_dir, json, events),
         Command::Retry(args) => commands::retry(&args),
         Command::List(args) => commands::list(&args),
+        Command::Halt(args) => commands::halt(&args),
+        Command::Unhalt(args) => commands::unhalt(&args),
     };
     ExitCode::from(code)
 }

@@ -1,6 +1,7 @@
 //! Live progress on stderr: a progress bar on a terminal, plain lines otherwise.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rm_core::lifecycle::{WaitKind, WaitingFor};
 use rm_core::manifest::Manifest;
 use rm_core::release::RunStatus;
 use rm_local::sim::Operation;
@@ -15,6 +16,40 @@ struct State {
     running: usize,
     waves: Vec<u32>,
     current_wave: Option<u32>,
+}
+
+/// A wait that begins, in a line: `wave 2 waits for the gate: alarm prod-api-5xx is in ALARM`.
+fn waiting(waiting_for: &WaitingFor) -> String {
+    match waiting_for {
+        WaitingFor::Approval { wave, .. } => format!("wave {wave} waits for its approval"),
+        WaitingFor::Gate { wave, reasons, .. } => {
+            format!("wave {wave} waits for the gate: {}", reasons.join("; "))
+        }
+        WaitingFor::Bake { wave, until } => format!(
+            "wave {wave} bakes until {}",
+            until
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        ),
+        WaitingFor::Halt {
+            wave, reason, by, ..
+        } => {
+            let what = wave.map_or("the release".to_owned(), |w| format!("wave {w}"));
+            format!("{what} is held by the halt: halted by {by}: {reason}")
+        }
+    }
+}
+
+/// A wait that ended, in a line (how it ended shows in what follows: the wave starts, or the
+/// release ends).
+fn wait_ended(kind: WaitKind, wave: Option<u32>) -> String {
+    let wave = wave.map_or("the release".to_owned(), |w| format!("wave {w}"));
+    match kind {
+        WaitKind::Approval => format!("{wave} no longer waits for its approval"),
+        WaitKind::Gate => format!("{wave} no longer waits for the gate"),
+        WaitKind::Bake => format!("{wave}: the bake ended"),
+        WaitKind::Halt => format!("{wave} is no longer held by the halt"),
+    }
 }
 
 pub struct Display {
@@ -134,7 +169,7 @@ impl Display {
                 }
             }
             Progress::Stopping { elapsed } => self.line(format!(
-                "[{}] a pipeline did not succeed: stopping the running pipelines",
+                "[{}] the release is failing or cancelled: stopping the running pipelines",
                 clock(*elapsed)
             )),
             Progress::Sweep {
@@ -163,6 +198,10 @@ impl Display {
                     Operation::Cancel { reason } => {
                         format!("{} cancels the release: {reason}", action.by)
                     }
+                    Operation::Halt { reason } => {
+                        format!("{} halts every release: {reason}", action.by)
+                    }
+                    Operation::Unhalt => format!("{} lifts the halt", action.by),
                 };
                 match refused {
                     None => self.line(format!("[{}] operator: {what}", clock(*elapsed))),
@@ -171,6 +210,34 @@ impl Display {
                         clock(*elapsed)
                     )),
                 }
+            }
+            Progress::Waiting {
+                elapsed,
+                waiting_for,
+            } => self.line(format!("[{}] {}", clock(*elapsed), waiting(waiting_for))),
+            Progress::WaitEnded {
+                elapsed,
+                kind,
+                wave,
+            } => self.line(format!("[{}] {}", clock(*elapsed), wait_ended(*kind, *wave))),
+            Progress::Halt {
+                elapsed,
+                on,
+                reason,
+                by,
+            } => self.line(if *on {
+                format!(
+                    "[{}] halt on: halted by {by}: {reason}; no wave and no pipeline starts until it is lifted",
+                    clock(*elapsed)
+                )
+            } else {
+                format!(
+                    "[{}] halt lifted by {by} (it was: {reason})",
+                    clock(*elapsed)
+                )
+            }),
+            Progress::GaveUp { elapsed, cause } => {
+                self.line(format!("[{}] {cause}", clock(*elapsed)))
             }
         }
     }

@@ -387,7 +387,7 @@ fn operator_actions_and_approvals_are_validated_with_their_paths() {
         "$.operator[1].reason: is required",
         "$.operator[2].extra: unknown field",
         "$.operator[2].atSeconds: is required",
-        "$.operator[3].action: expected \"approve\", \"reject\" or \"cancel\"",
+        "$.operator[3].action: expected \"approve\", \"reject\", \"cancel\", \"halt\" or \"unhalt\"",
     ] {
         assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
     }

@@ -3,8 +3,10 @@
 //! simulated pipelines and the virtual clock, in a paused tokio runtime (virtual time).
 //!
 //! Alongside the execution, as on AWS: the simulated pipelines' state-change events are fed to
-//! record-state (EventBridge's rule), and the sweep runs every five simulated minutes
-//! (EventBridge's schedule).
+//! record-state (EventBridge's rule), the sweep runs every five simulated minutes
+//! (EventBridge's schedule), the gates are re-evaluated every simulated minute (the gates'
+//! one-minute schedule) and at each scripted alarm state change (the CloudWatch "Alarm State
+//! Change" rule), and the sim file's operator acts at its times.
 
 use crate::clock::VirtualClock;
 use crate::events::JsonlBus;
@@ -12,12 +14,16 @@ use crate::executions::LocalExecutions;
 use crate::sim::{ApiCalls, Operation, OperatorAction, SimExecution, SimFile, SimPipelines};
 use crate::store::{RunChange, SqliteStore};
 use crate::tokens::EngineTokens;
+use crate::world::SimWorld;
 use rm_core::error::{Rejection, TaskError, ValidationError};
+use rm_core::events::{EventBus, ReleaseEvent};
+use rm_core::gate::Halt;
 use rm_core::handlers::{self, Function, TaskPorts};
+use rm_core::lifecycle::{WaitKind, WaitingFor};
 use rm_core::manifest::Manifest;
 use rm_core::ports::{
-    ApiPorts, Clock, ExecutionRunState, ExecutionState, ManifestSource, ReleaseStore, Sensors,
-    SourceError,
+    ApiPorts, Clock, ExecutionRunState, ExecutionState, ManifestSource, PortResult, ReleaseStore,
+    Sensors, SourceError,
 };
 use rm_core::release::{ReleaseId, ReleaseStatus};
 use rm_core::tasks::{CheckManifestResponse, Outcome};
@@ -40,6 +46,10 @@ pub const DEFINITION: &str = include_str!("../../../statemachine/release.asl.jso
 pub const STATE_MACHINE_NAME: &str = "release-machine";
 /// The sweep's schedule.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// The gates' schedule (AWS: a one-minute EventBridge rule).
+pub const GATES_INTERVAL: Duration = Duration::from_secs(60);
+/// Who ends a local release that nothing in the sim file would ever let go on.
+pub const RUNNER: &str = "release-machine";
 
 /// The local functions, named as the definition's substitutions resolve them.
 pub const CHECK_MANIFEST: &str = Function::CheckManifest.name();
@@ -98,6 +108,28 @@ pub enum Progress {
         /// Why the release's state refused it (as the API's 409 says).
         refused: Option<String>,
     },
+    /// The release began to wait (an approval, a gate, a bake, the halt), or what it waits
+    /// for changed (a gate's reasons): `Release Waiting` with its `waitingFor`.
+    Waiting {
+        elapsed: Duration,
+        waiting_for: WaitingFor,
+    },
+    /// A wait ended (`Release Waiting`, waiting false).
+    WaitEnded {
+        elapsed: Duration,
+        kind: WaitKind,
+        wave: Option<u32>,
+    },
+    /// The stack-wide halt went on or off (`Halt Status Change`).
+    Halt {
+        elapsed: Duration,
+        on: bool,
+        reason: String,
+        by: String,
+    },
+    /// The runner cancelled the release: nothing in the sim file would ever let it go on (a
+    /// halt that nothing lifts). `cause` is the release's.
+    GaveUp { elapsed: Duration, cause: String },
 }
 
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
@@ -111,7 +143,7 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Forget an earlier local run of this release id before running.
     pub fresh: bool,
-    /// The simulated start time; default: now, to the second.
+    /// The simulated start time; default: the sim file's `startAt`, else now, to the second.
     pub start_time: Option<OffsetDateTime>,
     /// The Step Functions execution name; default: `local-<time>-<random>`.
     pub execution_name: Option<String>,
@@ -156,7 +188,7 @@ pub enum RunError {
 pub enum RunOutcome {
     Succeeded,
     Failed,
-    /// Cancelled (the sim file's `operator` cancel).
+    /// Cancelled (the sim file's `operator` cancel, or the runner: a halt nothing lifts).
     Cancelled,
     /// The release id was already claimed by another execution; nothing touched.
     Duplicate {
@@ -293,7 +325,7 @@ fn run(opts: RunOptions, release_id: ReleaseId, start: Start) -> Result<RunRepor
     let machine = StateMachine::from_json(DEFINITION, &substitutions()).map_err(|e| {
         RunError::Internal(format!("the state machine definition does not load: {e}"))
     })?;
-    let start_time = opts.start_time.unwrap_or_else(|| {
+    let start_time = opts.start_time.or(opts.sim.start_at()).unwrap_or_else(|| {
         let now = OffsetDateTime::now_utc();
         now.replace_nanosecond(0).unwrap_or(now)
     });
@@ -331,13 +363,19 @@ async fn run_in_virtual_time(
         && store
             .forget(&release_id)
             .map_err(|e| RunError::Internal(e.to_string()))?;
-    let bus = JsonlBus::for_state_dir(&opts.state_dir);
+    let bus = ObservedBus {
+        inner: JsonlBus::for_state_dir(&opts.state_dir),
+        release_id: release_id.clone(),
+        start: start_time,
+        progress: progress.clone(),
+    };
     let (event_rule, mut events) = tokio::sync::mpsc::unbounded_channel();
     let faults = Faults {
         abort_after: opts.sim.abort_execution_after(),
         record_failures: Cell::new(opts.sim.record_failures()),
     };
     let operator = opts.sim.operator().to_vec();
+    let world = SimWorld::new(opts.sim.world().clone(), clock);
     let sim = SimPipelines::new(opts.sim, clock, event_rule);
     let execution_name = opts
         .execution_name
@@ -359,7 +397,6 @@ async fn run_in_virtual_time(
     let (execution, engine_tokens) = machine.start(config);
     executions.set_stop(execution.stop_handle());
     let tokens = EngineTokens::new(engine_tokens).with_faults_of(sim.clone());
-    let world = crate::world::SimWorld::default();
     let sensors = Sensors {
         alarms: &world,
         health: &world,
@@ -413,11 +450,15 @@ async fn run_in_virtual_time(
                 functions.sweep().await;
             }
         };
+        let gates_schedule = gates_schedule(&functions, &api, &release_id, &operator);
+        let alarm_rule = alarm_rule(&world, &functions);
         let people = operate(&operator, &release_id, &api, &functions);
         tokio::select! {
             outcome = execution => outcome,
             () = event_rule => unreachable!("the event rule never ends"),
             () = sweep_schedule => unreachable!("the schedule never ends"),
+            () = gates_schedule => unreachable!("the gates' schedule never ends"),
+            () = alarm_rule => unreachable!("the alarm rule never ends"),
             () = people => unreachable!("the operator's script never ends"),
         }
     };
@@ -526,8 +567,8 @@ async fn run_in_virtual_time(
 }
 
 /// The sim file's `operator` actions, each at its time (simulated, since the start): approve
-/// and reject decide a waiting approval, cancel cancels the release, through the same use
-/// cases as the API. An action the release's state does not allow (an approval of a wave
+/// and reject decide a waiting approval, cancel cancels the release, halt and unhalt set and
+/// lift the stack-wide halt, through the same use cases as the API. An action the release's state does not allow (an approval of a wave
 /// that is not waiting) is reported, as the API's 409 would be, and the script goes on. Never
 /// ends.
 async fn operate(
@@ -565,6 +606,10 @@ async fn operate(
                     .await
                     .map(|_| ())
             }
+            Operation::Halt { reason } => usecases::set_halt(reason, &action.by, api)
+                .await
+                .map(|_| ()),
+            Operation::Unhalt => usecases::lift_halt(&action.by, api).await.map(|_| ()),
         };
         functions.report(Progress::Operator {
             elapsed: functions.elapsed(),
@@ -573,6 +618,158 @@ async fn operate(
         });
     }
     std::future::pending::<()>().await
+}
+
+/// The gates' one-minute schedule (AWS: an EventBridge rule), scoped to this run's release as
+/// the local sweep is, and a wake-up at the `nextAt` each re-evaluation answers (a bake's end,
+/// a window's opening, a maxWait deadline), so that those happen on their exact second. A gate
+/// or bake wait that begins is re-evaluated at once, for its `nextAt`.
+///
+/// A local release is never left RUNNING: one the halt holds while nothing left in the sim
+/// file's operator script lifts it is cancelled, through the cancel use case, with a cause
+/// that says so. Never ends.
+async fn gates_schedule(
+    functions: &LocalFunctions<'_>,
+    api: &ApiPorts<'_>,
+    release_id: &ReleaseId,
+    operator: &[OperatorAction],
+) {
+    let began = tokio::time::Instant::now() - functions.elapsed();
+    let mut tick = began + GATES_INTERVAL;
+    let mut gave_up = false;
+    loop {
+        let wake = functions
+            .next_at
+            .get()
+            .and_then(|at| (at - functions.start).try_into().ok())
+            .map(|after: Duration| began + after)
+            .filter(|at| *at > tokio::time::Instant::now());
+        let due = wake.map_or(tick, |w| w.min(tick));
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            () = functions.nudged.notified() => {}
+        }
+        let now = tokio::time::Instant::now();
+        while tick <= now {
+            tick += GATES_INTERVAL;
+        }
+        functions.gates().await;
+        if gave_up {
+            continue;
+        }
+        if let Some(reason) = held_for_good(api, release_id, operator, functions.elapsed()).await {
+            gave_up = true;
+            match usecases::cancel_release(release_id, RUNNER, &reason, api).await {
+                Ok(_) => functions.report(Progress::GaveUp {
+                    elapsed: functions.elapsed(),
+                    cause: format!("cancelled by {RUNNER}: {reason}"),
+                }),
+                Err(e) => functions.report(Progress::EventError {
+                    message: format!("could not cancel the held release: {e}"),
+                }),
+            }
+        }
+    }
+}
+
+/// Why the release can never go on: the halt holds it and no unhalt is left in the operator
+/// script (at or after `elapsed`). `None`: it can (or the store could not say; the next
+/// evaluation looks again).
+async fn held_for_good(
+    api: &ApiPorts<'_>,
+    release_id: &ReleaseId,
+    operator: &[OperatorAction],
+    elapsed: Duration,
+) -> Option<String> {
+    let halt: Halt = api.store.halt().await.ok()??;
+    if operator
+        .iter()
+        .any(|a| a.at >= elapsed && a.action.is_unhalt())
+    {
+        return None;
+    }
+    let release = api.store.release_record(release_id).await.ok()??;
+    let held = release.status == ReleaseStatus::Running
+        && matches!(release.lifecycle.waiting_for, Some(WaitingFor::Halt { .. }));
+    held.then(|| {
+        format!(
+            "{} — nothing in the sim file lifts the halt; unhalt and retry",
+            halt.reason_text()
+        )
+    })
+}
+
+/// EventBridge's rule for CloudWatch alarms: each scripted alarm state change, at its time,
+/// as a "CloudWatch Alarm State Change" event to poll-execution. Never ends.
+async fn alarm_rule(world: &SimWorld, functions: &LocalFunctions<'_>) {
+    let began = tokio::time::Instant::now() - functions.elapsed();
+    for change in world.script().alarm_changes() {
+        tokio::time::sleep_until(began + change.at).await;
+        if let Err(e) = functions
+            .call(POLL_EXECUTION, world.alarm_event(&change))
+            .await
+        {
+            functions.report(Progress::EventError {
+                message: format!(
+                    "poll-execution failed on the state change of alarm {}: {e}",
+                    change.name
+                ),
+            });
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// The local run's bus: `events.jsonl`, and the progress of this run's waits and of the halt,
+/// read from the events as a subscriber to the bus would.
+struct ObservedBus {
+    inner: JsonlBus,
+    release_id: ReleaseId,
+    start: OffsetDateTime,
+    progress: Option<ProgressFn>,
+}
+
+impl ObservedBus {
+    fn progress_of(&self, event: &ReleaseEvent) -> Option<Progress> {
+        let elapsed = (event.time - self.start).try_into().unwrap_or_default();
+        let d = &event.detail;
+        match event.detail_type.as_str() {
+            rm_core::events::HALT_STATUS_CHANGE => Some(Progress::Halt {
+                elapsed,
+                on: d.get("on").and_then(Value::as_bool)?,
+                reason: d.get("reason").and_then(Value::as_str)?.to_owned(),
+                by: d.get("by").and_then(Value::as_str)?.to_owned(),
+            }),
+            rm_core::events::RELEASE_WAITING if event.release_id == self.release_id => {
+                if d.get("waiting").and_then(Value::as_bool)? {
+                    Some(Progress::Waiting {
+                        elapsed,
+                        waiting_for: serde_json::from_value(d.get("waitingFor")?.clone()).ok()?,
+                    })
+                } else {
+                    Some(Progress::WaitEnded {
+                        elapsed,
+                        kind: serde_json::from_value(d.get("kind")?.clone()).ok()?,
+                        wave: d.get("wave").and_then(Value::as_u64).map(|w| w as u32),
+                    })
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for ObservedBus {
+    async fn put(&self, events: &[ReleaseEvent]) -> PortResult<Vec<usize>> {
+        let rejected = self.inner.put(events).await?;
+        if let Some(progress) = &self.progress {
+            for p in events.iter().filter_map(|e| self.progress_of(e)) {
+                progress(&p);
+            }
+        }
+        Ok(rejected)
+    }
 }
 
 /// The sim file's run-level faults (`"faults": {...}`).
@@ -707,6 +904,10 @@ pub struct LocalFunctions<'a> {
     /// The release this run sweeps (a scoped sweep: two local runs on one state directory
     /// never poll each other's runs).
     release_id: Option<ReleaseId>,
+    /// When the last re-evaluation of the gates said something is due next.
+    next_at: Cell<Option<OffsetDateTime>>,
+    /// A gate or bake wait began: the gates' schedule re-evaluates at once.
+    nudged: tokio::sync::Notify,
 }
 
 impl<'a> LocalFunctions<'a> {
@@ -722,6 +923,8 @@ impl<'a> LocalFunctions<'a> {
             faults: None,
             died: Cell::new(false),
             release_id: None,
+            next_at: Cell::new(None),
+            nudged: tokio::sync::Notify::new(),
         }
     }
 
@@ -782,6 +985,12 @@ impl<'a> LocalFunctions<'a> {
                     .into(),
             ));
         }
+        // A gate or bake wait begins: the gates' schedule evaluates it at once, for its `nextAt`.
+        let begins_wait = function == Function::PollExecution
+            && matches!(
+                payload.get("action").and_then(Value::as_str),
+                Some("awaitGate" | "awaitBake")
+            );
         let answer = handlers::dispatch(function, payload, &self.ports).await;
         // `startTimeouts`: the function started (or found) the execution, then died as a Lambda
         // timeout before it answered — a task, a sweep or an event delivery alike.
@@ -792,6 +1001,9 @@ impl<'a> LocalFunctions<'a> {
                  startTimeouts)"
                     .into(),
             ));
+        }
+        if begins_wait && answer.is_ok() {
+            self.nudged.notify_one();
         }
         match (&answer, execution_name) {
             (Ok(value), Some(execution_name)) => self.observe_check(value, execution_name),
@@ -851,6 +1063,24 @@ impl<'a> LocalFunctions<'a> {
             self.report(Progress::EventError {
                 message: format!("record-state failed on a state-change event: {e}"),
             });
+        }
+    }
+
+    /// The gates' schedule: re-evaluates this run's waits; remembers when something is due.
+    async fn gates(&self) {
+        let mut request = json!({ "action": "gates" });
+        if let Some(id) = &self.release_id {
+            request["releaseId"] = json!(id.as_str());
+        }
+        match self.call(POLL_EXECUTION, request).await {
+            Ok(v) => self
+                .next_at
+                .set(v.get("nextAt").and_then(Value::as_str).and_then(|t| {
+                    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+                })),
+            Err(e) => self.report(Progress::EventError {
+                message: format!("the gates' re-evaluation failed: {e}"),
+            }),
         }
     }
 
@@ -926,4 +1156,69 @@ pub fn list_releases(
     }
     let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
     futures::executor::block_on(store.list_releases(query)).map_err(|e| e.to_string())
+}
+
+/// The state directory's stored halt, which local runs start with (none if nothing was
+/// recorded there).
+pub fn stored_halt(state_dir: &std::path::Path) -> Result<Option<Halt>, String> {
+    let path = state_dir.join(crate::store::STORE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    futures::executor::block_on(store.halt()).map_err(|e| e.to_string())
+}
+
+/// What `release-machine halt` and `unhalt` do to a state directory.
+pub enum HaltChange<'a> {
+    /// Turn the halt on (a halt already on keeps its `since`).
+    Set {
+        reason: &'a str,
+    },
+    Lift,
+}
+
+/// Sets or lifts the state directory's halt through the same use cases as `PUT /halt` and
+/// `DELETE /halt`, at the real now (the `Halt Status Change` event goes to its
+/// `events.jsonl`). Answers the halt now on (set) or the one lifted (lift; `None`: none was
+/// on). A bad reason is a [`TaskError::BadInput`].
+pub fn change_halt(
+    state_dir: &std::path::Path,
+    change: HaltChange<'_>,
+    by: &str,
+) -> Result<Option<Halt>, TaskError> {
+    let internal = |e: String| TaskError::Internal(e);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let store = SqliteStore::open_dir(state_dir).map_err(|e| internal(e.to_string()))?;
+        let clock = rm_core::ports::SystemClock;
+        let virtual_clock = VirtualClock::new(clock.now());
+        let world = SimWorld::new(Default::default(), virtual_clock);
+        let (events, _ignored) = tokio::sync::mpsc::unbounded_channel();
+        let pipelines = SimPipelines::new(SimFile::default(), virtual_clock, events);
+        // No execution runs here: a local release is never left RUNNING, so the waits a halt
+        // change re-evaluates are none (a token of an interrupted run is already done).
+        let executions = LocalExecutions::new("");
+        let tokens = EngineTokens::new(rm_states::TaskTokens::default());
+        let bus = JsonlBus::for_state_dir(state_dir);
+        let api = ApiPorts {
+            sensors: Sensors {
+                alarms: &world,
+                health: &world,
+            },
+            store: &store,
+            pipelines: &pipelines,
+            executions: &executions,
+            tokens: &tokens,
+            bus: &bus,
+            clock: &clock,
+        };
+        match change {
+            HaltChange::Set { reason } => usecases::set_halt(reason, by, &api).await.map(Some),
+            HaltChange::Lift => usecases::lift_halt(by, &api).await,
+        }
+    })
 }
