@@ -968,3 +968,36 @@ impl NowUtc for ManualClock {
         self.now()
     }
 }
+
+#[test]
+fn the_sample_of_invalid_gates_reports_each_problem() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/bad-manifests/invalid-gates.json"
+    );
+    let text = std::fs::read(path).unwrap();
+    let errors: Vec<(String, String)> = Manifest::parse(&text)
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| (e.path, e.message))
+        .collect();
+    has(
+        &errors,
+        "$.gates.waitMinutes",
+        "belongs to the health-gate action",
+    );
+    has(&errors, "$.gates.windows.timezone", "\"Europe/Berln\"");
+    has(
+        &errors,
+        "$.gates.windows.allow[0].days[1]",
+        "\"Tuesday\" is not a day",
+    );
+    has(&errors, "$.gates.windows.allow[0].from", "HH:MM");
+    has(
+        &errors,
+        "$.gates.windows.deny[0].to",
+        "must be after from (2027-01-04T00:00)",
+    );
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+}

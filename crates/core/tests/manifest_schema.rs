@@ -53,6 +53,13 @@ enum Unexpressible {
     IntegerWrittenAsFloat,
     /// The 256 KiB limit is on the file, not on the JSON value.
     FileSize,
+    /// `gates.windows.timezone` must name a time zone of the IANA database.
+    UnknownTimeZone,
+    /// An allow window's `from` and `to` must differ; a deny window's `to` must be after its
+    /// `from`.
+    WindowOrder,
+    /// A deny window's bounds must be real dates (no 30 February).
+    NotADate,
 }
 
 /// The corpus: (name, manifest text, does the parser accept it, the unexpressible rule it
@@ -628,6 +635,231 @@ fn corpus() -> Vec<(&'static str, String, bool, Option<Unexpressible>)> {
             Some(IntegerWrittenAsFloat),
         ),
         ("over 256 KiB", padded, false, Some(FileSize)),
+        (
+            "gates: alarms and windows",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"alarmNames": ["prod-api-5xx"], "alarmPrefixes": ["prod-"], "insufficientData": "pass", "failOpen": true, "health": {"enabled": true, "regions": ["us-east-1"], "services": ["EC2"]}, "windows": {"timezone": "Europe/Berlin", "allow": [{"days": ["Mon", "Tue"], "from": "22:00", "to": "06:00"}, {"from": "09:00", "to": "24:00"}], "deny": [{"from": "2026-12-20T00:00", "to": "2027-01-04T00:00", "reason": "freeze"}]}, "bakeMinutes": 1440, "maxWaitMinutes": 10080}"#
+            ),
+            true,
+            None,
+        ),
+        (
+            "gates: empty",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{}"#
+            ),
+            true,
+            None,
+        ),
+        (
+            "gates: a list",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"[]"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: waitMinutes",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"waitMinutes": 5}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: executionId",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"executionId": "e-1"}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: bakeMinutes 1441",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"bakeMinutes": 1441}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: maxWaitMinutes 0",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"maxWaitMinutes": 0}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: maxWaitMinutes 10081",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"maxWaitMinutes": 10081}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: empty alarm name",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"alarmNames": [""]}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: insufficientData ignore",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"insufficientData": "ignore"}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: unknown field",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"alarms": ["x"]}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: health unknown field",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"health": {"on": true}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: windows without timezone",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"allow": []}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: day Monday",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "allow": [{"days": ["Monday"], "from": "09:00", "to": "10:00"}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: day twice",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "allow": [{"days": ["Mon", "Mon"], "from": "09:00", "to": "10:00"}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: from 9:00",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "allow": [{"from": "9:00", "to": "10:00"}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: from 24:00",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "allow": [{"from": "24:00", "to": "10:00"}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: to 24:01",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "allow": [{"from": "09:00", "to": "24:01"}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: allow without to",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "allow": [{"from": "09:00"}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: deny date only",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "deny": [{"from": "2026-12-20", "to": "2027-01-04T00:00"}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: deny reason number",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "deny": [{"from": "2026-12-20T00:00", "to": "2027-01-04T00:00", "reason": 1}]}}"#
+            ),
+            false,
+            None,
+        ),
+        (
+            "gates: unknown time zone",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "Mars/Olympus"}}"#
+            ),
+            false,
+            Some(UnknownTimeZone),
+        ),
+        (
+            "gates: empty allow window",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "allow": [{"from": "09:00", "to": "09:00"}]}}"#
+            ),
+            false,
+            Some(WindowOrder),
+        ),
+        (
+            "gates: deny window backwards",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "deny": [{"from": "2027-01-04T00:00", "to": "2026-12-20T00:00"}]}}"#
+            ),
+            false,
+            Some(WindowOrder),
+        ),
+        (
+            "gates: 30 February",
+            format!(
+                r#"{{"releaseId": "r1", "pipelines": ["a"], "gates": {}}}"#,
+                r#"{"windows": {"timezone": "UTC", "deny": [{"from": "2026-02-30T00:00", "to": "2026-03-02T00:00"}]}}"#
+            ),
+            false,
+            Some(NotADate),
+        ),
     ]
 }
 
@@ -668,6 +900,8 @@ fn the_schema_is_a_valid_draft_2020_12_schema() {
         "256 KiB",
         "kept exactly as written",
         "2.0",
+        "IANA time zone",
+        "real dates",
     ] {
         assert!(description.contains(words), "description lacks {words:?}");
     }
@@ -722,6 +956,9 @@ fn every_unexpressible_rule_is_in_the_corpus() {
         NumericIdText,
         IntegerWrittenAsFloat,
         FileSize,
+        UnknownTimeZone,
+        WindowOrder,
+        NotADate,
     ] {
         assert!(listed.contains(&rule), "{rule:?} has no corpus entry");
     }
@@ -786,6 +1023,21 @@ fn edit() -> impl Strategy<Value = (usize, &'static str, Value)> {
         ("unknown", json!(1)),
         ("pipelines", json!([])),
         ("pipelines", json!("a")),
+        (
+            "gates",
+            json!({"alarmPrefixes": ["prod-"], "bakeMinutes": 15}),
+        ),
+        (
+            "gates",
+            json!({"windows": {"timezone": "UTC", "allow": [{"from": "22:00", "to": "06:00"}]}}),
+        ),
+        ("gates", json!({"bakeMinutes": 1441})),
+        ("gates", json!({"waitMinutes": 5})),
+        (
+            "gates",
+            json!({"windows": {"timezone": "UTC", "allow": [{"days": ["Sun"], "from": "9:00", "to": "10:00"}]}}),
+        ),
+        ("gates", json!(null)),
     ]);
     let pipeline = select(vec![
         ("wave", json!(1)),
