@@ -23,6 +23,19 @@
 //! | `GET /emulator/jobs` | PutJobSuccessResult / PutJobFailureResult calls, in order |
 //! | `GET /emulator/executions` | every execution started |
 //! | `GET /emulator/events` | every state-change event published, with its delivery result |
+//! | `POST /emulator/gate-jobs` `{"target", "userParameters", "pipelineExecutionId", "intervalSeconds"?}` | runs a Lambda invoke action (the health gate): 201 `{"id"}` |
+//! | `GET /emulator/gate-jobs/{id}` | that action's chain of jobs, each with its result |
+//!
+//! Gate jobs: CodePipeline's invoke-Lambda action. The function at `target` (a Lambda Invoke
+//! URL) is invoked with a job event shaped like `events/codepipeline-job.json`, its
+//! `UserParameters` with `#{codepipeline.PipelineExecutionId}` resolved to
+//! `pipelineExecutionId`. A job answered PutJobSuccessResult with a `continuationToken` keeps
+//! the action in progress: after `intervalSeconds` (default 60, real seconds: the emulator's
+//! clock is real time) the function is invoked again with a new job id and
+//! `data.continuationToken` set to the token, as CodePipeline does
+//! (<https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_PutJobSuccessResult.html>,
+//! `continuationToken`). The chain ends with PutJobSuccessResult without a token (Succeeded),
+//! PutJobFailureResult (Failed), or a job the function left unanswered (NoResult).
 
 use crate::clock::VirtualClock;
 use crate::sim::{SimExecution, SimFile, SimPipelines};
@@ -69,6 +82,9 @@ pub struct JobResult {
     pub message: Option<String>,
     /// The failure type (`failureDetails.type`), for a failure.
     pub failure_type: Option<String>,
+    /// The continuation token of a PutJobSuccessResult that keeps the action in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
     /// The request as sent.
     pub request: Value,
 }
@@ -90,6 +106,47 @@ struct Record {
     calls: Calls,
     jobs: Vec<JobResult>,
     events: Vec<PublishedEvent>,
+    gate_jobs: BTreeMap<String, GateChain>,
+}
+
+/// How to run a gate action (`POST /emulator/gate-jobs`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GateJobRequest {
+    /// The Lambda Invoke URL of the action's function.
+    pub target: String,
+    /// The action's `UserParameters`, as configured (`#{codepipeline.PipelineExecutionId}`
+    /// is resolved).
+    pub user_parameters: String,
+    /// The pipeline execution the action runs in.
+    pub pipeline_execution_id: String,
+    /// Seconds between a held job and the next (default 60).
+    #[serde(default)]
+    pub interval_seconds: Option<f64>,
+}
+
+/// A gate action's jobs, in order, and where the chain stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateChain {
+    pub id: String,
+    /// InProgress, Succeeded, Failed or NoResult.
+    pub status: String,
+    pub jobs: Vec<GateJob>,
+}
+
+/// One job of a gate action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateJob {
+    pub job_id: String,
+    /// The continuation token the job carried (`data.continuationToken`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation_token: Option<String>,
+    /// The invocation's outcome: HTTP status, function error and body.
+    pub invocation: String,
+    /// The function's answer (PutJobSuccessResult / PutJobFailureResult), if any.
+    pub result: Option<JobResult>,
 }
 
 struct Shared {
@@ -132,6 +189,7 @@ impl Shared {
         record.calls.clear();
         record.jobs.clear();
         record.events.clear();
+        record.gate_jobs.clear();
     }
 }
 
@@ -173,6 +231,8 @@ impl Emulator {
             .route("/emulator/jobs", get(admin_jobs))
             .route("/emulator/executions", get(admin_executions))
             .route("/emulator/events", get(admin_events))
+            .route("/emulator/gate-jobs", post(admin_start_gate_job))
+            .route("/emulator/gate-jobs/{id}", get(admin_gate_job))
             .with_state(Arc::clone(&shared));
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -220,6 +280,123 @@ impl Emulator {
     /// Every state-change event published so far, with its delivery result.
     pub fn events(&self) -> Vec<PublishedEvent> {
         locked(&self.shared.record).events.clone()
+    }
+
+    /// Starts a gate action (see the module docs); returns its id.
+    pub fn start_gate_job(&self, request: GateJobRequest) -> String {
+        start_gate_chain(&self.shared, request)
+    }
+
+    /// A gate action's chain of jobs so far.
+    pub fn gate_job(&self, id: &str) -> Option<GateChain> {
+        locked(&self.shared.record).gate_jobs.get(id).cloned()
+    }
+}
+
+/// The job event CodePipeline sends an invoke-Lambda action (the shape of
+/// `events/codepipeline-job.json`, with no artifacts).
+fn gate_job_event(job_id: &str, user_parameters: &str, token: Option<&str>) -> Value {
+    let mut data = json!({
+        "actionConfiguration": {
+            "configuration": {
+                "FunctionName": "health-gate",
+                "UserParameters": user_parameters,
+            }
+        },
+        "inputArtifacts": [],
+        "outputArtifacts": [],
+        "artifactCredentials": {
+            "secretAccessKey": "emulator-secret",
+            "sessionToken": "emulator-session",
+            "accessKeyId": "emulator-key",
+        },
+    });
+    if let Some(t) = token {
+        data["continuationToken"] = json!(t);
+    }
+    json!({"CodePipeline.job": {"id": job_id, "accountId": "123456789012", "data": data}})
+}
+
+/// Records a new chain and runs it in the background.
+fn start_gate_chain(shared: &Arc<Shared>, request: GateJobRequest) -> String {
+    let id = {
+        let mut record = locked(&shared.record);
+        let id = format!("gate-{}", record.gate_jobs.len() + 1);
+        record.gate_jobs.insert(
+            id.clone(),
+            GateChain {
+                id: id.clone(),
+                status: "InProgress".into(),
+                jobs: Vec::new(),
+            },
+        );
+        id
+    };
+    tokio::spawn(run_gate_chain(Arc::clone(shared), id.clone(), request));
+    id
+}
+
+/// Invokes the action's function job after job until a job ends the action.
+async fn run_gate_chain(shared: Arc<Shared>, id: String, request: GateJobRequest) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("an HTTP client without TLS builds");
+    let interval =
+        std::time::Duration::from_secs_f64(request.interval_seconds.unwrap_or(60.0).max(0.0));
+    let user_parameters = request.user_parameters.replace(
+        "#{codepipeline.PipelineExecutionId}",
+        &request.pipeline_execution_id,
+    );
+    let mut token: Option<String> = None;
+    for n in 1.. {
+        let job_id = format!(
+            "{id}-job-{n}-{}",
+            OffsetDateTime::now_utc().unix_timestamp_nanos()
+        );
+        let event = gate_job_event(&job_id, &user_parameters, token.as_deref());
+        let invocation = deliver(&client, &request.target, &event).await;
+        // The function answers before it returns; a short grace covers a slow answer.
+        let mut result = None;
+        for _ in 0..20 {
+            result = locked(&shared.record)
+                .jobs
+                .iter()
+                .rev()
+                .find(|j| j.job_id == job_id)
+                .cloned();
+            if result.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let next = result.as_ref().and_then(|r| r.continuation_token.clone());
+        let status = match &result {
+            None => "NoResult",
+            Some(r) if !r.success => "Failed",
+            Some(_) if next.is_some() => "InProgress",
+            Some(_) => "Succeeded",
+        };
+        {
+            let mut record = locked(&shared.record);
+            let Some(chain) = record.gate_jobs.get_mut(&id) else {
+                return; // the simulation was replaced
+            };
+            chain.jobs.push(GateJob {
+                job_id,
+                continuation_token: token.take(),
+                invocation,
+                result,
+            });
+            chain.status = status.to_owned();
+        }
+        match next {
+            Some(t) => {
+                token = Some(t);
+                tokio::time::sleep(interval).await;
+            }
+            None => return,
+        }
     }
 }
 
@@ -686,11 +863,16 @@ fn put_job_result(shared: &Shared, request: &Value, success: bool) -> Result<Val
         .or_default()
         .entry(operation.to_owned())
         .or_default() += 1;
+    let continuation_token = success
+        .then(|| request.get("continuationToken").and_then(Value::as_str))
+        .flatten()
+        .map(str::to_owned);
     record.jobs.push(JobResult {
         job_id,
         success,
         message,
         failure_type,
+        continuation_token,
         request: request.clone(),
     });
     Ok(json!({}))
@@ -728,6 +910,35 @@ async fn admin_jobs(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn admin_events(State(shared): State<Arc<Shared>>) -> Response {
     admin_json(locked(&shared.record).events.clone())
+}
+
+async fn admin_start_gate_job(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<GateJobRequest>(&body) {
+        Ok(request) => {
+            let id = start_gate_chain(&shared, request);
+            (
+                StatusCode::CREATED,
+                [("content-type", "application/json")],
+                json!({ "id": id }).to_string(),
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("a gate job is {{\"target\", \"userParameters\", \"pipelineExecutionId\", \"intervalSeconds\"?}}: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn admin_gate_job(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match locked(&shared.record).gate_jobs.get(&id).cloned() {
+        Some(chain) => admin_json(chain),
+        None => (StatusCode::NOT_FOUND, format!("no gate job {id:?}")).into_response(),
+    }
 }
 
 async fn admin_executions(State(shared): State<Arc<Shared>>) -> Response {

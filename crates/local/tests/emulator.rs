@@ -378,3 +378,189 @@ async fn events_are_invoked_on_the_target_and_admin_endpoints_answer() {
     let body: Value = raw.json().await.unwrap();
     assert_eq!(body["__type"], "UnknownOperationException");
 }
+
+/// A stand-in for an invoke-Lambda action's function: it records each job event and answers
+/// job n (from 1) on the emulator: PutJobFailureResult at `fail_at`, else PutJobSuccessResult,
+/// with the continuation token `wait-n` while n < `hold_until`.
+async fn gate_function(
+    emulator_url: String,
+    hold_until: usize,
+    fail_at: Option<usize>,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let cp = Client::new(&rm_testkit::sdk_config(&emulator_url).await);
+    let app = Router::new().route(
+        "/2015-03-31/functions/health-gate/invocations",
+        post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = Arc::clone(&sink);
+            let cp = cp.clone();
+            async move {
+                let n = {
+                    let mut all = sink.lock().unwrap();
+                    all.push(v.clone());
+                    all.len()
+                };
+                let job_id = v["CodePipeline.job"]["id"].as_str().unwrap().to_owned();
+                if fail_at == Some(n) {
+                    cp.put_job_failure_result()
+                        .job_id(job_id)
+                        .failure_details(
+                            FailureDetails::builder()
+                                .r#type(FailureType::JobFailed)
+                                .message(format!("closed at job {n}"))
+                                .build()
+                                .unwrap(),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    let mut put = cp
+                        .put_job_success_result()
+                        .job_id(job_id)
+                        .execution_details(
+                            ExecutionDetails::builder()
+                                .summary(format!("job {n}"))
+                                .build(),
+                        );
+                    if n < hold_until {
+                        put = put.continuation_token(format!("wait-{n}"));
+                    }
+                    put.send().await.unwrap();
+                }
+                "null"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/2015-03-31/functions/health-gate/invocations",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// Polls the admin endpoint until the chain leaves InProgress (bounded: 10 s).
+async fn settled_chain(http: &reqwest::Client, emulator: &Emulator, id: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let chain: Value = http
+            .get(format!("{}/emulator/gate-jobs/{id}", emulator.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if chain["status"] != "InProgress" {
+            return chain;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{chain:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_held_gate_job_is_invoked_again_with_its_continuation_token_until_it_succeeds() {
+    let emulator = start(SimFile::default()).await;
+    let (target, received) = gate_function(emulator.url(), 3, None).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let started = http
+        .post(format!("{}/emulator/gate-jobs", emulator.url()))
+        .json(&json!({
+            "target": target,
+            "userParameters": r##"{"alarmNames": ["a"], "executionId": "#{codepipeline.PipelineExecutionId}"}"##,
+            "pipelineExecutionId": "exec-1",
+            "intervalSeconds": 0.1,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let id = started.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chain = settled_chain(&http, &emulator, &id).await;
+    assert_eq!(chain["status"], "Succeeded", "{chain:#}");
+    let jobs = chain["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3, "{chain:#}");
+    let tokens: Vec<&Value> = jobs.iter().map(|j| &j["continuationToken"]).collect();
+    assert_eq!(tokens, [&Value::Null, &json!("wait-1"), &json!("wait-2")]);
+    let answers: Vec<(&Value, &Value)> = jobs
+        .iter()
+        .map(|j| (&j["result"]["message"], &j["result"]["continuationToken"]))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (&json!("job 1"), &json!("wait-1")),
+            (&json!("job 2"), &json!("wait-2")),
+            (&json!("job 3"), &Value::Null),
+        ]
+    );
+
+    // Each job is a new job id carrying the previous answer's token, the execution id resolved.
+    let events = received.lock().unwrap().clone();
+    let ids: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["CodePipeline.job"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        events[1]["CodePipeline.job"]["data"]["continuationToken"],
+        "wait-1"
+    );
+    assert!(events[0]["CodePipeline.job"]["data"]
+        .get("continuationToken")
+        .is_none());
+    let params = events[0]["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
+        ["UserParameters"]
+        .as_str()
+        .unwrap();
+    assert!(params.contains(r#""executionId": "exec-1""#), "{params}");
+    assert_eq!(emulator.gate_job(&id).unwrap().jobs.len(), 3);
+}
+
+#[tokio::test]
+async fn a_gate_job_chain_ends_at_a_failure_or_an_unanswered_job() {
+    let emulator = start(SimFile::default()).await;
+    let (target, _) = gate_function(emulator.url(), 10, Some(2)).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let id = emulator.start_gate_job(rm_local::emulator::GateJobRequest {
+        target,
+        user_parameters: "{}".into(),
+        pipeline_execution_id: "exec-2".into(),
+        interval_seconds: Some(0.05),
+    });
+    let chain = settled_chain(&http, &emulator, &id).await;
+    assert_eq!(chain["status"], "Failed", "{chain:#}");
+    assert_eq!(chain["jobs"][1]["result"]["message"], "closed at job 2");
+
+    // A function that answers nothing (here: no function at all) ends the chain as NoResult.
+    let id = emulator.start_gate_job(rm_local::emulator::GateJobRequest {
+        target: format!("{}/nowhere", emulator.url()),
+        user_parameters: "{}".into(),
+        pipeline_execution_id: "exec-3".into(),
+        interval_seconds: None,
+    });
+    let chain = settled_chain(&http, &emulator, &id).await;
+    assert_eq!(chain["status"], "NoResult", "{chain:#}");
+
+    let bad = http
+        .post(format!("{}/emulator/gate-jobs", emulator.url()))
+        .json(&json!({"userParameters": "{}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("target"));
+    let missing = http
+        .get(format!("{}/emulator/gate-jobs/gate-99", emulator.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
