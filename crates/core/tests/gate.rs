@@ -1001,3 +1001,45 @@ fn the_sample_of_invalid_gates_reports_each_problem() {
     );
     assert_eq!(errors.len(), 5, "{errors:#?}");
 }
+
+/// The handler reads the job's `data.continuationToken` (set when CodePipeline invokes the
+/// action again after a hold) and answers `{"jobId", "pass", "held", "reason"}`.
+#[tokio::test]
+async fn the_handler_carries_the_continuation_token_of_the_job() {
+    let a = Action::new();
+    a.alarms.set(
+        "prod-api-5xx",
+        AlarmValue::Alarm,
+        datetime!(2026-12-01 08:50 UTC),
+    );
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/codepipeline-job.json"
+    );
+    let mut job: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+        json!(r#"{"alarmNames": ["prod-api-5xx"], "waitMinutes": 60}"#);
+    let job_id = job["CodePipeline.job"]["id"].as_str().unwrap().to_owned();
+    let answer = rm_core::handlers::health_gate::handle(job.clone(), &a.ports())
+        .await
+        .unwrap();
+    assert_eq!(answer["held"], true, "{answer}");
+    assert_eq!(answer["jobId"], job_id.as_str());
+    let token = a.last_token();
+
+    a.advance(61);
+    job["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+    let answer = rm_core::handlers::health_gate::handle(job, &a.ports())
+        .await
+        .unwrap();
+    assert_eq!(answer["pass"], false);
+    assert_eq!(answer["held"], false);
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("still held after 61 minutes: alarm prod-api-5xx is in ALARM"),
+        "{answer}"
+    );
+}
