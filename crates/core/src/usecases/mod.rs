@@ -36,7 +36,7 @@ pub use runs::{
 pub use sweep::{sweep, sweep_with, SweepOptions, SWEEP_BUDGET, SWEEP_PARALLELISM};
 pub use waits::{
     await_bake, await_gate, halt_view, lift_halt, reevaluate_waits, set_halt, GatesResponse,
-    BAKE_FAILED, DEFAULT_MAX_WAIT_MINUTES, GATE_TIMED_OUT,
+    BAKE_FAILED, GATE_TIMED_OUT,
 };
 
 use crate::error::TaskError;

@@ -34,8 +34,6 @@ use time::{Duration, OffsetDateTime};
 pub const GATE_TIMED_OUT: &str = "GateTimedOut";
 /// The error a bake fails with when an alarm of the gate was in ALARM during it.
 pub const BAKE_FAILED: &str = "BakeFailed";
-/// How long a wave waits for a closed gate when the manifest does not say.
-pub const DEFAULT_MAX_WAIT_MINUTES: u32 = 1440;
 
 /// How long past a bake's end its alarm history is asked for again before the check counts
 /// as unknown.
@@ -264,7 +262,7 @@ async fn reevaluate_gate(
     }
     let (halted_seconds, halted_since) = halted_time(gw, evaluation.halt.as_ref(), now);
     let halted_now = halted_since.map_or(0, |s| (now - s).whole_seconds());
-    let max = Duration::minutes(i64::from(max_wait_minutes(settings)));
+    let max = Duration::minutes(i64::from(settings.max_wait_minutes()));
     let waited = now - gw.since - Duration::seconds(halted_seconds + halted_now);
     if waited >= max {
         let cause = format!(
@@ -340,7 +338,12 @@ async fn reevaluate_bake(
     } else {
         // At the end: the history since the bake began catches a flap a look once a minute
         // misses.
-        match ports.sensors.alarms.history(names, prefixes, gw.since).await {
+        match ports
+            .sensors
+            .alarms
+            .history(names, prefixes, gw.since)
+            .await
+        {
             Ok(history) => history
                 .iter()
                 .filter(|t| t.state == AlarmValue::Alarm && t.at <= until)
@@ -646,12 +649,6 @@ fn leave_wait(r: &mut ReleaseRecord, now: OffsetDateTime, drafts: &mut Vec<Event
 /// The manifest's gates; none: the gate checks only the halt.
 fn settings_of(release: &ReleaseRecord) -> GateSettings {
     release.lifecycle.gates.clone().unwrap_or_default()
-}
-
-fn max_wait_minutes(settings: &GateSettings) -> u32 {
-    settings
-        .max_wait_minutes
-        .unwrap_or(DEFAULT_MAX_WAIT_MINUTES)
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
