@@ -8,6 +8,9 @@ use crate::release::{HistoryEntry, ReleaseStatus, RunStatus, StoredRelease};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod changes;
+pub use changes::{changes, wait_kind, ReleaseChange};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseView {
