@@ -741,16 +741,26 @@ impl ObservedBus {
                 by: d.get("by").and_then(Value::as_str)?.to_owned(),
             }),
             rm_core::events::RELEASE_WAITING if event.release_id == self.release_id => {
+                let wave = d.get("wave").and_then(Value::as_u64).map(|w| w as u32);
                 if d.get("waiting").and_then(Value::as_bool)? {
+                    // An approval's wait is published without its waitingFor.
+                    let waiting_for = match (d.get("waitingFor"), d.get("kind")) {
+                        (Some(w), _) => serde_json::from_value(w.clone()).ok()?,
+                        (None, Some(kind)) if kind == "approval" => WaitingFor::Approval {
+                            wave: wave?,
+                            since: event.time,
+                        },
+                        _ => return None,
+                    };
                     Some(Progress::Waiting {
                         elapsed,
-                        waiting_for: serde_json::from_value(d.get("waitingFor")?.clone()).ok()?,
+                        waiting_for,
                     })
                 } else {
                     Some(Progress::WaitEnded {
                         elapsed,
                         kind: serde_json::from_value(d.get("kind")?.clone()).ok()?,
-                        wave: d.get("wave").and_then(Value::as_u64).map(|w| w as u32),
+                        wave,
                     })
                 }
             }
