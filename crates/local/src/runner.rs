@@ -1179,6 +1179,15 @@ pub fn stored_halt(state_dir: &std::path::Path) -> Result<Option<Halt>, String> 
     futures::executor::block_on(store.halt()).map_err(|e| e.to_string())
 }
 
+/// A clock stopped at one instant: a halt change is one moment.
+struct AtInstant(OffsetDateTime);
+
+impl Clock for AtInstant {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
 /// What `release-machine halt` and `unhalt` do to a state directory.
 pub enum HaltChange<'a> {
     /// Turn the halt on (a halt already on keeps its `since`).
@@ -1204,8 +1213,11 @@ pub fn change_halt(
         .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         let store = SqliteStore::open_dir(state_dir).map_err(|e| internal(e.to_string()))?;
-        let clock = rm_core::ports::SystemClock;
-        let virtual_clock = VirtualClock::new(clock.now());
+        // Whole seconds, as a local run's start: a run started in the same second as the halt
+        // does not begin before it.
+        let now = OffsetDateTime::now_utc();
+        let clock = AtInstant(now.replace_nanosecond(0).unwrap_or(now));
+        let virtual_clock = VirtualClock::new(clock.0);
         let world = SimWorld::new(Default::default(), virtual_clock);
         let (events, _ignored) = tokio::sync::mpsc::unbounded_channel();
         let pipelines = SimPipelines::new(SimFile::default(), virtual_clock, events);
