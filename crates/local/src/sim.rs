@@ -36,6 +36,11 @@
 //!  "faults": {"abortExecutionAfterSeconds": 900, "recordFailures": 2}}
 //! ```
 //!
+//! The world the gates see (issue 12), also top-level: `startAt` (the virtual clock's start,
+//! RFC 3339 with an offset; see [`SimFile::start_at`]), `alarms` and `health` (each over
+//! simulated time; see [`crate::world`]); and the people, in `operator` (see
+//! [`OperatorAction`]), with `halt` and `unhalt` next to approve, reject and cancel.
+//!
 //! Unknown keys anywhere are errors, each reported at its JSONPath (`$.faults.foo`).
 //!
 //! Executions run in tokio time (virtual in a paused runtime). Every change is published as the
