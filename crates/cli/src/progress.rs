@@ -1,66 +1,44 @@
-//! Live progress on stderr: a progress bar on a terminal, plain lines otherwise.
+//! The local run's progress on stderr, through the one view ([`crate::watch::View`]): the
+//! runner's events keep a snapshot of the release up to date, and what is shown of the release
+//! is what [`rm_core::view::changes`] finds between two snapshots — as `watch` shows a release
+//! it polls. What is not the release's state (the sweep, an operator's action, the stack-wide
+//! halt, a warning) is a line of its own.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rm_core::lifecycle::{WaitKind, WaitingFor};
-use rm_core::manifest::Manifest;
-use rm_core::release::RunStatus;
+use crate::watch::{clock, View};
+use indicatif::ProgressDrawTarget;
+use rm_core::lifecycle::{AttemptRecord, WaitingFor, WaveRecord, WaveStatus};
+use rm_core::manifest::{Manifest, OnFailure};
+use rm_core::release::{HistoryEntry, ReleaseStatus, RunStatus};
+use rm_core::view::{changes, wait_kind, ReleaseView, RunView};
 use rm_local::sim::Operation;
+use rm_local::store::RunChange;
 use rm_local::Progress;
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
-
-struct State {
-    total: usize,
-    done: usize,
-    running: usize,
-    waves: Vec<u32>,
-    current_wave: Option<u32>,
-}
-
-/// A wait that begins, in a line: `wave 2 waits for the gate: alarm prod-api-5xx is in ALARM`.
-fn waiting(waiting_for: &WaitingFor) -> String {
-    match waiting_for {
-        WaitingFor::Approval { wave, .. } => format!("wave {wave} waits for its approval"),
-        WaitingFor::Gate { wave, reasons, .. } => {
-            format!("wave {wave} waits for the gate: {}", reasons.join("; "))
-        }
-        WaitingFor::Bake { wave, until } => format!(
-            "wave {wave} bakes until {}",
-            until
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        ),
-        WaitingFor::Halt {
-            wave, reason, by, ..
-        } => {
-            let what = wave.map_or("the release".to_owned(), |w| format!("wave {w}"));
-            format!("{what} is held by the halt: halted by {by}: {reason}")
-        }
-    }
-}
-
-/// A wait that ended, in a line (how it ended shows in what follows: the wave starts, or the
-/// release ends).
-fn wait_ended(kind: WaitKind, wave: Option<u32>) -> String {
-    let wave = wave.map_or("the release".to_owned(), |w| format!("wave {w}"));
-    match kind {
-        WaitKind::Approval => format!("{wave} no longer waits for its approval"),
-        WaitKind::Gate => format!("{wave} no longer waits for the gate"),
-        WaitKind::Bake => format!("{wave}: the bake ended"),
-        WaitKind::Halt => format!("{wave} is no longer held by the halt"),
-    }
-}
+use time::OffsetDateTime;
 
 pub struct Display {
     state: Mutex<State>,
-    /// None: plain lines.
-    bar: Option<ProgressBar>,
 }
 
-fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("+{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+struct State {
+    view: View,
+    /// The release as the view last showed it, and as it is now: each event changes `next`,
+    /// the view shows `changes(prev, next)`, and the event is applied to `prev` too (no copy
+    /// of a 500-pipeline release per event).
+    prev: Option<ReleaseView>,
+    next: Option<ReleaseView>,
+    /// A pipeline's index in the snapshots' `pipelines`.
+    index: HashMap<String, usize>,
+    /// The simulated time the run started at, once an event told it (a run's change carries
+    /// both its time and the time elapsed).
+    start: Option<OffsetDateTime>,
+}
+
+fn out() -> std::io::Stderr {
+    std::io::stderr()
 }
 
 impl Display {
@@ -73,43 +51,33 @@ impl Display {
         )
     }
 
-    /// A display of `total` pipelines to run in `waves` (a retry runs those that did not
-    /// succeed).
-    pub fn with(release_id: &str, total: usize, waves: Vec<u32>) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {prefix} [{bar:30.cyan/blue}] {pos}/{len} pipelines ended  {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("release {release_id}"));
-            bar
-        });
-        Display {
-            state: Mutex::new(State {
-                total,
-                done: 0,
-                running: 0,
-                waves,
-                current_wave: None,
-            }),
-            bar,
-        }
+    /// A display of a run of release `_release_id` (its pipelines and waves come with the
+    /// run's claim).
+    pub fn with(_release_id: &str, _total: usize, _waves: Vec<u32>) -> Self {
+        let view = if std::io::stderr().is_terminal() {
+            View::live(ProgressDrawTarget::stderr(), None)
+        } else {
+            View::lines()
+        };
+        Self::on_view(view)
     }
 
-    fn line(&self, text: String) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+    /// A display on `view` (a test's).
+    pub fn on_view(view: View) -> Self {
+        Display {
+            state: Mutex::new(State {
+                view: view.for_local_run(),
+                prev: None,
+                next: None,
+                index: HashMap::new(),
+                start: None,
+            }),
         }
     }
 
     pub fn on(&self, p: &Progress) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &mut *guard;
         match p {
             Progress::Started {
                 release_id,
@@ -117,74 +85,127 @@ impl Display {
                 waves,
                 max_concurrency,
             } => {
-                self.line(format!(
-                    "[+0:00:00] release {release_id}: execution {execution_name} claimed it; {} pipelines in {} waves, at most {max_concurrency} at once",
-                    s.total,
-                    waves.len()
-                ));
+                let view = claimed(release_id, execution_name, waves, *max_concurrency);
+                s.index = view
+                    .pipelines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.name.clone(), i))
+                    .collect();
+                let found = changes(None, &view);
+                let now = view.requested_at;
+                s.view.show(&found, &view, now, &mut out());
+                s.prev = Some(view.clone());
+                s.next = Some(view);
             }
             Progress::Run { change, elapsed } => {
-                if s.current_wave != Some(change.wave) && change.status == RunStatus::InProgress {
-                    s.current_wave = Some(change.wave);
-                    let n = s
-                        .waves
-                        .iter()
-                        .position(|w| *w == change.wave)
-                        .map_or(0, |i| i + 1);
-                    self.line(format!(
-                        "[{}] wave {} ({n}/{}) started",
-                        clock(*elapsed),
-                        change.wave,
-                        s.waves.len()
-                    ));
-                }
-                match change.status {
-                    RunStatus::InProgress => s.running += 1,
-                    RunStatus::Stopping => {}
-                    st if st.is_terminal() => {
-                        s.done += 1;
-                        s.running = s.running.saturating_sub(1);
+                let start = change.at - *elapsed;
+                s.start = Some(start);
+                let known = s.index.get(&change.pipeline).copied();
+                match (known, &mut s.next, &mut s.prev) {
+                    (Some(i), Some(next), Some(prev)) => {
+                        for view in [&mut *next, &mut *prev] {
+                            view.requested_at = start;
+                            if let Some(a) = view.attempts.first_mut() {
+                                a.requested_at = start;
+                            }
+                        }
+                        apply_run(next, i, change);
+                        let found = changes(Some(prev), next);
+                        s.view.show(&found, next, change.at, &mut out());
+                        apply_run(prev, i, change);
                     }
-                    _ => {}
-                }
-                let notable =
-                    !matches!(change.status, RunStatus::InProgress | RunStatus::Succeeded);
-                if self.bar.is_none() || notable {
-                    self.line(format!(
-                        "[{}] wave {} {} {}",
-                        clock(*elapsed),
-                        change.wave,
-                        change.pipeline,
-                        change.status
-                    ));
-                }
-                if let Some(bar) = &self.bar {
-                    bar.set_position(s.done as u64);
-                    bar.set_message(format!(
-                        "wave {} · {} running · {} simulated",
-                        change.wave,
-                        s.running,
-                        clock(*elapsed)
-                    ));
+                    // A change before the claim (a retry resetting its runs), or of a pipeline
+                    // the claim did not name: said as it is.
+                    _ => {
+                        if !s.view.is_live() || change.status != RunStatus::Succeeded {
+                            let text = format!(
+                                "[{}] wave {} {} {}",
+                                elapsed_clock(*elapsed),
+                                change.wave,
+                                change.pipeline,
+                                change.status
+                            );
+                            s.view.note(&text, &mut out());
+                        }
+                    }
                 }
             }
-            Progress::Stopping { elapsed } => self.line(format!(
+            Progress::Waiting {
+                elapsed,
+                waiting_for,
+            } => {
+                if s.start.is_none() {
+                    // Gates and approvals begin to wait when they are evaluated: now.
+                    if let WaitingFor::Approval { since, .. } | WaitingFor::Gate { since, .. } =
+                        waiting_for
+                    {
+                        s.start = Some(*since - *elapsed);
+                    }
+                }
+                let now = s.now(*elapsed);
+                match (&mut s.next, &mut s.prev) {
+                    (Some(next), Some(prev)) => {
+                        next.waiting_for = Some(waiting_for.clone());
+                        let found = changes(Some(prev), next);
+                        s.view.show(&found, next, now, &mut out());
+                        prev.waiting_for = Some(waiting_for.clone());
+                    }
+                    _ => {
+                        let text = format!(
+                            "[{}] {}",
+                            elapsed_clock(*elapsed),
+                            crate::watch::waiting(waiting_for)
+                        );
+                        s.view.note(&text, &mut out());
+                    }
+                }
+            }
+            Progress::WaitEnded {
+                elapsed,
+                kind,
+                wave,
+            } => {
+                let now = s.now(*elapsed);
+                let current = s
+                    .next
+                    .as_ref()
+                    .and_then(|n| n.waiting_for.as_ref())
+                    .map(wait_kind);
+                match (&mut s.next, &mut s.prev) {
+                    (Some(next), Some(prev)) if current == Some((*kind, *wave)) => {
+                        next.waiting_for = None;
+                        let found = changes(Some(prev), next);
+                        s.view.show(&found, next, now, &mut out());
+                        prev.waiting_for = None;
+                    }
+                    _ => {
+                        let text = format!(
+                            "[{}] {}",
+                            elapsed_clock(*elapsed),
+                            crate::watch::wait_ended(*kind, *wave)
+                        );
+                        s.view.note(&text, &mut out());
+                    }
+                }
+            }
+            Progress::Stopping { elapsed } => s.note(format!(
                 "[{}] the release is failing or cancelled: stopping the running pipelines",
-                clock(*elapsed)
+                elapsed_clock(*elapsed)
             )),
             Progress::Sweep {
                 elapsed,
                 polled,
                 completed,
             } => {
-                if *completed > 0 || self.bar.is_none() && *polled > 0 {
-                    self.line(format!(
+                if *completed > 0 || !s.view.is_live() && *polled > 0 {
+                    s.note(format!(
                         "[{}] sweep: polled {polled} waiting pipelines, completed {completed}",
-                        clock(*elapsed)
+                        elapsed_clock(*elapsed)
                     ));
                 }
             }
-            Progress::EventError { message } => self.line(format!("warning: {message}")),
+            Progress::EventError { message } => s.note(format!("warning: {message}")),
             Progress::Operator {
                 elapsed,
                 action,
@@ -203,48 +224,151 @@ impl Display {
                     }
                     Operation::Unhalt => format!("{} lifts the halt", action.by),
                 };
-                match refused {
-                    None => self.line(format!("[{}] operator: {what}", clock(*elapsed))),
-                    Some(why) => self.line(format!(
-                        "[{}] operator: {what} — refused: {why}",
-                        clock(*elapsed)
-                    )),
-                }
+                let when = elapsed_clock(*elapsed);
+                s.note(match refused {
+                    None => format!("[{when}] operator: {what}"),
+                    Some(why) => format!("[{when}] operator: {what} — refused: {why}"),
+                });
             }
-            Progress::Waiting {
-                elapsed,
-                waiting_for,
-            } => self.line(format!("[{}] {}", clock(*elapsed), waiting(waiting_for))),
-            Progress::WaitEnded {
-                elapsed,
-                kind,
-                wave,
-            } => self.line(format!("[{}] {}", clock(*elapsed), wait_ended(*kind, *wave))),
             Progress::Halt {
                 elapsed,
                 on,
                 reason,
                 by,
-            } => self.line(if *on {
+            } => s.note(if *on {
                 format!(
                     "[{}] halt on: halted by {by}: {reason}; no wave and no pipeline starts until it is lifted",
-                    clock(*elapsed)
+                    elapsed_clock(*elapsed)
                 )
             } else {
                 format!(
                     "[{}] halt lifted by {by} (it was: {reason})",
-                    clock(*elapsed)
+                    elapsed_clock(*elapsed)
                 )
             }),
             Progress::GaveUp { elapsed, cause } => {
-                self.line(format!("[{}] {cause}", clock(*elapsed)))
+                s.note(format!("[{}] {cause}", elapsed_clock(*elapsed)))
             }
         }
     }
 
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.view.finish();
+    }
+}
+
+impl State {
+    fn note(&mut self, text: String) {
+        self.view.note(&text, &mut out());
+    }
+
+    /// The simulated time `elapsed` into the run (the snapshot's own start while the run's is
+    /// not known yet: lines count from it all the same).
+    fn now(&self, elapsed: Duration) -> OffsetDateTime {
+        let start = self
+            .start
+            .or(self.next.as_ref().map(|n| n.requested_at))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        start + elapsed
+    }
+}
+
+fn elapsed_clock(d: Duration) -> String {
+    clock(time::Duration::try_from(d).unwrap_or(time::Duration::ZERO))
+}
+
+/// The release as its claim found it: every pipeline not started, every wave pending.
+fn claimed(
+    release_id: &str,
+    execution: &str,
+    waves: &[(u32, Vec<String>)],
+    max_concurrency: u32,
+) -> ReleaseView {
+    // Times count from the start; the run's changes tell the simulated clock's.
+    let start = OffsetDateTime::UNIX_EPOCH;
+    let mut pipelines: Vec<RunView> = waves
+        .iter()
+        .flat_map(|(wave, names)| {
+            names.iter().map(move |name| RunView {
+                name: name.clone(),
+                wave: *wave,
+                status: RunStatus::NotStarted,
+                attempt: 1,
+                execution_id: None,
+                started_at: None,
+                ended_at: None,
+                history: Vec::new(),
+                stop_abandoned: false,
+                cause: None,
+            })
+        })
+        .collect();
+    pipelines.sort_by(|a, b| a.wave.cmp(&b.wave).then_with(|| a.name.cmp(&b.name)));
+    ReleaseView {
+        release_id: release_id.to_owned(),
+        status: ReleaseStatus::Running,
+        requested_at: start,
+        ended_at: None,
+        source: "local".to_owned(),
+        requested_by: None,
+        on_failure: OnFailure::default(),
+        max_concurrency,
+        description: None,
+        cause: None,
+        attempt: 1,
+        attempts: vec![AttemptRecord {
+            attempt: 1,
+            execution: execution.to_owned(),
+            requested_at: start,
+            requested_by: None,
+            ended_at: None,
+            status: ReleaseStatus::Running,
+            cause: None,
+        }],
+        waiting_for: None,
+        cancel_requested: None,
+        approvals: Vec::new(),
+        waves: waves
+            .iter()
+            .map(|(wave, _)| WaveRecord {
+                wave: *wave,
+                status: WaveStatus::Pending,
+                started_at: None,
+                ended_at: None,
+            })
+            .collect(),
+        waits: Vec::new(),
+        gates: None,
+        pipelines,
+    }
+}
+
+/// A run's change, applied to a snapshot: its status and history, and its wave running from
+/// its first start.
+fn apply_run(view: &mut ReleaseView, i: usize, change: &RunChange) {
+    let Some(run) = view.pipelines.get_mut(i) else {
+        return;
+    };
+    run.status = change.status;
+    run.history.push(HistoryEntry {
+        status: change.status,
+        at: change.at,
+        attempt: run.attempt,
+        execution_id: None,
+    });
+    if change.status == RunStatus::InProgress && run.started_at.is_none() {
+        run.started_at = Some(change.at);
+    }
+    if change.status.is_terminal() {
+        run.ended_at = Some(change.at);
+    }
+    if change.status == RunStatus::InProgress {
+        if let Some(w) = view.waves.iter_mut().find(|w| w.wave == change.wave) {
+            if w.status != WaveStatus::Running {
+                w.status = WaveStatus::Running;
+                w.started_at = Some(change.at);
+            }
         }
     }
 }
