@@ -250,6 +250,34 @@ impl Stack {
         }
     }
 
+    /// The Lambda Invoke URL of `function` on the router (what the emulator's gate jobs and
+    /// state-change events are sent to).
+    pub fn invoke_url(&self, function: &str) -> String {
+        format!(
+            "{}/2015-03-31/functions/{}/invocations",
+            self.router_url,
+            urlencode(&function_arn(function))
+        )
+    }
+
+    /// Starts the invoke-Lambda action of the health gate on the emulator (CodePipeline's
+    /// continuation-token re-invocations every `interval`); returns its id for
+    /// `emulator.gate_job`.
+    pub fn start_gate_job(
+        &self,
+        user_parameters: &Value,
+        pipeline_execution_id: &str,
+        interval: Duration,
+    ) -> String {
+        self.emulator
+            .start_gate_job(rm_local::emulator::GateJobRequest {
+                target: self.invoke_url("health-gate"),
+                user_parameters: user_parameters.to_string(),
+                pipeline_execution_id: pipeline_execution_id.to_owned(),
+                interval_seconds: Some(interval.as_secs_f64()),
+            })
+    }
+
     pub fn dynamo(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.dynamo_sdk)
     }
