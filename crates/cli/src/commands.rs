@@ -35,7 +35,7 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, u8> {
 }
 
 /// Prints JSON on stdout; a closed pipe is not an error worth a trace.
-fn print_json(v: &serde_json::Value) {
+pub(crate) fn print_json(v: &serde_json::Value) {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
@@ -340,6 +340,12 @@ pub fn list(args: &ListArgs) -> u8 {
         eprintln!("no releases in {}", args.state_dir.display());
         return OK;
     }
+    print!("{}", list_text(&list, usize::from(args.limit)));
+    OK
+}
+
+/// A list of releases as `list` prints it: a table, newest first.
+pub(crate) fn list_text(list: &ReleaseList, limit: usize) -> String {
     let width = list
         .releases
         .iter()
@@ -362,10 +368,9 @@ pub fn list(args: &ListArgs) -> u8 {
         ));
     }
     if list.next.is_some() {
-        out.push_str(&format!("(more: --limit {})\n", u32::from(args.limit) * 2));
+        out.push_str(&format!("(more: --limit {})\n", limit * 2));
     }
-    print!("{out}");
-    OK
+    out
 }
 
 /// Who acts when `--by` is not given: the local requester, as a local retry names it.
@@ -645,7 +650,11 @@ pub fn validate(paths: &[std::path::PathBuf]) -> u8 {
 /// A command opening `release_id` in `state_dir` first ends it FAILED (`local run
 /// interrupted`) if it is RUNNING and no local run holds its lock. `Some(exit code)` if that
 /// could not be checked.
-fn end_if_interrupted(state_dir: &Path, release_id: &ReleaseId, command: &str) -> Option<u8> {
+pub(crate) fn end_if_interrupted(
+    state_dir: &Path,
+    release_id: &ReleaseId,
+    command: &str,
+) -> Option<u8> {
     if !state_dir.join(STORE_FILE).exists() {
         return None;
     }
@@ -711,6 +720,13 @@ pub fn status(raw_id: &str, state_dir: &Path, json: bool, with_events: bool) -> 
         print_json(&json);
         return OK;
     }
+    print!("{}", release_text(&view));
+    print_event_lines(events.as_deref());
+    OK
+}
+
+/// A release as `status` prints it (locally and against a stack).
+pub(crate) fn release_text(view: &ReleaseView) -> String {
     let mut out = format!(
         "release {} {}\n  requested {}\n  ended     {}\n  source    {}\n  onFailure {}, maxConcurrency {}\n",
         view.release_id,
@@ -724,11 +740,12 @@ pub fn status(raw_id: &str, state_dir: &Path, json: bool, with_events: bool) -> 
     if let Some(cause) = &view.cause {
         out.push_str(&format!("  cause     {cause}\n"));
     }
-    out.push_str(&lifecycle_lines(&view));
-    out.push_str(&pipeline_table(&view));
-    print!("{out}");
-    print_event_lines(events.as_deref());
-    OK
+    if let Some(waiting) = &view.waiting_for {
+        out.push_str(&format!("  waiting   for {}\n", waiting.describe()));
+    }
+    out.push_str(&lifecycle_lines(view));
+    out.push_str(&pipeline_table(view));
+    out
 }
 
 /// The attempts (when retried) and the approvals of a release, a line each.

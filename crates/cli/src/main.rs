@@ -1,7 +1,11 @@
-//! `release-machine`: run, validate and inspect releases on this machine.
+//! `release-machine`: run, validate and inspect releases on this machine, and drive a deployed
+//! stack (`--api URL`, `RELEASE_MACHINE_API`, `--stack NAME`) with the same commands.
 
 mod commands;
+mod operate;
 mod progress;
+mod remote;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -10,13 +14,34 @@ use std::process::ExitCode;
 /// Exit codes: 0 the release SUCCEEDED (or the command succeeded), 1 it FAILED, 2 invalid input
 /// (manifest, sim file, unknown release id, a missing pipeline), 3 not allowed in the release's
 /// state (already claimed, another local run is running it, a retry of a RUNNING or SUCCEEDED
-/// release), 4 an internal error, 5 the release was CANCELLED.
+/// release), 4 an internal error, 5 the release was CANCELLED, 6 the stack could not be
+/// reached or the caller is not authorized (against a deployed stack).
 #[derive(Parser)]
-#[command(name = "release-machine", version, about, long_about = None)]
+#[command(name = "release-machine", version, about, long_about = ABOUT)]
 struct Cli {
+    /// Drive a deployed stack through its API: the stage URL (the stack's ReleaseApiUrl
+    /// output). Default: $RELEASE_MACHINE_API; neither: the local state directory.
+    #[arg(long, global = true, value_name = "URL")]
+    api: Option<String>,
+    /// Drive the deployed CloudFormation stack NAME (its ReleaseApiUrl output is the API).
+    #[arg(long, global = true, value_name = "NAME")]
+    stack: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
+
+const ABOUT: &str = "\
+Runs, validates and inspects releases: locally (the state directory, simulated pipelines, \
+virtual time) or against a deployed stack with the same commands.
+
+Target: --api URL (or RELEASE_MACHINE_API) or --stack NAME drive a deployed stack through its \
+IAM-authorized API, with credentials and region from the standard AWS chain (environment, \
+AWS_PROFILE, SSO, credential process, instance or container role), each request signed with \
+SigV4. Neither: the local state directory (--state-dir, default .release-machine).
+
+Exit codes: 0 SUCCEEDED (or the command succeeded), 1 FAILED, 2 invalid input (manifest, sim \
+file, unknown release id), 3 not allowed in the release's state, 4 internal error, 5 CANCELLED, \
+6 the stack could not be reached or the caller is not authorized (the message says which).";
 
 #[derive(Subcommand)]
 enum Command {
@@ -24,14 +49,28 @@ enum Command {
     /// virtual time.
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
+    /// Sends a release to the deployed stack (validated here first, as `validate` does), and
+    /// prints its id and how to watch it.
+    #[command(long_about = SUBMIT_ABOUT)]
+    Submit(SubmitArgs),
+    /// Watches a release until it ends: a live view on a terminal, a line per change
+    /// otherwise; exits with the release's code (0, 1, 5). Ctrl-C stops watching, not the
+    /// release.
+    Watch(WatchArgs),
+    /// Cancels a RUNNING release on the deployed stack (locally: exit 3, see --help).
+    Cancel(CancelArgs),
+    /// Approves the wave a release waits to start (the manifest's `approvals`).
+    Approve(ApproveArgs),
+    /// Rejects the wave a release waits to start: the release ends FAILED.
+    Reject(RejectArgs),
     /// Validates manifests; every problem is reported with its file and JSONPath.
     Validate {
         /// Manifest files.
         #[arg(required = true, value_name = "MANIFEST")]
         manifests: Vec<PathBuf>,
     },
-    /// Shows a release recorded by a local run. A release left RUNNING by a local run that
-    /// was interrupted (no run holds its lock) is recorded FAILED first.
+    /// Shows a release (exit 0 when it printed one). Locally, a release left RUNNING by a
+    /// local run that was interrupted (no run holds its lock) is recorded FAILED first.
     Status {
         /// The release id.
         release_id: String,
@@ -70,6 +109,98 @@ release-machine unhalt. Without --reason, prints the current halt (with --json: 
 true, \"reason\", \"by\", \"since\"} or {\"on\": false}).
 
 Exit codes: 0 done (or printed), 2 invalid input (an empty reason), 4 internal error.";
+
+const SUBMIT_ABOUT: &str = "\
+Sends a release to the deployed stack (--api URL, RELEASE_MACHINE_API or --stack NAME): the \
+manifest is validated here first, with the same messages and exit code 2 as `validate`, then \
+POSTed to the stack's API, which checks its pipelines and starts the release. Prints the release \
+id (stdout) and how to watch it; --watch watches it to its end and exits with its code.
+
+Without a stack, submit validates the manifest and exits 2: on this machine a release is run, \
+start to end in simulated time, with `release-machine run MANIFEST`.
+
+Exit codes: 0 submitted (with --watch: SUCCEEDED), 1 FAILED (--watch), 2 invalid manifest or \
+refused by the stack's checks, 3 the release id was already requested, 4 internal error, \
+5 CANCELLED (--watch), 6 the stack could not be reached or the caller is not authorized.";
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    /// The release manifest (JSON).
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// Watch the release to its end (exit code 0, 1 or 5).
+    #[arg(long)]
+    pub watch: bool,
+    /// Print the API's answer (with --watch: the final release JSON) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    /// The release id.
+    pub release_id: String,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Print nothing while watching, then the final release JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CancelArgs {
+    /// The release id.
+    pub release_id: String,
+    /// Why (recorded with the release and in its cause).
+    #[arg(long, value_name = "REASON")]
+    pub reason: String,
+    /// Then watch it to its end (exit 5 once CANCELLED).
+    #[arg(long)]
+    pub watch: bool,
+    /// Print the release JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct ApproveArgs {
+    /// The release id.
+    pub release_id: String,
+    /// The wave waiting for its approval.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub wave: u32,
+    /// Then watch it to its end.
+    #[arg(long)]
+    pub watch: bool,
+    /// Print the release JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct RejectArgs {
+    /// The release id.
+    pub release_id: String,
+    /// The wave waiting for its approval.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub wave: u32,
+    /// Why (the release's cause).
+    #[arg(long, value_name = "REASON")]
+    pub reason: String,
+    /// Print the release JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
 
 #[derive(clap::Args)]
 pub struct HaltArgs {
@@ -116,6 +247,9 @@ pub struct RetryArgs {
     /// Also print the release's published events.
     #[arg(long)]
     pub events: bool,
+    /// Against a stack: watch the new attempt to its end (a local retry always runs to it).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(clap::Args)]
@@ -208,7 +342,107 @@ fn main() -> ExitCode {
         std::process::exit(4);
     }));
     let cli = Cli::parse();
-    let code = match cli.command {
+    let env_api = std::env::var(remote::API_ENV).ok();
+    let target = match remote::TargetSpec::resolve(
+        cli.api.as_deref(),
+        cli.stack.as_deref(),
+        env_api.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return ExitCode::from(commands::INVALID);
+        }
+    };
+    let code = match target {
+        None => local(cli.command),
+        Some(spec) => against_stack(&spec, cli.command),
+    };
+    ExitCode::from(code)
+}
+
+/// A command against a deployed stack.
+fn against_stack(spec: &remote::TargetSpec, command: Command) -> u8 {
+    // What only exists locally is refused before anything is loaded.
+    let local_only = match &command {
+        Command::Run(_) => Some("run executes a release on this machine; to send one to the stack: release-machine submit MANIFEST"),
+        Command::Status { events: true, .. } => Some("--events reads the local events file; a stack publishes its events to EventBridge (source release-machine)"),
+        Command::Retry(a) if a.sim.is_some() => Some("--sim scripts simulated pipelines; a stack runs the real ones"),
+        Command::Halt(HaltArgs { by: Some(_), .. }) | Command::Unhalt(UnhaltArgs { by: Some(_), .. }) => {
+            Some("--by names who acts locally; the stack records the caller's IAM ARN")
+        }
+        Command::Validate { manifests } => {
+            return commands::validate(manifests);
+        }
+        _ => None,
+    };
+    if let Some(why) = local_only {
+        eprintln!("error: {why}");
+        return commands::INVALID;
+    }
+    let remote = match remote::Remote::connect(spec) {
+        Ok(r) => r,
+        Err(e) => return e.report(),
+    };
+    use operate::Action;
+    match command {
+        Command::Submit(a) => operate::submit_remote(&remote, &a.manifest, a.watch, a.json),
+        Command::Watch(a) => operate::watch_remote(&remote, &a.release_id, a.json),
+        Command::Status {
+            release_id, json, ..
+        } => operate::status_remote(&remote, &release_id, json),
+        Command::List(a) => {
+            operate::list_remote(&remote, a.status.as_deref(), usize::from(a.limit), a.json)
+        }
+        Command::Cancel(a) => operate::operate_remote(
+            &remote,
+            Action::Cancel,
+            &a.release_id,
+            None,
+            Some(&a.reason),
+            a.watch,
+            a.json,
+        ),
+        Command::Approve(a) => operate::operate_remote(
+            &remote,
+            Action::Approve,
+            &a.release_id,
+            Some(a.wave),
+            None,
+            a.watch,
+            a.json,
+        ),
+        Command::Reject(a) => operate::operate_remote(
+            &remote,
+            Action::Reject,
+            &a.release_id,
+            Some(a.wave),
+            Some(&a.reason),
+            false,
+            a.json,
+        ),
+        Command::Retry(a) => operate::retry_remote(&remote, &a.release_id, a.watch, a.json),
+        Command::Halt(a) => operate::halt_remote(&remote, a.reason.as_deref(), a.json),
+        Command::Unhalt(a) => operate::unhalt_remote(&remote, a.json),
+        Command::Run(_) | Command::Validate { .. } => commands::INVALID,
+    }
+}
+
+/// A command against the local state directory.
+fn local(command: Command) -> u8 {
+    use operate::Action;
+    match command {
+        Command::Submit(a) => operate::submit_local(&a.manifest),
+        Command::Watch(a) => operate::watch_local(&a.release_id, &a.state_dir, a.json),
+        Command::Cancel(a) => {
+            operate::operate_local(Action::Cancel, &a.release_id, None, &a.state_dir)
+        }
+        Command::Approve(a) => {
+            operate::operate_local(Action::Approve, &a.release_id, Some(a.wave), &a.state_dir)
+        }
+        Command::Reject(a) => {
+            operate::operate_local(Action::Reject, &a.release_id, Some(a.wave), &a.state_dir)
+        }
         Command::Run(args) => commands::run(&args),
         Command::Validate { manifests } => commands::validate(&manifests),
         Command::Status {
@@ -221,6 +455,5 @@ fn main() -> ExitCode {
         Command::List(args) => commands::list(&args),
         Command::Halt(args) => commands::halt(&args),
         Command::Unhalt(args) => commands::unhalt(&args),
-    };
-    ExitCode::from(code)
+    }
 }
