@@ -313,6 +313,7 @@ impl View {
 fn terminal_width() -> u16 {
     console::Term::stdout()
         .size_checked()
+        .or_else(|| console::Term::stderr().size_checked())
         .map_or(100, |(_, w)| w)
 }
 
@@ -526,6 +527,8 @@ pub fn render_frame(view: &ReleaseView, now: OffsetDateTime, width: u16) -> Stri
             .waves
             .iter()
             .find(|w| w.wave == *wave)
+            // Pending and Running show in the counts.
+            .filter(|w| !matches!(w.status, WaveStatus::Pending | WaveStatus::Running))
             .map(|w| format!(" · {}", w.status))
             .unwrap_or_default();
         lines.push(format!(

@@ -434,9 +434,9 @@ fn the_live_frame_at_a_fixed_width() {
         frame,
         "\
 release 2026.11.22 RUNNING · attempt 1 · +0:10:00 · 1 of 6 running
-wave 1   [============>     ] 2/3 done · 1 running · 0 waiting · Running
-wave 2   [                  ] 0/2 done · 0 running · 2 waiting · Pending
-wave 3   [                  ] 0/1 done · 0 running · 1 waiting · Pending
+wave 1   [============>     ] 2/3 done · 1 running · 0 waiting
+wave 2   [                  ] 0/2 done · 0 running · 2 waiting
+wave 3   [                  ] 0/1 done · 0 running · 1 waiting
 running:
   wave 1   payments-api  9m55s
 failed:
