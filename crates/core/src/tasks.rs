@@ -102,6 +102,10 @@ pub struct WaveItem {
     /// no bake).
     #[serde(default)]
     pub bake_seconds: u64,
+    /// The release has gates: they are evaluated before the wave (`WaitForGate`). Without,
+    /// the wave goes straight on (the halt still holds its pipeline starts one by one).
+    #[serde(default)]
+    pub gated: bool,
     pub pipelines: Vec<PipelineItem>,
 }
 

@@ -325,10 +325,19 @@ fn run(opts: RunOptions, release_id: ReleaseId, start: Start) -> Result<RunRepor
     let machine = StateMachine::from_json(DEFINITION, &substitutions()).map_err(|e| {
         RunError::Internal(format!("the state machine definition does not load: {e}"))
     })?;
-    let start_time = opts.start_time.or(opts.sim.start_at()).unwrap_or_else(|| {
+    let mut start_time = opts.start_time.or(opts.sim.start_at()).unwrap_or_else(|| {
         let now = OffsetDateTime::now_utc();
         now.replace_nanosecond(0).unwrap_or(now)
     });
+    if let Start::Retry = start {
+        // A release's time never goes backwards: a retry starts after the attempt it retries
+        // ended, even when that one ran at a sim file's later startAt (a task token stored
+        // "before" the earlier one would lose to it: the store keeps the newest).
+        if let Ok(Some(previous)) = load_release(&opts.state_dir, &release_id) {
+            let ended = previous.ended_at.unwrap_or(previous.requested_at);
+            start_time = start_time.max(ended + time::Duration::seconds(1));
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

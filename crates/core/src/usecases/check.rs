@@ -278,6 +278,7 @@ fn started(manifest: &Manifest) -> CheckManifestResponse {
                     .gates
                     .as_ref()
                     .map_or(0, |g| u64::from(g.bake_minutes) * 60),
+                gated: manifest.gates.is_some(),
                 pipelines: w
                     .pipelines
                     .into_iter()

@@ -388,6 +388,13 @@ pub async fn stop_timed_out(
 ) -> Result<RunResponse, TaskError> {
     let rid = release_id(&req.release_id)?;
     let run = load_run(ports.store, &rid, &req.pipeline).await?;
+    if run.status == RunStatus::NotStarted && ports.store.halt().await?.is_some() {
+        // Held by the halt, not busy: halted time does not count against the pipeline's
+        // timeout. Answered NotStarted, the state machine waits for the run again.
+        tracing::info!(release = %rid, pipeline = %req.pipeline,
+            "held by the halt past its timeout: waiting again");
+        return Ok(response(&run));
+    }
     if run.status == RunStatus::NotStarted {
         // Busy until its timeout (issue 9, fault 5): never started, it fails.
         tracing::warn!(release = %rid, pipeline = %req.pipeline,
@@ -402,11 +409,48 @@ pub async fn stop_timed_out(
             .unwrap_or(run);
         return Ok(response(&run));
     }
+    if started_late_by_the_halt(&run, ports).await? {
+        // The halt held its start: it has not run its timeout yet. Answered InProgress, the
+        // state machine waits for it again.
+        tracing::info!(release = %rid, pipeline = %req.pipeline,
+            "started late (held by the halt): waiting again");
+        return Ok(response(&run));
+    }
     let reason = format!(
         "release {rid}: pipeline {} ran longer than its timeout of {} minutes",
         req.pipeline, run.spec.timeout_minutes
     );
     Ok(response(&stop_run(run, &reason, false, ports).await?))
+}
+
+/// A running run that the halt held before it started (a halt wait of its wave in this
+/// attempt), started less than its timeout ago.
+async fn started_late_by_the_halt(
+    run: &RunRecord,
+    ports: &RunPorts<'_>,
+) -> Result<bool, TaskError> {
+    let timeout = time::Duration::minutes(i64::from(run.spec.timeout_minutes));
+    let Some(started) = run.started_at.filter(|_| run.status.is_running()) else {
+        return Ok(false);
+    };
+    if ports.clock.now() - started >= timeout {
+        return Ok(false);
+    }
+    let Some(release) = ports.store.release_record(&run.release_id).await? else {
+        return Ok(false);
+    };
+    let l = &release.lifecycle;
+    let attempt_began = l
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.attempt == l.attempt)
+        .map_or(release.requested_at, |a| a.requested_at);
+    Ok(l.waits.iter().any(|w| {
+        w.kind == crate::lifecycle::WaitKind::Halt
+            && w.wave == Some(run.spec.wave)
+            && w.since >= attempt_began
+    }))
 }
 
 /// Stops a running run. It is refreshed first (issue 9, fault 7): a run that in fact ended
