@@ -72,6 +72,9 @@ pub struct Pace<'a> {
     pub now: &'a dyn Fn() -> OffsetDateTime,
     /// Ctrl-C was pressed.
     pub interrupted: &'a dyn Fn() -> bool,
+    /// Says what is not the release's: a fetch that failed, why watching stopped (stderr, so
+    /// that `out` stays the release's and a `--json` watch still tells).
+    pub warn: &'a dyn Fn(&str),
 }
 
 /// Polls `fetch` with backoff (never faster than `min_interval`; backs off while nothing
@@ -89,10 +92,12 @@ pub fn watch(
     let sleep = |d: Duration| ctrl_c.sleep(d);
     let interrupted = || ctrl_c.pressed();
     let now = OffsetDateTime::now_utc;
+    let warn = |text: &str| eprintln!("{text}");
     let pace = Pace {
         sleep: &sleep,
         now: &now,
         interrupted: &interrupted,
+        warn: &warn,
     };
     let view = if opts.live {
         View::live(ProgressDrawTarget::stdout(), opts.width)
@@ -117,7 +122,7 @@ pub fn watch_with(
     let mut prev: Option<ReleaseView> = None;
     loop {
         if (pace.interrupted)() {
-            return stopped(release_id, &mut view, out);
+            return stopped(release_id, &mut view, pace);
         }
         match fetch() {
             Fetched::Release(next) => {
@@ -137,33 +142,35 @@ pub fn watch_with(
             }
             Fetched::Retry(message) => {
                 interval = (interval * 2).min(max);
-                view.note(
-                    &format!(
-                        "warning: {message}; trying again in {} s",
-                        interval.as_secs()
-                    ),
-                    out,
+                let text = format!(
+                    "warning: {message}; trying again in {} s",
+                    interval.as_secs()
                 );
+                // Above the live frame; on stderr between the lines.
+                if view.is_live() {
+                    view.note(&text, out);
+                } else {
+                    (pace.warn)(&text);
+                }
             }
             Fetched::Fatal { message, code } => {
                 view.finish();
-                let _ = writeln!(out, "error: {message}");
+                (pace.warn)(&format!("error: {message}"));
                 return code;
             }
         }
         if (pace.interrupted)() {
-            return stopped(release_id, &mut view, out);
+            return stopped(release_id, &mut view, pace);
         }
         (pace.sleep)(interval);
     }
 }
 
-fn stopped(release_id: &str, view: &mut View, out: &mut dyn Write) -> i32 {
+fn stopped(release_id: &str, view: &mut View, pace: &Pace<'_>) -> i32 {
     view.finish();
-    let _ = writeln!(
-        out,
+    (pace.warn)(&format!(
         "stopped watching; release {release_id} goes on: release-machine watch {release_id}"
-    );
+    ));
     INTERRUPTED
 }
 

@@ -195,6 +195,8 @@ fn script(status: ReleaseStatus) -> Vec<ReleaseView> {
 struct Run {
     code: i32,
     out: String,
+    /// What went to stderr.
+    err: String,
     sleeps: Vec<u64>,
 }
 
@@ -219,16 +221,23 @@ fn drive(
     let sleep = |d: Duration| sleeps.borrow_mut().push(d.as_secs());
     let now = || at(800);
     let interrupted = || interrupt_after.is_some_and(|n| fetched.get() >= n);
+    let err = RefCell::new(String::new());
+    let warn = |text: &str| {
+        err.borrow_mut().push_str(text);
+        err.borrow_mut().push('\n');
+    };
     let pace = Pace {
         sleep: &sleep,
         now: &now,
         interrupted: &interrupted,
+        warn: &warn,
     };
     let mut out = Vec::new();
     let code = watch_with("2026.11.22", &mut fetch, opts, &mut out, &pace, view);
     Run {
         code,
         out: String::from_utf8(out).unwrap(),
+        err: err.into_inner(),
         sleeps: sleeps.into_inner(),
     }
 }
@@ -357,19 +366,18 @@ fn fetch_errors_are_shown_and_retried_with_backoff_and_a_fatal_one_ends_with_its
     let run = drive(polls, &lines_opts(), View::lines(), None);
     assert_eq!(run.code, 6, "{}", run.out);
     assert_eq!(run.sleeps, [4, 8, 2]);
-    let lines: Vec<&str> = run.out.lines().collect();
-    assert_eq!(
-        lines[0],
-        "warning: cannot reach https://api.example/prod/releases/2026.11.22; trying again in 4 s"
+    // The release's lines on `out`; what went wrong on stderr.
+    assert!(
+        run.out
+            .starts_with("[+0:00:00] release 2026.11.22: execution exec-1 claimed it"),
+        "{}",
+        run.out
     );
     assert_eq!(
-        lines[1],
-        "warning: the credentials expired: aws sso login; trying again in 8 s"
-    );
-    assert!(lines[2].contains("claimed it"), "{}", run.out);
-    assert_eq!(
-        *lines.last().unwrap(),
-        "error: arn:aws:iam::1:user/bob is not authorized to perform execute-api:Invoke"
+        run.err,
+        "warning: cannot reach https://api.example/prod/releases/2026.11.22; trying again in 4 s\n\
+         warning: the credentials expired: aws sso login; trying again in 8 s\n\
+         error: arn:aws:iam::1:user/bob is not authorized to perform execute-api:Invoke\n"
     );
 }
 
@@ -382,13 +390,11 @@ fn ctrl_c_stops_watching_not_the_release() {
         Some(2),
     );
     assert_eq!(run.code, 130);
-    assert!(
-        run.out.ends_with(
-            "stopped watching; release 2026.11.22 goes on: release-machine watch 2026.11.22\n"
-        ),
-        "{}",
-        run.out
+    assert_eq!(
+        run.err,
+        "stopped watching; release 2026.11.22 goes on: release-machine watch 2026.11.22\n"
     );
+    assert!(run.out.contains("InProgress"), "{}", run.out);
     assert_eq!(run.sleeps, [2]);
 }
 
