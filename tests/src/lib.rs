@@ -30,6 +30,8 @@
 //! invocation. Every wait is bounded and fails with the execution's history tail and the logs.
 //!
 //! Modules, by concern:
+//! - [`apigw`]: an API-Gateway-shaped front (SigV4, IAM, the REST proxy event) for the release
+//!   API, so the `release-machine` binary can drive the stack as a deployed one;
 //! - [`processes`]: the child processes (moto, `cargo lambda watch`), their logs, the one-time
 //!   build of the functions;
 //! - [`router`]: the in-process Lambda router;
@@ -37,6 +39,7 @@
 //! - [`stack`]: the [`Stack`] a test starts, and its helpers (invoke, wait, history, logs);
 //! - [`records`]: assertions on the stored run records.
 
+pub mod apigw;
 pub mod processes;
 pub mod records;
 pub mod router;
