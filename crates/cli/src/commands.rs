@@ -2,7 +2,6 @@
 
 use crate::progress::Display;
 use crate::{HaltArgs, ListArgs, RetryArgs, RunArgs, UnhaltArgs};
-use rm_core::lifecycle::WaitKind;
 use rm_core::manifest::Manifest;
 use rm_core::ports::ListQuery;
 use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
@@ -13,7 +12,6 @@ use rm_local::runner::{load_release, RunOptions, RunOutcome, RunReport};
 use rm_local::sim::SimFile;
 use rm_local::store::STORE_FILE;
 use rm_local::{RunError, SqliteStore};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -543,8 +541,7 @@ fn summary(
         if let Some(cause) = &view.cause {
             out.push_str(&format!("  cause: {cause}\n"));
         }
-        out.push_str(&lifecycle_lines(view));
-        out.push_str(&pipeline_table(view));
+        out.push_str(&crate::watch::release_details(view));
     }
     out.push_str(&format!(
         "execution {}: {} state transitions, {} history events\n",
@@ -561,56 +558,6 @@ fn summary(
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
-}
-
-fn hms(t: Option<time::OffsetDateTime>) -> String {
-    t.map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
-        .unwrap_or_else(|| "-".into())
-}
-
-/// One line per pipeline for small releases; counts per wave and the pipelines that did not
-/// succeed for large ones.
-fn pipeline_table(view: &ReleaseView) -> String {
-    let mut out = String::new();
-    if view.pipelines.len() <= 40 {
-        let width = view
-            .pipelines
-            .iter()
-            .map(|p| p.name.len())
-            .max()
-            .unwrap_or(0);
-        for p in &view.pipelines {
-            out.push_str(&format!(
-                "  wave {:<3} {:<width$}  {:<11} {} -> {}\n",
-                p.wave,
-                p.name,
-                p.status.as_str(),
-                hms(p.started_at),
-                hms(p.ended_at),
-            ));
-        }
-        return out;
-    }
-    let mut per_wave: BTreeMap<u32, BTreeMap<&str, usize>> = BTreeMap::new();
-    for p in &view.pipelines {
-        *per_wave
-            .entry(p.wave)
-            .or_default()
-            .entry(p.status.as_str())
-            .or_default() += 1;
-    }
-    for (wave, counts) in per_wave {
-        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-        out.push_str(&format!("  wave {wave:<3} {}\n", counts.join(", ")));
-    }
-    for p in view
-        .pipelines
-        .iter()
-        .filter(|p| p.status != RunStatus::Succeeded && p.status != RunStatus::NotStarted)
-    {
-        out.push_str(&format!("  wave {:<3} {}  {}\n", p.wave, p.name, p.status));
-    }
-    out
 }
 
 pub fn validate(paths: &[std::path::PathBuf]) -> u8 {
@@ -743,68 +690,7 @@ pub(crate) fn release_text(view: &ReleaseView) -> String {
     if let Some(waiting) = &view.waiting_for {
         out.push_str(&format!("  waiting   for {}\n", waiting.describe()));
     }
-    out.push_str(&lifecycle_lines(view));
-    out.push_str(&pipeline_table(view));
-    out
-}
-
-/// The attempts (when retried) and the approvals of a release, a line each.
-fn lifecycle_lines(view: &ReleaseView) -> String {
-    let mut out = String::new();
-    if view.attempts.len() > 1 {
-        for a in &view.attempts {
-            out.push_str(&format!(
-                "  attempt {} {} requested {} by {}{}\n",
-                a.attempt,
-                a.status,
-                rfc3339(a.requested_at),
-                a.requested_by.as_deref().unwrap_or("-"),
-                a.cause
-                    .as_deref()
-                    .map(|c| format!(": {c}"))
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    for a in &view.approvals {
-        out.push_str(&format!(
-            "  approval of wave {} (attempt {}): {}{}{}\n",
-            a.wave,
-            a.attempt,
-            a.status,
-            a.by.as_deref()
-                .map(|b| format!(" by {b}"))
-                .unwrap_or_default(),
-            a.reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ));
-    }
-    // Approvals have their lines above; the gate, bake and halt waits one each.
-    for w in view.waits.iter().filter(|w| w.kind != WaitKind::Approval) {
-        let what = match (w.kind, w.wave) {
-            (WaitKind::Gate, Some(wave)) => format!("waited for the gate before wave {wave}"),
-            (WaitKind::Bake, Some(wave)) => format!("baked after wave {wave}"),
-            (WaitKind::Halt, Some(wave)) => format!("held by the halt (wave {wave})"),
-            (WaitKind::Halt, None) => "held by the halt".to_owned(),
-            (kind, _) => format!("waited ({kind:?})"),
-        };
-        out.push_str(&format!(
-            "  {what}: {} -> {}{}{}\n",
-            hms(Some(w.since)),
-            hms(w.until),
-            w.by.as_deref()
-                .map(|b| format!(" (by {b})"))
-                .unwrap_or_default(),
-            // A bake's reason repeats its times; a failed bake's is the release's cause.
-            if w.reasons.is_empty() || w.kind == WaitKind::Bake {
-                String::new()
-            } else {
-                format!(": {}", w.reasons.join("; "))
-            }
-        ));
-    }
+    out.push_str(&crate::watch::release_details(view));
     out
 }
 
