@@ -570,11 +570,14 @@ async fn busy_pipelines_are_started_by_the_sweep() {
 /// answers the first three SendTask* ThrottlingException, so the SDK's three attempts of the
 /// first completion all fail). The token stays on the run, and the next sweep (invoked as the
 /// schedule would) sends it: the release succeeds, its pipeline started once.
+/// Every SendTask* of the event's deliveries: 3 deliveries × the SDK's 3 attempts.
+const SEND_FAILURES: u32 = 9;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_throttled_completion_is_sent_again_by_the_sweep() {
     let stack = Stack::start(StackOptions {
         sim: json!({"defaults": {"durationSeconds": 2, "stopSeconds": 1}}),
-        send_task_failures: 3,
+        send_task_failures: SEND_FAILURES,
         ..StackOptions::default()
     })
     .await;
@@ -584,14 +587,16 @@ async fn a_throttled_completion_is_sent_again_by_the_sweep() {
         .upload_manifest("releases/send-1.json", &manifest)
         .await;
     let arn = stack.start_execution("send-1", &input).await;
-    // The state-change event's completion fails three times over.
+    // The state-change event's completion fails every time it is tried: the SDK's 3 attempts
+    // in each of the emulator's 3 deliveries of the event (with fewer, a later delivery
+    // completes the token before the sweep runs: a race this test must not depend on).
     let t0 = Instant::now();
     while stack
         .router_log()
         .iter()
         .filter(|l| l.contains("send_task_failures"))
         .count()
-        < 3
+        < SEND_FAILURES as usize
     {
         assert!(
             t0.elapsed() < DEFAULT_WAIT,
