@@ -323,6 +323,22 @@ impl Lifecycle {
         self.waves.iter_mut().find(|w| w.wave == wave)
     }
 
+    /// Ends `wave` with `status` at `at`; its `Wave Status Change` draft, if it is known.
+    pub fn end_wave(
+        &mut self,
+        wave: u32,
+        status: WaveStatus,
+        at: OffsetDateTime,
+    ) -> Option<crate::events::EventDraft> {
+        let attempt = self.attempt;
+        let w = self.wave_mut(wave)?;
+        w.status = status;
+        w.ended_at = Some(at);
+        Some(crate::events::EventDraft::wave_status(
+            attempt, wave, status, at,
+        ))
+    }
+
     pub fn wave(&self, wave: u32) -> Option<&WaveRecord> {
         self.waves.iter().find(|w| w.wave == wave)
     }

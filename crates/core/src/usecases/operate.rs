@@ -423,16 +423,7 @@ pub async fn approval_timed_out(
             false,
             now,
         )];
-        if let Some(w) = l.wave_mut(wave) {
-            w.status = WaveStatus::Failed;
-            w.ended_at = Some(now);
-            drafts.push(EventDraft::wave_status(
-                attempt,
-                wave,
-                WaveStatus::Failed,
-                now,
-            ));
-        }
+        drafts.extend(l.end_wave(wave, WaveStatus::Failed, now));
         Ok((drafts, ()))
     })
     .await?;

@@ -441,7 +441,6 @@ async fn fail_wait(
     let kind = gw.kind;
     change_release(&ports.writer(), &release.release_id, |r| {
         let mut drafts = Vec::new();
-        let attempt = r.lifecycle.attempt;
         let Some(current) = r.lifecycle.gate_wait.as_mut().filter(|g| g.token == token) else {
             return Ok((drafts, ()));
         };
@@ -452,16 +451,7 @@ async fn fail_wait(
         let wave = current.wave;
         leave_wait(r, now, &mut drafts);
         if kind == WaitKind::Bake {
-            if let Some(w) = r.lifecycle.wave_mut(wave) {
-                w.status = WaveStatus::Failed;
-                w.ended_at = Some(now);
-                drafts.push(EventDraft::wave_status(
-                    attempt,
-                    wave,
-                    WaveStatus::Failed,
-                    now,
-                ));
-            }
+            drafts.extend(r.lifecycle.end_wave(wave, WaveStatus::Failed, now));
         }
         Ok((drafts, ()))
     })
