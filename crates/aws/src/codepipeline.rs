@@ -63,6 +63,32 @@ impl CodePipelineClient {
 
 #[async_trait]
 impl Pipelines for CodePipelineClient {
+    async fn describe(&self, name: &str) -> PortResult<Option<rm_core::ports::PipelineShape>> {
+        Err(rm_core::error::PortError::Other(format!(
+            "describe {name}: not built yet"
+        )))
+    }
+
+    async fn recent_executions(
+        &self,
+        name: &str,
+        _limit: usize,
+    ) -> PortResult<Vec<rm_core::ports::PastExecution>> {
+        Err(rm_core::error::PortError::Other(format!(
+            "recent_executions {name}: not built yet"
+        )))
+    }
+
+    async fn execution_variables(
+        &self,
+        name: &str,
+        _execution_id: &str,
+    ) -> PortResult<std::collections::BTreeMap<String, String>> {
+        Err(rm_core::error::PortError::Other(format!(
+            "execution_variables {name}: not built yet"
+        )))
+    }
+
     async fn find_started(
         &self,
         pipeline: &str,

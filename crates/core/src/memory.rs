@@ -439,6 +439,14 @@ struct FakePipelinesState {
     now: Option<OffsetDateTime>,
     calls: Vec<String>,
     stops: Vec<(String, String, String, bool)>,
+    /// What GetPipeline answers, by pipeline (default: V2, anything accepted).
+    shapes: HashMap<String, crate::ports::PipelineShape>,
+    /// Finished executions added by [`FakePipelines::add_past_execution`], newest last.
+    past: Vec<(
+        String,
+        crate::ports::PastExecution,
+        BTreeMap<String, String>,
+    )>,
 }
 
 /// An execution in [`FakePipelines`]' history.
@@ -481,6 +489,25 @@ impl FakePipelines {
     /// called, a start begins at the wall clock's now.
     pub fn set_now(&self, at: OffsetDateTime) {
         lock(&self.state).now = Some(at);
+    }
+
+    /// What GetPipeline answers for `shape.name`.
+    pub fn set_shape(&self, shape: crate::ports::PipelineShape) {
+        lock(&self.state).shapes.insert(shape.name.clone(), shape);
+    }
+
+    /// Adds a past execution of `pipeline` (newer than those added before) and the variables
+    /// GetPipelineExecution answers for it.
+    pub fn add_past_execution(
+        &self,
+        pipeline: &str,
+        execution: crate::ports::PastExecution,
+        variables: BTreeMap<String, String>,
+    ) {
+        let mut s = lock(&self.state);
+        s.statuses
+            .insert(execution.execution_id.clone(), execution.status);
+        s.past.push((pipeline.to_owned(), execution, variables));
     }
 
     /// Adds an execution of `pipeline` to its history (InProgress), as if something else
@@ -542,6 +569,55 @@ impl Pipelines for FakePipelines {
         let mut s = lock(&self.state);
         s.calls.push(format!("GetPipeline:{name}"));
         Ok(s.existing.iter().any(|n| n == name))
+    }
+
+    async fn describe(&self, name: &str) -> PortResult<Option<crate::ports::PipelineShape>> {
+        let mut s = lock(&self.state);
+        s.calls.push(format!("GetPipeline:{name}"));
+        if !s.existing.iter().any(|n| n == name) {
+            return Ok(None);
+        }
+        Ok(Some(s.shapes.get(name).cloned().unwrap_or_else(|| {
+            crate::ports::PipelineShape {
+                name: name.to_owned(),
+                pipeline_type: "V2".to_owned(),
+                variables: None,
+                source_actions: None,
+            }
+        })))
+    }
+
+    async fn recent_executions(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> PortResult<Vec<crate::ports::PastExecution>> {
+        let mut s = lock(&self.state);
+        s.calls.push(format!("ListPipelineExecutions:{name}"));
+        if !s.existing.iter().any(|n| n == name) {
+            return Err(PortError::NotFound(format!("pipeline {name}")));
+        }
+        Ok(s.past
+            .iter()
+            .rev()
+            .filter(|(p, _, _)| p == name)
+            .take(limit)
+            .map(|(_, e, _)| e.clone())
+            .collect())
+    }
+
+    async fn execution_variables(
+        &self,
+        name: &str,
+        execution_id: &str,
+    ) -> PortResult<BTreeMap<String, String>> {
+        let mut s = lock(&self.state);
+        s.calls.push(format!("GetPipelineExecution:{name}"));
+        s.past
+            .iter()
+            .find(|(p, e, _)| p == name && e.execution_id == execution_id)
+            .map(|(_, _, v)| v.clone())
+            .ok_or_else(|| PortError::NotFound(format!("execution {execution_id} of {name}")))
     }
 
     async fn start(&self, spec: &PipelineSpec, token: &str) -> Result<String, StartError> {

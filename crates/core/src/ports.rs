@@ -233,6 +233,44 @@ pub struct ExecutionStatus {
     pub summary: Option<String>,
 }
 
+/// A pipeline's declaration as GetPipeline returns it: what `plan` checks a manifest against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PipelineShape {
+    pub name: String,
+    /// `V1` or `V2` (GetPipeline's `pipelineType`; absent means V1).
+    pub pipeline_type: String,
+    /// The pipeline-level variables it declares, by name. None: not known (a sim file that
+    /// does not list them), so any variable is accepted.
+    pub variables: Option<Vec<String>>,
+    /// Its source actions (category `Source`). None: not known, so any action is accepted.
+    pub source_actions: Option<Vec<SourceAction>>,
+}
+
+/// A source action of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceAction {
+    pub name: String,
+    /// `actionTypeId.provider`: CodeCommit, CodeStarSourceConnection, GitHub, ECR, S3, ...
+    /// Empty when not known (a sim file that lists names only): any revision type is accepted.
+    pub provider: String,
+    /// The action's `configuration` (e.g. S3's `AllowOverrideForS3ObjectKey`).
+    pub configuration: std::collections::BTreeMap<String, String>,
+}
+
+/// A past execution of a pipeline, as ListPipelineExecutions summarises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastExecution {
+    pub execution_id: String,
+    pub status: RunStatus,
+    /// `trigger.triggerType` (StartPipelineExecution, Webhook, ...), when given.
+    pub trigger_type: Option<String>,
+    pub started_at: Option<OffsetDateTime>,
+    /// `lastUpdateTime`: for a finished execution, when it ended.
+    pub last_update: Option<OffsetDateTime>,
+    /// `sourceRevisions`: the revision id each source action ran, by action name.
+    pub source_revisions: std::collections::BTreeMap<String, String>,
+}
+
 /// CodePipeline.
 #[async_trait]
 pub trait Pipelines: Send + Sync {
@@ -256,6 +294,20 @@ pub trait Pipelines: Send + Sync {
         pipeline: &str,
         since: OffsetDateTime,
     ) -> PortResult<Option<String>>;
+
+    /// GetPipeline: the pipeline's declaration; None when it does not exist.
+    async fn describe(&self, name: &str) -> PortResult<Option<PipelineShape>>;
+
+    /// ListPipelineExecutions: up to `limit` of the pipeline's executions, newest first (any
+    /// trigger, rollbacks included).
+    async fn recent_executions(&self, name: &str, limit: usize) -> PortResult<Vec<PastExecution>>;
+
+    /// GetPipelineExecution: the pipeline-level variables an execution resolved, by name.
+    async fn execution_variables(
+        &self,
+        name: &str,
+        execution_id: &str,
+    ) -> PortResult<std::collections::BTreeMap<String, String>>;
 
     /// GetPipelineExecution.
     async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus>;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 mod changes;
+pub mod timeline;
 pub use changes::{changes, wait_kind, ReleaseChange};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -53,6 +53,26 @@ impl Pipelines for Counting<'_> {
         self.inner.find_started(pipeline, since).await
     }
 
+    async fn describe(&self, name: &str) -> PortResult<Option<rm_core::ports::PipelineShape>> {
+        self.inner.describe(name).await
+    }
+
+    async fn recent_executions(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> PortResult<Vec<rm_core::ports::PastExecution>> {
+        self.inner.recent_executions(name, limit).await
+    }
+
+    async fn execution_variables(
+        &self,
+        name: &str,
+        execution_id: &str,
+    ) -> PortResult<std::collections::BTreeMap<String, String>> {
+        self.inner.execution_variables(name, execution_id).await
+    }
+
     async fn status(&self, pipeline: &str, execution_id: &str) -> PortResult<ExecutionStatus> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);

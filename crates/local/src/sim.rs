@@ -1060,6 +1060,32 @@ fn execution_id() -> String {
 
 #[async_trait::async_trait]
 impl Pipelines for SimPipelines {
+    async fn describe(&self, name: &str) -> PortResult<Option<rm_core::ports::PipelineShape>> {
+        Err(rm_core::error::PortError::Other(format!(
+            "describe {name}: not built yet"
+        )))
+    }
+
+    async fn recent_executions(
+        &self,
+        name: &str,
+        _limit: usize,
+    ) -> PortResult<Vec<rm_core::ports::PastExecution>> {
+        Err(rm_core::error::PortError::Other(format!(
+            "recent_executions {name}: not built yet"
+        )))
+    }
+
+    async fn execution_variables(
+        &self,
+        name: &str,
+        _execution_id: &str,
+    ) -> PortResult<std::collections::BTreeMap<String, String>> {
+        Err(rm_core::error::PortError::Other(format!(
+            "execution_variables {name}: not built yet"
+        )))
+    }
+
     async fn exists(&self, name: &str) -> PortResult<bool> {
         let inner = &self.inner;
         inner
