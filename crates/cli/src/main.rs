@@ -3,8 +3,10 @@
 
 mod commands;
 mod operate;
+mod plan;
 mod progress;
 mod remote;
+mod timeline;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -97,6 +99,50 @@ enum Command {
     Halt(HaltArgs),
     /// Lifts the stack-wide halt of this state directory.
     Unhalt(UnhaltArgs),
+    /// Plans a release without starting anything: will it start, what changes, how long it
+    /// takes (the release's own state machine run in simulated time), what it costs.
+    #[command(long_about = plan::PLAN_ABOUT)]
+    Plan(PlanArgs),
+    /// Draws a release (or, with --plan, a plan) as an SVG Gantt chart.
+    #[command(long_about = timeline::TIMELINE_ABOUT)]
+    Timeline(TimelineArgs),
+}
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// The manifest file.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// The simulation file the plan reads the pipelines from (locally; default: every
+    /// pipeline exists, accepts anything and takes 180 s).
+    #[arg(long, value_name = "FILE")]
+    pub sim: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct TimelineArgs {
+    /// The release id (not with --plan).
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "plan",
+        conflicts_with = "plan"
+    )]
+    pub release_id: Option<String>,
+    /// Draw the plan of this manifest instead of a release.
+    #[arg(long, value_name = "MANIFEST")]
+    pub plan: Option<PathBuf>,
+    /// With --plan: the simulation file the plan reads the pipelines from (locally).
+    #[arg(long, value_name = "FILE", requires = "plan")]
+    pub sim: Option<PathBuf>,
+    /// Write the SVG to FILE (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Where local runs keep their store.
+    #[arg(long, value_name = "DIR", default_value = commands::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
 }
 
 const HALT_ABOUT: &str = "\
@@ -368,6 +414,9 @@ fn against_stack(spec: &remote::TargetSpec, command: Command) -> u8 {
         Command::Run(_) => Some("run executes a release on this machine; to send one to the stack: release-machine submit MANIFEST"),
         Command::Status { events: true, .. } => Some("--events reads the local events file; a stack publishes its events to EventBridge (source release-machine)"),
         Command::Retry(a) if a.sim.is_some() => Some("--sim scripts simulated pipelines; a stack runs the real ones"),
+        Command::Plan(PlanArgs { sim: Some(_), .. }) | Command::Timeline(TimelineArgs { sim: Some(_), .. }) => {
+            Some("--sim scripts simulated pipelines; against a stack, plan reads the real ones (GetPipeline, ListPipelineExecutions)")
+        }
         Command::Halt(HaltArgs { by: Some(_), .. }) | Command::Unhalt(UnhaltArgs { by: Some(_), .. }) => {
             Some("--by names who acts locally; the stack records the caller's IAM ARN")
         }
@@ -424,6 +473,8 @@ fn against_stack(spec: &remote::TargetSpec, command: Command) -> u8 {
         Command::Retry(a) => operate::retry_remote(&remote, &a.release_id, a.watch, a.json),
         Command::Halt(a) => operate::halt_remote(&remote, a.reason.as_deref(), a.json),
         Command::Unhalt(a) => operate::unhalt_remote(&remote, a.json),
+        Command::Plan(a) => plan::plan_command(&a, Some(&remote)),
+        Command::Timeline(a) => timeline::timeline_remote(&remote, &a),
         Command::Run(_) | Command::Validate { .. } => commands::INVALID,
     }
 }
@@ -455,5 +506,7 @@ fn local(command: Command) -> u8 {
         Command::List(args) => commands::list(&args),
         Command::Halt(args) => commands::halt(&args),
         Command::Unhalt(args) => commands::unhalt(&args),
+        Command::Plan(args) => plan::plan_command(&args, None),
+        Command::Timeline(args) => timeline::timeline_local(&args),
     }
 }
