@@ -1,8 +1,10 @@
 //! Maps AWS SDK errors onto core's [`PortError`] kinds, so every adapter reports throttling,
 //! transient failures and failed conditions the same way.
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+// The SDKs share these smithy types; codepipeline's re-exports are the ones every feature set
+// has.
+use aws_sdk_codepipeline::config::http::HttpResponse;
+use aws_sdk_codepipeline::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use rm_core::error::PortError;
 
 /// Error codes AWS services use for throttling.
@@ -34,6 +36,7 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 /// The error code of a service error (`ConditionalCheckFailedException`, ...), if any.
+#[cfg_attr(not(feature = "full"), allow(dead_code))]
 pub(crate) fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
 where
     E: ProvideErrorMetadata,
@@ -109,6 +112,7 @@ where
 }
 
 /// True for an error the service reports with this code.
+#[cfg_attr(not(feature = "full"), allow(dead_code))]
 pub(crate) fn has_code<E, R>(err: &SdkError<E, R>, code: &str) -> bool
 where
     E: ProvideErrorMetadata,

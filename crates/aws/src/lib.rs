@@ -34,24 +34,39 @@
 //! SDK errors become core's `PortError`: throttling → `Throttled`; 5xx, timeouts and
 //! connection failures → `Transient`; a failed condition → `ConditionFailed`.
 
+#[cfg(feature = "full")]
 pub mod cloudwatch;
 pub mod codepipeline;
 pub mod config;
+#[cfg(feature = "full")]
 pub mod dynamo;
 mod error;
+#[cfg(feature = "full")]
 pub mod events;
+#[cfg(feature = "full")]
 pub mod health;
+#[cfg(feature = "full")]
 pub mod lambda;
+#[cfg(feature = "full")]
 pub mod s3;
+#[cfg(feature = "full")]
 pub mod sfn;
 
+#[cfg(feature = "full")]
 pub use cloudwatch::CloudWatchAlarms;
 pub use codepipeline::{CodePipelineClient, CodePipelineJobs};
 pub use config::{load_config, required_env, MissingEnv};
+#[cfg(feature = "full")]
 pub use dynamo::schema::create_table;
+#[cfg(feature = "full")]
 pub use dynamo::DynamoStore;
+#[cfg(feature = "full")]
 pub use events::EventBridgeBus;
+#[cfg(feature = "full")]
 pub use health::AwsHealth;
+#[cfg(feature = "full")]
 pub use lambda::{no_manifests, serve_task, LambdaError};
+#[cfg(feature = "full")]
 pub use s3::S3ManifestSource;
+#[cfg(feature = "full")]
 pub use sfn::{SfnExecutions, SfnTaskTokens};

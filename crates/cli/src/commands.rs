@@ -4,7 +4,7 @@ use crate::progress::Display;
 use crate::{HaltArgs, ListArgs, RetryArgs, RunArgs, UnhaltArgs};
 use rm_core::manifest::Manifest;
 use rm_core::ports::ListQuery;
-use rm_core::release::{ReleaseId, ReleaseStatus, RunStatus};
+use rm_core::release::{ReleaseId, ReleaseStatus};
 use rm_core::view::ReleaseList;
 use rm_core::view::ReleaseView;
 use rm_local::lock::{self, Interrupted, LockError, ReleaseLock};
@@ -245,7 +245,7 @@ pub fn retry(args: &RetryArgs) -> u8 {
     let rerun: Vec<_> = view
         .pipelines
         .iter()
-        .filter(|p| p.status != RunStatus::Succeeded)
+        .filter(|p| !p.status.is_success())
         .collect();
     let mut waves: Vec<u32> = rerun.iter().map(|p| p.wave).collect();
     waves.dedup();

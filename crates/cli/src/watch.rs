@@ -568,7 +568,7 @@ pub fn render_frame(view: &ReleaseView, now: OffsetDateTime, width: u16) -> Stri
     let failed: Vec<&RunView> = view
         .pipelines
         .iter()
-        .filter(|p| p.status.is_terminal() && p.status != RunStatus::Succeeded)
+        .filter(|p| p.status.is_terminal() && !p.status.is_success())
         .collect();
     listed(&mut lines, "failed", &failed, |p| {
         let took = match (p.started_at, p.ended_at) {

@@ -293,6 +293,9 @@ pub struct Lifecycle {
     /// The gate or bake wait in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_wait: Option<GateWait>,
+    /// The manifest's `skipUnchanged`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_unchanged: bool,
 }
 
 fn default_timeout() -> u32 {
@@ -314,6 +317,7 @@ impl Default for Lifecycle {
             approval_timeout_minutes: default_timeout(),
             gates: None,
             gate_wait: None,
+            skip_unchanged: false,
         }
     }
 }

@@ -353,7 +353,7 @@ impl ReleaseStore for MemoryStore {
         let Some(run) = s.runs.get_mut(&k) else {
             return Ok(None);
         };
-        if run.status != RunStatus::Succeeded && run.attempt < attempt {
+        if !run.status.is_success() && run.attempt < attempt {
             reset_for_attempt(run, attempt);
             s.waiting_since.remove(&k);
         }

@@ -95,7 +95,8 @@ impl fmt::Display for ReleaseStatus {
 }
 
 /// A pipeline run's status: CodePipeline's API statuses, plus `NotStarted` (never reached) and
-/// `NotFound` (the pipeline was deleted between the check and the start).
+/// `NotFound` (the pipeline was deleted between the check and the start) and `Skipped` (not
+/// started: `skipUnchanged` found it already ran the manifest's revisions; counts as success).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RunStatus {
     NotStarted,
@@ -107,10 +108,11 @@ pub enum RunStatus {
     Failed,
     Cancelled,
     NotFound,
+    Skipped,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 9] = [
+    pub const ALL: [RunStatus; 10] = [
         Self::NotStarted,
         Self::InProgress,
         Self::Stopping,
@@ -120,6 +122,7 @@ impl RunStatus {
         Self::Failed,
         Self::Cancelled,
         Self::NotFound,
+        Self::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +136,7 @@ impl RunStatus {
             Self::Failed => "Failed",
             Self::Cancelled => "Cancelled",
             Self::NotFound => "NotFound",
+            Self::Skipped => "Skipped",
         }
     }
 
@@ -165,7 +169,13 @@ impl RunStatus {
                 | Self::Failed
                 | Self::Cancelled
                 | Self::NotFound
+                | Self::Skipped
         )
+    }
+
+    /// Counts as success: Succeeded, or Skipped (unchanged, so already deployed).
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Skipped)
     }
 
     /// Started and not yet terminal: the runs a failure must stop.

@@ -253,6 +253,7 @@ fn valid_manifest() -> impl Strategy<Value = Generated> {
                     approvals: Vec::new(),
                     approval_timeout_minutes: rm_core::manifest::DEFAULT_APPROVAL_TIMEOUT_MINUTES,
                     gates: None,
+                    skip_unchanged: false,
                 };
                 Generated { text, expected }
             },

@@ -1141,7 +1141,7 @@ impl ReleaseStore for SqliteStore {
             let Some(mut run) = load_run(tx, id, pipeline).map_err(sql_err)? else {
                 return Ok(None);
             };
-            if run.status == RunStatus::Succeeded || run.attempt >= attempt {
+            if run.status.is_success() || run.attempt >= attempt {
                 return Ok(Some(run));
             }
             reset_for_attempt(&mut run, attempt);

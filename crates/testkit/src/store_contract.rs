@@ -68,6 +68,7 @@ pub fn new_release(id: &str, owner: &str, pipelines: &[&str]) -> NewRelease {
             approvals: vec![2],
             approval_timeout_minutes: 60,
             gates: None,
+            skip_unchanged: false,
         },
         events: EventDraft::stamp(
             vec![EventDraft::release_status(

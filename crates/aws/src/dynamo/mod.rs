@@ -1396,7 +1396,7 @@ impl ReleaseStore for DynamoStore {
                  REMOVE #eid, #started, #ended, #token, #wpk, #wsk, #cause, #abandoned",
             )
             .condition_expression(format!(
-                "attribute_exists(#pk) AND #status <> :succeeded AND {older}"
+                "attribute_exists(#pk) AND NOT (#status IN (:succeeded, :skipped)) AND {older}"
             ))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", STATUS)
@@ -1412,6 +1412,7 @@ impl ReleaseStore for DynamoStore {
             .expression_attribute_names("#abandoned", STOP_ABANDONED)
             .expression_attribute_values(":notStarted", s(RunStatus::NotStarted.as_str()))
             .expression_attribute_values(":succeeded", s(RunStatus::Succeeded.as_str()))
+            .expression_attribute_values(":skipped", s(RunStatus::Skipped.as_str()))
             .expression_attribute_values(":zero", n(RunStatus::NotStarted.rank()))
             .expression_attribute_values(":attempt", n(attempt))
             .return_values(ReturnValue::AllNew)

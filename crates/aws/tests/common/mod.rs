@@ -81,6 +81,7 @@ pub fn release_of(id: &str, owner: &str, specs: Vec<PipelineSpec>) -> NewRelease
             approvals: Vec::new(),
             approval_timeout_minutes: rm_core::manifest::DEFAULT_APPROVAL_TIMEOUT_MINUTES,
             gates: None,
+            skip_unchanged: false,
         },
         events: vec![],
     }

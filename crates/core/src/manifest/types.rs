@@ -95,6 +95,10 @@ pub struct Manifest {
     /// `bakeMinutes` after each wave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gates: Option<crate::gate::GateSettings>,
+    /// Do not start a pipeline whose last finished execution succeeded with the manifest's
+    /// source revisions and variables (decided when its wave starts); its run is `Skipped`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_unchanged: bool,
 }
 
 fn default_approval_timeout() -> u32 {

@@ -181,7 +181,7 @@ impl Validator {
             );
             return None;
         };
-        let [release_id, description, pipelines, max_concurrency, on_failure, approvals, approval_timeout, gates] =
+        let [release_id, description, pipelines, max_concurrency, on_failure, approvals, approval_timeout, gates, skip_unchanged] =
             self.fields(
                 obj,
                 || "$".to_owned(),
@@ -194,6 +194,7 @@ impl Validator {
                     "approvals",
                     "approvalTimeoutMinutes",
                     "gates",
+                    "skipUnchanged",
                 ],
             );
         let release_id = self.release_id(release_id, raw_release_id);
@@ -239,6 +240,17 @@ impl Validator {
                 MAX_APPROVAL_TIMEOUT_MINUTES,
             ),
         };
+        let skip_unchanged = match skip_unchanged {
+            None | Some(Json::Null) => Some(false),
+            Some(Json::Bool(b)) => Some(*b),
+            Some(other) => {
+                self.err(
+                    "$.skipUnchanged",
+                    format!("expected true or false, found {}", compact(other)),
+                );
+                None
+            }
+        };
         let pipelines = self.pipelines(pipelines);
         let approvals = self.approvals(approvals, pipelines.as_deref());
         let gates = match gates {
@@ -262,6 +274,7 @@ impl Validator {
             approvals: approvals?,
             approval_timeout_minutes: approval_timeout_minutes?,
             gates: gates?,
+            skip_unchanged: skip_unchanged?,
         })
     }
 

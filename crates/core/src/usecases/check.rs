@@ -140,6 +140,7 @@ pub async fn claim_manifest(
         approval_waves: manifest.approvals.clone(),
         approval_timeout_minutes: manifest.approval_timeout_minutes,
         gates: manifest.gates.clone(),
+        skip_unchanged: manifest.skip_unchanged,
         ..Lifecycle::default()
     };
     let record = ReleaseRecord {
@@ -236,7 +237,7 @@ async fn claimed_release(
     let attempt = stored.release.lifecycle.attempt;
     let mut to_run = Vec::with_capacity(stored.runs.len());
     for run in stored.runs {
-        if run.status == crate::RunStatus::Succeeded {
+        if run.status.is_success() {
             continue;
         }
         if run.attempt < attempt {
@@ -302,6 +303,7 @@ fn response_for(release: &ReleaseRecord, runs: &[RunRecord]) -> CheckManifestRes
         approvals: release.lifecycle.approval_waves.clone(),
         approval_timeout_minutes: release.lifecycle.approval_timeout_minutes,
         gates: release.lifecycle.gates.clone(),
+        skip_unchanged: release.lifecycle.skip_unchanged,
     };
     started(&manifest)
 }

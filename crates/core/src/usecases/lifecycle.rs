@@ -243,7 +243,7 @@ pub(super) fn settle_waves(
             continue;
         }
         let of_wave = runs.iter().filter(|x| x.spec.wave == wave.wave);
-        let all_succeeded = of_wave.clone().all(|x| x.status == RunStatus::Succeeded);
+        let all_succeeded = of_wave.clone().all(|x| x.status.is_success());
         let (status, ended) = match (all_succeeded, cancelled) {
             (true, _) if matches!(wave.status, WaveStatus::Running | WaveStatus::Baking) => (
                 WaveStatus::Succeeded,

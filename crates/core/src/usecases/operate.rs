@@ -11,7 +11,7 @@ use crate::lifecycle::{
     WaveStatus,
 };
 use crate::ports::{ApiPorts, Executions, RunPorts, TaskTokens, TokenDelivery};
-use crate::release::{ReleaseId, ReleaseRecord, ReleaseStatus, RunStatus};
+use crate::release::{ReleaseId, ReleaseRecord, ReleaseStatus};
 use crate::tasks::{ApprovalRequest, ApprovalTimedOutResponse};
 use serde_json::json;
 
@@ -143,7 +143,7 @@ pub async fn retry_release(
         for wave in l.waves.iter_mut() {
             let rerun = runs
                 .iter()
-                .any(|x| x.spec.wave == wave.wave && x.status != RunStatus::Succeeded);
+                .any(|x| x.spec.wave == wave.wave && !x.status.is_success());
             if rerun && wave.status != WaveStatus::Pending {
                 wave.status = WaveStatus::Pending;
                 wave.started_at = None;

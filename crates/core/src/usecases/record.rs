@@ -163,7 +163,7 @@ pub(super) fn release_end(
     runs.sort_by(|a, b| (a.spec.wave, &a.spec.name).cmp(&(b.spec.wave, &b.spec.name)));
     let not_succeeded: Vec<String> = runs
         .into_iter()
-        .filter(|r| r.status != RunStatus::Succeeded)
+        .filter(|r| !r.status.is_success())
         .filter(|r| requested == ReleaseStatus::Succeeded || r.status.is_terminal())
         .map(|r| match &r.cause {
             Some(cause) => format!("{} ({}: {cause})", r.spec.name, r.status),

@@ -283,7 +283,7 @@ pub(super) async fn complete_if_terminal(
     };
     let k = key(&run.release_id, &run.spec.name);
     // TaskTimedOut / InvalidToken: the task already ended (completed, timed out, aborted).
-    let delivery = if run.status == RunStatus::Succeeded {
+    let delivery = if run.status.is_success() {
         let output = serde_json::to_value(response(run))
             .map_err(|e| TaskError::Internal(format!("cannot encode the run outcome: {e}")))?;
         ports.tokens.succeed(token, &output).await?
@@ -522,7 +522,7 @@ pub async fn stop_running(
     let failed: Vec<&str> = stored
         .runs
         .iter()
-        .filter(|r| r.status.is_terminal() && r.status != RunStatus::Succeeded)
+        .filter(|r| r.status.is_terminal() && !r.status.is_success())
         .map(|r| r.spec.name.as_str())
         .collect();
     let reason = if failed.is_empty() {
