@@ -21,6 +21,7 @@ pub mod gate;
 pub mod handlers;
 pub mod lifecycle;
 pub mod manifest;
+pub mod plan;
 #[cfg(feature = "test-support")]
 pub mod memory;
 pub mod ports;

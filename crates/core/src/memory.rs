@@ -199,6 +199,30 @@ impl ReleaseStore for MemoryStore {
         Ok(Some(run))
     }
 
+    async fn record_skipped(
+        &self,
+        key: &RunKey,
+        execution_id: &str,
+        at: OffsetDateTime,
+        events: &[crate::events::ReleaseEvent],
+    ) -> PortResult<Option<RunRecord>> {
+        let mut s = lock(&self.state);
+        let Some(run) = s
+            .runs
+            .get_mut(&(key.release_id.clone(), key.pipeline.clone()))
+        else {
+            return Ok(None);
+        };
+        if run.status != RunStatus::NotStarted {
+            return Ok(Some(run.clone()));
+        }
+        run.execution_id = Some(execution_id.to_owned());
+        apply_status(run, RunStatus::Skipped, at);
+        let run = run.clone();
+        s.enqueue(events);
+        Ok(Some(run))
+    }
+
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
         Ok(lock(&self.state).executions.get(execution_id).cloned())
     }

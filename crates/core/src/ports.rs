@@ -100,6 +100,19 @@ pub trait ReleaseStore: Send + Sync {
         events: &[ReleaseEvent],
     ) -> PortResult<Option<RunRecord>>;
 
+    /// Records a NotStarted run `Skipped` (`skipUnchanged`): its history entry, endedAt, and
+    /// `executionId` = the earlier execution it matches. No execution-id item is written: that
+    /// execution is not this run's to follow. Ignored — returns the run unchanged — when the
+    /// run is no longer NotStarted; `None` if the run is unknown. `events` go to the outbox in
+    /// the same write, only if it is recorded.
+    async fn record_skipped(
+        &self,
+        key: &RunKey,
+        execution_id: &str,
+        at: OffsetDateTime,
+        events: &[ReleaseEvent],
+    ) -> PortResult<Option<RunRecord>>;
+
     /// Finds the run of a CodePipeline execution id (an item keyed by the execution id).
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>>;
 

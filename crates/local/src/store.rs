@@ -925,6 +925,37 @@ impl ReleaseStore for SqliteStore {
         }))
     }
 
+    async fn record_skipped(
+        &self,
+        key: &RunKey,
+        execution_id: &str,
+        at: OffsetDateTime,
+        events: &[ReleaseEvent],
+    ) -> PortResult<Option<RunRecord>> {
+        let id = key.release_id.as_str();
+        let pipeline = key.pipeline.as_str();
+        let result = self.write(|tx| {
+            let Some(mut run) = load_run(tx, id, pipeline).map_err(sql_err)? else {
+                return Ok(None);
+            };
+            if run.status != RunStatus::NotStarted {
+                return Ok(Some((run, false)));
+            }
+            run.execution_id = Some(execution_id.to_owned());
+            apply_status(&mut run, RunStatus::Skipped, at);
+            write_progress(tx, &run)?;
+            append_history(tx, &run)?;
+            enqueue(tx, events)?;
+            Ok(Some((run, true)))
+        })?;
+        Ok(result.map(|(run, changed)| {
+            if changed {
+                self.notify(&run, RunStatus::Skipped, at);
+            }
+            run
+        }))
+    }
+
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
         let conn = self.lock();
         let found: Option<(String, String)> = conn

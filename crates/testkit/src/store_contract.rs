@@ -140,7 +140,56 @@ pub async fn check_all(store: &dyn ReleaseStore, prefix: &str) {
     a_retried_run_starts_a_new_attempt(store, &format!("{prefix}attempt")).await;
     releases_are_listed_newest_first(store, &format!("{prefix}list")).await;
     a_gate_wait_is_kept_with_the_release(store, &format!("{prefix}gate")).await;
+    a_skipped_run_keeps_the_execution_it_matches(store, &format!("{prefix}skip")).await;
     the_halt_is_one_switch(store).await;
+}
+
+/// `skipUnchanged`: a NotStarted run is recorded Skipped with the execution it matches, which
+/// does not become this run's execution item (another release's run may own it); a run that
+/// started is never skipped.
+pub async fn a_skipped_run_keeps_the_execution_it_matches(store: &dyn ReleaseStore, id: &str) {
+    let rel = new_release(id, "exec-a", &["app", "web"]);
+    store.claim(&rel).await.unwrap();
+    let rid = &rel.record.release_id;
+    let matched = format!("{id}-earlier");
+    let t1 = T0 + time::Duration::seconds(5);
+    let run = store
+        .record_skipped(&key(id, "app"), &matched, t1, &[])
+        .await
+        .unwrap()
+        .expect("the run");
+    assert_eq!(run.status, RunStatus::Skipped);
+    assert_eq!(run.execution_id.as_deref(), Some(matched.as_str()));
+    assert_eq!((run.started_at, run.ended_at), (None, Some(t1)));
+    let read = store.get_run(rid, "app").await.unwrap().expect("the run");
+    assert_eq!(read.status, RunStatus::Skipped);
+    assert_eq!(read.execution_id.as_deref(), Some(matched.as_str()));
+    let last = read.history.last().expect("a history entry");
+    assert_eq!((last.status, last.at), (RunStatus::Skipped, t1));
+    assert_eq!(last.execution_id.as_deref(), Some(matched.as_str()));
+    assert_eq!(store.find_by_execution(&matched).await.unwrap(), None);
+
+    store
+        .record_start(rid, "exec-a", "web", &format!("{id}-web"), T0, &[])
+        .await
+        .unwrap();
+    let started = store
+        .record_skipped(&key(id, "web"), &matched, t1, &[])
+        .await
+        .unwrap()
+        .expect("the run");
+    assert_eq!(
+        started.status,
+        RunStatus::InProgress,
+        "a started run is never skipped"
+    );
+    assert_eq!(
+        store
+            .record_skipped(&key(id, "nope"), &matched, t1, &[])
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// The manifest's gates and a gate wait (with its token) are stored with the release and read

@@ -88,6 +88,17 @@ impl ReleaseStore for FailingClaims {
     ) -> PortResult<Option<RunRecord>> {
         self.inner.record_status(key, status, at, events).await
     }
+    async fn record_skipped(
+        &self,
+        key: &RunKey,
+        execution_id: &str,
+        at: OffsetDateTime,
+        events: &[ReleaseEvent],
+    ) -> PortResult<Option<RunRecord>> {
+        self.inner
+            .record_skipped(key, execution_id, at, events)
+            .await
+    }
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
         self.inner.find_by_execution(execution_id).await
     }

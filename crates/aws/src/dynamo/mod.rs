@@ -1140,6 +1140,40 @@ impl ReleaseStore for DynamoStore {
         )))
     }
 
+    async fn record_skipped(
+        &self,
+        key: &RunKey,
+        execution_id: &str,
+        at: OffsetDateTime,
+        events: &[ReleaseEvent],
+    ) -> PortResult<Option<RunRecord>> {
+        for _ in 0..RUN_WRITE_ATTEMPTS {
+            let Some(before) = self.get_run_item(key).await? else {
+                return Ok(None);
+            };
+            let run = decode_run(&before)?;
+            if run.status != RunStatus::NotStarted {
+                return Ok(Some(run));
+            }
+            let mut next = run.clone();
+            next.execution_id = Some(execution_id.to_owned());
+            apply_status(&mut next, RunStatus::Skipped, at);
+            let change = RunChange {
+                status: next.history.pop(),
+                execution_id: Some(execution_id.to_owned()),
+                ended_at: Some(at),
+                ..RunChange::default()
+            };
+            if let Some(run) = self.write_run(key, &before, change, events).await? {
+                return Ok(Some(run));
+            }
+        }
+        Err(PortError::Transient(format!(
+            "pipeline {} of release {} kept changing while its skip was recorded",
+            key.pipeline, key.release_id
+        )))
+    }
+
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
         let key = HashMap::from([
             (PK.to_owned(), s(exec_pk(execution_id))),

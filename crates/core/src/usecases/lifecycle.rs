@@ -182,6 +182,37 @@ pub async fn record_run_start(
     Ok(recorded)
 }
 
+/// Records a run `Skipped` by `skipUnchanged` (it matches `execution_id`, an earlier
+/// execution), with its event; the wave counts as started.
+pub async fn record_run_skipped(
+    w: &Writer<'_>,
+    run: &RunRecord,
+    execution_id: &str,
+    at: OffsetDateTime,
+) -> PortResult<Option<RunRecord>> {
+    let mut skipped = run.clone();
+    skipped.execution_id = Some(execution_id.to_owned());
+    let events = stamp(
+        w.store,
+        &run.release_id,
+        vec![EventDraft::run_status(&skipped, RunStatus::Skipped, at)],
+    )
+    .await?;
+    let k = super::key(&run.release_id, &run.spec.name);
+    let recorded = w
+        .store
+        .record_skipped(&k, execution_id, at, &events)
+        .await?;
+    if recorded
+        .as_ref()
+        .is_some_and(|r| records(r, RunStatus::Skipped, at))
+    {
+        publish_written(w, &events).await;
+    }
+    mark_wave_started(w, &run.release_id, run.spec.wave, at).await;
+    Ok(recorded)
+}
+
 /// The first start of a wave marks it Running, and settles the waves before it (their Map
 /// ended before this wave's began). One read of the release item for every start; the whole
 /// release is read only on a wave's first start.

@@ -1,4 +1,4 @@
-use super::lifecycle::{record_run_start, record_run_status};
+use super::lifecycle::{record_run_skipped, record_run_start, record_run_status};
 use super::{key, load_run, release_id, RunPorts};
 use crate::error::{PortError, TaskError};
 use crate::ports::{PortResult, RunKey, StartError, TokenDelivery};
@@ -53,16 +53,13 @@ pub async fn start_pipeline(
 ) -> Result<RunResponse, TaskError> {
     let rid = release_id(&req.release_id)?;
     let run = load_run(ports.store, &rid, &req.pipeline).await?;
-    if run.status != RunStatus::NotStarted
-        || startable_release(&rid, &req.execution_name, ports)
-            .await?
-            .is_none()
-    {
+    if run.status != RunStatus::NotStarted {
         return Ok(response(&run));
     }
-    Ok(response(
-        &start_run(run, &req.execution_name, false, ports).await?,
-    ))
+    let Some(release) = startable_release(&rid, &req.execution_name, ports).await? else {
+        return Ok(response(&run));
+    };
+    Ok(response(&start_run(run, &release, false, ports).await?))
 }
 
 /// How long a start throttled by CodePipeline is retried inside its task (backoff 1, 2, 4, 8,
@@ -128,10 +125,11 @@ async fn start_execution(
 /// release was claimed is adopted, not started again (issue 9, fault 6).
 async fn start_run(
     run: RunRecord,
-    owner: &str,
+    release: &ReleaseRecord,
     lost_answer: bool,
     ports: &RunPorts<'_>,
 ) -> Result<RunRecord, TaskError> {
+    let owner = release.owner.as_str();
     let rid = run.release_id.clone();
     // The halt holds new starts (never a running execution): the run stays NotStarted, its
     // wait goes on, and lifting the halt starts it (`waits::reevaluate_waits`).
@@ -140,6 +138,11 @@ async fn start_run(
             "start held by the halt");
         super::waits::hold_for_halt(&ports.writer(), &rid, run.spec.wave, &halt).await?;
         return Ok(run);
+    }
+    if release.lifecycle.skip_unchanged {
+        if let Some(skipped) = skip_if_unchanged(&run, ports).await? {
+            return Ok(skipped);
+        }
     }
     let pipeline = run.spec.name.clone();
     let token = client_request_token(&rid, &pipeline, run.attempt);
@@ -212,6 +215,28 @@ async fn start_run(
     Ok(run)
 }
 
+/// `skipUnchanged`: a run whose pipeline's most recent finished execution succeeded with the
+/// manifest's revisions and variables is recorded Skipped instead of started, with that
+/// execution (ListPipelineExecutions, and GetPipelineExecution when the manifest passes
+/// variables). A pipeline CodePipeline no longer knows is left to the start, which records
+/// NotFound.
+async fn skip_if_unchanged(
+    run: &RunRecord,
+    ports: &RunPorts<'_>,
+) -> Result<Option<RunRecord>, TaskError> {
+    let matched = match crate::plan::matching_execution(&run.spec, ports.pipelines).await {
+        Ok(m) => m,
+        Err(PortError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(execution_id) = matched else {
+        return Ok(None);
+    };
+    tracing::info!(release = %run.release_id, pipeline = %run.spec.name, execution_id = %execution_id,
+        "unchanged since that execution: skipped");
+    Ok(record_run_skipped(&ports.writer(), run, &execution_id, ports.clock.now()).await?)
+}
+
 /// The release a task of `owner` may start pipelines of: RUNNING, held by `owner`, not
 /// stopping. Every start is conditional on it (issue 9, "ended means ended"): an execution
 /// restarted by RedriveExecution (same name, so same owner) fails at once instead of starting
@@ -257,7 +282,7 @@ pub(super) async fn retry_busy_start(
         }
         return Ok(run);
     };
-    match start_run(run, &release.owner, false, ports).await {
+    match start_run(run, &release, false, ports).await {
         // Recorded Failed: the wait completes with it.
         Err(TaskError::PipelineNotStartable(m)) => {
             tracing::warn!(pipeline = %k.pipeline, error = %m, "a busy pipeline became not startable");
@@ -366,7 +391,7 @@ pub async fn await_pipeline(
     }
     let run = if run.status == RunStatus::NotStarted {
         match startable_release(&rid, execution_name, ports).await? {
-            Some(release) => start_run(run, &release.owner, retry_count > 0, ports).await?,
+            Some(release) => start_run(run, &release, retry_count > 0, ports).await?,
             None => run,
         }
     } else {
