@@ -25,7 +25,7 @@ pub const INVALID: u8 = 2;
 pub const CONFLICT: u8 = 3;
 pub const INTERNAL: u8 = 4;
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, u8> {
+pub(crate) fn read(path: &Path, what: &str) -> Result<Vec<u8>, u8> {
     std::fs::read(path).map_err(|e| {
         eprintln!("error: cannot read the {what} {}: {e}", path.display());
         INVALID
@@ -482,7 +482,7 @@ pub fn unhalt(args: &UnhaltArgs) -> u8 {
     }
 }
 
-fn clock(d: std::time::Duration) -> String {
+pub(crate) fn clock(d: std::time::Duration) -> String {
     let s = d.as_secs();
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }

@@ -759,7 +759,7 @@ pub fn release_details(view: &ReleaseView) -> String {
     out
 }
 
-fn hms(t: Option<OffsetDateTime>) -> String {
+pub(crate) fn hms(t: Option<OffsetDateTime>) -> String {
     t.map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
         .unwrap_or_else(|| "-".into())
 }

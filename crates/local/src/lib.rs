@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod events;
 pub mod executions;
 pub mod lock;
+pub mod plan;
 pub mod runner;
 pub mod sim;
 pub mod store;
