@@ -225,14 +225,9 @@ pub fn plan(manifest_bytes: &[u8], world: PlanWorld) -> Result<Plan, PlanError> 
     if !approved.is_empty() {
         let waves: Vec<String> = approved.iter().map(u32::to_string).collect();
         assumptions.push(format!(
-            "wave{} {} approved the moment {} asked for",
+            "wave{} {} approved as soon as asked (within a second; the sim file scripts no approval)",
             if waves.len() == 1 { "" } else { "s" },
             waves.join(", "),
-            if waves.len() == 1 {
-                "it is"
-            } else {
-                "they are"
-            }
         ));
     }
     plan.assumptions = assumptions;
@@ -388,10 +383,26 @@ fn pipeline_plans(
 }
 
 /// Runs the release in a scratch state directory; an approval that timed out unscripted is
-/// given at the time it was asked for, and the run made again. The waves so approved.
+/// given when it was asked for, and the run made again. The waves so approved.
+///
+/// An approval given in the very second it is asked for may reach the release just before
+/// the request is recorded (both wake at that instant), and be refused as an approval of a
+/// wave not waiting: it is then given a second later, up to [`APPROVAL_LATENESS`] seconds.
 fn simulate(manifest: &[u8], mut sim: Value) -> Result<(RunReport, Vec<u32>), PlanError> {
-    let mut approved = Vec::new();
+    // Wave -> (seconds after the start it was asked for, the lateness tried).
+    let mut given: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let scripted = sim.get("operator").cloned().unwrap_or_else(|| json!([]));
     loop {
+        let mut actions = scripted.as_array().cloned().unwrap_or_default();
+        for (wave, (asked, late)) in &given {
+            actions.push(
+                json!({"atSeconds": asked + late, "action": "approve", "wave": wave, "by": "plan"}),
+            );
+        }
+        actions.sort_by_key(|a| a.get("atSeconds").and_then(Value::as_u64).unwrap_or(0));
+        if let Some(obj) = sim.as_object_mut() {
+            obj.insert("operator".into(), Value::Array(actions));
+        }
         let file = SimFile::from_value(&sim).map_err(|e| PlanError::InvalidSim(e.0))?;
         let scratch = tempfile::tempdir()
             .map_err(|e| PlanError::Internal(format!("cannot make a scratch directory: {e}")))?;
@@ -404,37 +415,32 @@ fn simulate(manifest: &[u8], mut sim: Value) -> Result<(RunReport, Vec<u32>), Pl
             RunError::InvalidManifest(errors) => PlanError::InvalidManifest(errors),
             other => PlanError::Internal(other.to_string()),
         })?;
-        let unscripted: Vec<(u32, u64)> = report
-            .release
-            .iter()
-            .flat_map(|r| r.approvals.iter())
-            .filter(|a| a.status == ApprovalStatus::TimedOut && !approved.contains(&a.wave))
-            .map(|a| {
-                (
-                    a.wave,
-                    (a.requested_at - start).whole_seconds().max(0) as u64,
-                )
-            })
-            .collect();
-        if unscripted.is_empty() {
-            return Ok((report, approved));
-        }
-        for (wave, at) in unscripted {
-            approved.push(wave);
-            let actions = sim
-                .as_object_mut()
-                .ok_or_else(|| PlanError::Internal("the sim file is not an object".into()))?
-                .entry("operator")
-                .or_insert_with(|| json!([]));
-            if let Value::Array(list) = actions {
-                list.push(
-                    json!({"atSeconds": at, "action": "approve", "wave": wave, "by": "plan"}),
-                );
-                list.sort_by_key(|a| a.get("atSeconds").and_then(Value::as_u64).unwrap_or(0));
+        let mut again = false;
+        for a in report.release.iter().flat_map(|r| r.approvals.iter()) {
+            if a.status != ApprovalStatus::TimedOut {
+                continue;
             }
+            let asked = (a.requested_at - start).whole_seconds().max(0) as u64;
+            match given.get_mut(&a.wave) {
+                None => {
+                    given.insert(a.wave, (asked, 0));
+                    again = true;
+                }
+                Some((_, late)) if *late < APPROVAL_LATENESS => {
+                    *late += 1;
+                    again = true;
+                }
+                Some(_) => {}
+            }
+        }
+        if !again {
+            return Ok((report, given.into_keys().collect()));
         }
     }
 }
+
+/// How late, in seconds, an assumed approval may come after it is asked for.
+const APPROVAL_LATENESS: u64 = 3;
 
 fn seconds_between(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<u64> {
     Some((b? - a?).whole_seconds().max(0) as u64)
