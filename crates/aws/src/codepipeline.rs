@@ -3,15 +3,22 @@
 
 use crate::error::{error_message, is_service_error, port_error, truncate};
 use async_trait::async_trait;
+use aws_sdk_codepipeline::primitives::DateTime;
 use aws_sdk_codepipeline::types::{
-    ExecutionDetails, FailureDetails, FailureType, PipelineVariable, SourceRevisionOverride,
-    SourceRevisionType, TriggerType,
+    ActionCategory, ExecutionDetails, FailureDetails, FailureType, PipelineDeclaration,
+    PipelineExecutionSummary, PipelineVariable, SourceRevisionOverride, SourceRevisionType,
+    TriggerType,
 };
 use aws_sdk_codepipeline::Client;
 use rm_core::error::PortError;
 use rm_core::manifest::PipelineSpec;
-use rm_core::ports::{ExecutionStatus, JobResults, Pipelines, PortResult, StartError};
+use rm_core::ports::{
+    ExecutionStatus, JobResults, PastExecution, PipelineShape, Pipelines, PortResult, SourceAction,
+    StartError,
+};
 use rm_core::release::RunStatus;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
 
 /// StopPipelineExecution's `reason` limit.
 const MAX_STOP_REASON: usize = 200;
@@ -37,6 +44,7 @@ const BUSY_CODES: &[&str] = &[
 ];
 
 const NOT_FOUND: &str = "PipelineNotFoundException";
+const EXECUTION_NOT_FOUND: &str = "PipelineExecutionNotFoundException";
 
 /// ListPipelineExecutions' page size (its maximum; the default too).
 const LIST_PAGE_SIZE: i32 = 100;
@@ -47,6 +55,81 @@ const MAX_LIST_PAGES: usize = 10;
 
 fn build_error(e: impl std::fmt::Display) -> PortError {
     PortError::Other(format!("cannot build a CodePipeline request: {e}"))
+}
+
+fn date_time(t: &DateTime) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
+}
+
+/// GetPipeline's declaration as the port sees it: `pipelineType` (absent: V1, the type of
+/// every pipeline made before V2 existed), the declared variable names (none declared: an
+/// empty list, never "not known"), and every action of category Source, in any stage.
+fn shape_of(declaration: &PipelineDeclaration) -> PipelineShape {
+    PipelineShape {
+        name: declaration.name().to_owned(),
+        pipeline_type: declaration
+            .pipeline_type()
+            .map_or("V1", |t| t.as_str())
+            .to_owned(),
+        variables: Some(
+            declaration
+                .variables()
+                .iter()
+                .map(|v| v.name().to_owned())
+                .collect(),
+        ),
+        source_actions: Some(
+            declaration
+                .stages()
+                .iter()
+                .flat_map(|stage| stage.actions())
+                .filter_map(|action| {
+                    let type_id = action.action_type_id()?;
+                    (*type_id.category() == ActionCategory::Source).then(|| SourceAction {
+                        name: action.name().to_owned(),
+                        provider: type_id.provider().to_owned(),
+                        configuration: action
+                            .configuration()
+                            .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A ListPipelineExecutions summary as the port sees it; `None` without an execution id. A
+/// status this version does not know (or none) is read as Failed, on the safe side: it did not
+/// succeed, so `plan` and `skipUnchanged` never take it for the run that left a pipeline
+/// unchanged, and it never feeds a duration.
+fn past_execution(pipeline: &str, summary: &PipelineExecutionSummary) -> Option<PastExecution> {
+    let execution_id = summary.pipeline_execution_id()?.to_owned();
+    let raw = summary.status().map(|s| s.as_str()).unwrap_or_default();
+    let status = RunStatus::parse(raw).unwrap_or_else(|| {
+        tracing::warn!(
+            pipeline,
+            execution_id,
+            status = raw,
+            "ListPipelineExecutions: an unknown status, read as Failed"
+        );
+        RunStatus::Failed
+    });
+    Some(PastExecution {
+        execution_id,
+        status,
+        trigger_type: summary
+            .trigger()
+            .and_then(|t| t.trigger_type())
+            .map(|t| t.as_str().to_owned()),
+        started_at: summary.start_time().and_then(date_time),
+        last_update: summary.last_update_time().and_then(date_time),
+        source_revisions: summary
+            .source_revisions()
+            .iter()
+            .filter_map(|r| Some((r.action_name().to_owned(), r.revision_id()?.to_owned())))
+            .collect(),
+    })
 }
 
 /// The [`Pipelines`] port on CodePipeline.
@@ -63,30 +146,103 @@ impl CodePipelineClient {
 
 #[async_trait]
 impl Pipelines for CodePipelineClient {
-    async fn describe(&self, name: &str) -> PortResult<Option<rm_core::ports::PipelineShape>> {
-        Err(rm_core::error::PortError::Other(format!(
-            "describe {name}: not built yet"
-        )))
+    async fn describe(&self, name: &str) -> PortResult<Option<PipelineShape>> {
+        match self.client.get_pipeline().name(name).send().await {
+            Ok(out) => match out.pipeline() {
+                Some(declaration) => Ok(Some(shape_of(declaration))),
+                None => Err(PortError::Other(format!(
+                    "CodePipeline GetPipeline {name} returned no pipeline"
+                ))),
+            },
+            Err(e)
+                if is_service_error(
+                    &e,
+                    |se| se.is_pipeline_not_found_exception(),
+                    &[NOT_FOUND],
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(port_error(&format!("CodePipeline GetPipeline {name}"), &e)),
+        }
     }
 
-    async fn recent_executions(
-        &self,
-        name: &str,
-        _limit: usize,
-    ) -> PortResult<Vec<rm_core::ports::PastExecution>> {
-        Err(rm_core::error::PortError::Other(format!(
-            "recent_executions {name}: not built yet"
-        )))
+    /// Pages of at most 100 (ListPipelineExecutions' limit), each asking for what is still
+    /// missing, until `limit` executions or the last page; none for a `limit` of 0.
+    async fn recent_executions(&self, name: &str, limit: usize) -> PortResult<Vec<PastExecution>> {
+        let mut executions = Vec::new();
+        let mut next_token: Option<String> = None;
+        // Each page but the last brings at least one execution, or the service paginates
+        // wrongly: the guard keeps that from looping.
+        let max_pages = limit.div_ceil(LIST_PAGE_SIZE as usize) + MAX_LIST_PAGES;
+        for _ in 0..max_pages {
+            let missing = limit - executions.len();
+            if missing == 0 {
+                break;
+            }
+            let page_size =
+                i32::try_from(missing).map_or(LIST_PAGE_SIZE, |m| m.min(LIST_PAGE_SIZE));
+            let out = self
+                .client
+                .list_pipeline_executions()
+                .pipeline_name(name)
+                .max_results(page_size)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    if is_service_error(&e, |se| se.is_pipeline_not_found_exception(), &[NOT_FOUND])
+                    {
+                        PortError::NotFound(format!(
+                            "CodePipeline pipeline {name}: {}",
+                            error_message(&e)
+                        ))
+                    } else {
+                        port_error(&format!("CodePipeline ListPipelineExecutions {name}"), &e)
+                    }
+                })?;
+            executions.extend(
+                out.pipeline_execution_summaries()
+                    .iter()
+                    .filter_map(|summary| past_execution(name, summary))
+                    .take(missing),
+            );
+            match out.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(executions),
+            }
+        }
+        Ok(executions)
     }
 
     async fn execution_variables(
         &self,
         name: &str,
-        _execution_id: &str,
-    ) -> PortResult<std::collections::BTreeMap<String, String>> {
-        Err(rm_core::error::PortError::Other(format!(
-            "execution_variables {name}: not built yet"
-        )))
+        execution_id: &str,
+    ) -> PortResult<BTreeMap<String, String>> {
+        let out = self
+            .client
+            .get_pipeline_execution()
+            .pipeline_name(name)
+            .pipeline_execution_id(execution_id)
+            .send()
+            .await
+            .map_err(|e| execution_error(name, execution_id, &e))?;
+        let execution = out.pipeline_execution.ok_or_else(|| {
+            PortError::Other(format!(
+                "CodePipeline GetPipelineExecution {name} {execution_id} returned no execution"
+            ))
+        })?;
+        Ok(execution
+            .variables()
+            .iter()
+            .filter_map(|v| {
+                Some((
+                    v.name()?.to_owned(),
+                    v.resolved_value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect())
     }
 
     async fn find_started(
@@ -257,27 +413,7 @@ impl Pipelines for CodePipelineClient {
             .pipeline_execution_id(execution_id)
             .send()
             .await
-            .map_err(|e| {
-                let missing = is_service_error(
-                    &e,
-                    |se| {
-                        se.is_pipeline_not_found_exception()
-                            || se.is_pipeline_execution_not_found_exception()
-                    },
-                    &[NOT_FOUND, "PipelineExecutionNotFoundException"],
-                );
-                if missing {
-                    PortError::NotFound(format!(
-                        "CodePipeline execution {execution_id} of pipeline {pipeline}: {}",
-                        error_message(&e)
-                    ))
-                } else {
-                    port_error(
-                        &format!("CodePipeline GetPipelineExecution {pipeline} {execution_id}"),
-                        &e,
-                    )
-                }
-            })?;
+            .map_err(|e| execution_error(pipeline, execution_id, &e))?;
         let execution = out.pipeline_execution.ok_or_else(|| {
             PortError::Other(format!(
                 "CodePipeline GetPipelineExecution {pipeline} {execution_id} returned no execution"
@@ -337,6 +473,33 @@ impl Pipelines for CodePipelineClient {
                 &e,
             )),
         }
+    }
+}
+
+/// A GetPipelineExecution error: the pipeline or the execution not found → `NotFound`.
+fn execution_error(
+    pipeline: &str,
+    execution_id: &str,
+    e: &aws_sdk_codepipeline::error::SdkError<
+        aws_sdk_codepipeline::operation::get_pipeline_execution::GetPipelineExecutionError,
+        aws_sdk_codepipeline::config::http::HttpResponse,
+    >,
+) -> PortError {
+    let missing = is_service_error(
+        e,
+        |se| se.is_pipeline_not_found_exception() || se.is_pipeline_execution_not_found_exception(),
+        &[NOT_FOUND, EXECUTION_NOT_FOUND],
+    );
+    if missing {
+        PortError::NotFound(format!(
+            "CodePipeline execution {execution_id} of pipeline {pipeline}: {}",
+            error_message(e)
+        ))
+    } else {
+        port_error(
+            &format!("CodePipeline GetPipelineExecution {pipeline} {execution_id}"),
+            e,
+        )
     }
 }
 

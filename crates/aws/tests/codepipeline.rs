@@ -1,5 +1,6 @@
 //! CodePipelineClient and CodePipelineJobs with the real SDK client on aws-smithy-mocks (moto
-//! only records CodePipeline executions; it cannot answer with CodePipeline's errors).
+//! only records CodePipeline executions; it cannot answer with CodePipeline's errors), including
+//! what `plan` reads (issue 14): describe, recent_executions, execution_variables.
 
 use aws_sdk_codepipeline::error::ErrorMetadata;
 use aws_sdk_codepipeline::operation::get_pipeline::{GetPipelineError, GetPipelineOutput};
@@ -24,8 +25,10 @@ use aws_sdk_codepipeline::types::error::{
     PipelineExecutionNotStoppableException, PipelineNotFoundException, ValidationException,
 };
 use aws_sdk_codepipeline::types::{
-    ExecutionTrigger, FailureType, PipelineExecution, PipelineExecutionStatus,
-    PipelineExecutionSummary, SourceRevisionType, TriggerType,
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ExecutionTrigger, FailureType,
+    PipelineDeclaration, PipelineExecution, PipelineExecutionStatus, PipelineExecutionSummary,
+    PipelineType, PipelineVariableDeclaration, ResolvedPipelineVariable, SourceRevisionType,
+    StageDeclaration, TriggerType,
 };
 use aws_sdk_codepipeline::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
@@ -35,6 +38,7 @@ use rm_core::manifest::{PipelineSpec, SourceRevision};
 use rm_core::ports::{JobResults, Pipelines, StartError};
 use rm_core::release::{ReleaseId, RunStatus};
 use rm_core::usecases::client_request_token;
+use std::collections::BTreeMap;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -479,4 +483,374 @@ async fn find_started_errors_map_to_not_found_throttled_and_transient() {
     assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
     let err = pipelines.find_started("app", T0).await.unwrap_err();
     assert!(matches!(err, PortError::Transient(_)), "{err:?}");
+}
+
+/// An action of `category` by `provider`, with `configuration`.
+fn action(
+    name: &str,
+    category: ActionCategory,
+    provider: &str,
+    configuration: &[(&str, &str)],
+) -> ActionDeclaration {
+    let mut action = ActionDeclaration::builder().name(name).action_type_id(
+        ActionTypeId::builder()
+            .category(category)
+            .owner(ActionOwner::Aws)
+            .provider(provider)
+            .version("1")
+            .build()
+            .unwrap(),
+    );
+    for (k, v) in configuration {
+        action = action.configuration(*k, *v);
+    }
+    action.build().unwrap()
+}
+
+fn stage(name: &str, actions: Vec<ActionDeclaration>) -> StageDeclaration {
+    StageDeclaration::builder()
+        .name(name)
+        .set_actions(Some(actions))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn describe_reads_the_type_the_variables_and_every_source_action() {
+    let v2 = mock!(Client::get_pipeline)
+        .match_requests(|r| r.name() == Some("app"))
+        .then_output(|| {
+            let s3 = action(
+                "Source",
+                ActionCategory::Source,
+                "S3",
+                &[("AllowOverrideForS3ObjectKey", "true")],
+            );
+            let declaration = PipelineDeclaration::builder()
+                .name("app")
+                .role_arn("arn:aws:iam::123456789012:role/app")
+                .pipeline_type(PipelineType::V2)
+                .variables(
+                    PipelineVariableDeclaration::builder()
+                        .name("ENV")
+                        .build()
+                        .unwrap(),
+                )
+                .variables(
+                    PipelineVariableDeclaration::builder()
+                        .name("VERSION")
+                        .default_value("latest")
+                        .build()
+                        .unwrap(),
+                )
+                .stages(stage(
+                    "Source",
+                    vec![s3, action("Image", ActionCategory::Source, "ECR", &[])],
+                ))
+                .stages(stage(
+                    "Build",
+                    vec![
+                        action("Build", ActionCategory::Build, "CodeBuild", &[]),
+                        // A source action outside the first stage is still one.
+                        action(
+                            "Tools",
+                            ActionCategory::Source,
+                            "CodeStarSourceConnection",
+                            &[],
+                        ),
+                    ],
+                ))
+                .build()
+                .unwrap();
+            GetPipelineOutput::builder().pipeline(declaration).build()
+        });
+    // An old pipeline: no pipelineType (V1), no variables.
+    let v1 = mock!(Client::get_pipeline).then_output(|| {
+        let declaration = PipelineDeclaration::builder()
+            .name("old")
+            .role_arn("arn:aws:iam::123456789012:role/old")
+            .stages(stage(
+                "Source",
+                vec![action("Source", ActionCategory::Source, "CodeCommit", &[])],
+            ))
+            .build()
+            .unwrap();
+        GetPipelineOutput::builder().pipeline(declaration).build()
+    });
+    let missing = mock!(Client::get_pipeline).then_error(|| {
+        GetPipelineError::PipelineNotFoundException(
+            PipelineNotFoundException::builder().message("gone").build(),
+        )
+    });
+    let throttled = mock!(Client::get_pipeline).then_error(|| {
+        GetPipelineError::generic(unmodeled("ThrottlingException", "Rate exceeded"))
+    });
+    let empty = mock!(Client::get_pipeline).then_output(|| GetPipelineOutput::builder().build());
+    let pipelines = CodePipelineClient::new(client(&[&v2, &v1, &missing, &throttled, &empty]));
+
+    let app = pipelines
+        .describe("app")
+        .await
+        .unwrap()
+        .expect("app exists");
+    assert_eq!(app.name, "app");
+    assert_eq!(app.pipeline_type, "V2");
+    assert_eq!(
+        app.variables,
+        Some(vec!["ENV".to_owned(), "VERSION".to_owned()])
+    );
+    let actions = app.source_actions.expect("source actions");
+    let names: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|a| (a.name.as_str(), a.provider.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Source", "S3"),
+            ("Image", "ECR"),
+            ("Tools", "CodeStarSourceConnection")
+        ]
+    );
+    assert_eq!(
+        actions[0].configuration,
+        BTreeMap::from([("AllowOverrideForS3ObjectKey".to_owned(), "true".to_owned())])
+    );
+
+    let old = pipelines.describe("old").await.unwrap().unwrap();
+    assert_eq!(old.pipeline_type, "V1", "no pipelineType: V1");
+    assert_eq!(
+        old.variables,
+        Some(vec![]),
+        "declares none: not 'not known'"
+    );
+    assert_eq!(old.source_actions.unwrap()[0].provider, "CodeCommit");
+
+    assert_eq!(pipelines.describe("gone").await.unwrap(), None);
+    let err = pipelines.describe("app").await.unwrap_err();
+    assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
+    let err = pipelines.describe("app").await.unwrap_err();
+    assert!(matches!(err, PortError::Other(_)), "{err:?}");
+}
+
+/// A finished summary with its source revisions.
+fn finished(
+    id: &str,
+    seconds: i64,
+    status: &str,
+    revisions: &[(&str, &str)],
+) -> PipelineExecutionSummary {
+    let mut summary = PipelineExecutionSummary::builder()
+        .pipeline_execution_id(id)
+        .status(PipelineExecutionStatus::from(status))
+        .start_time(DateTime::from_secs(T0.unix_timestamp() + seconds))
+        .last_update_time(DateTime::from_secs(T0.unix_timestamp() + seconds + 60))
+        .trigger(
+            ExecutionTrigger::builder()
+                .trigger_type(TriggerType::StartPipelineExecution)
+                .build(),
+        );
+    for (action, revision) in revisions {
+        summary = summary.source_revisions(
+            aws_sdk_codepipeline::types::SourceRevision::builder()
+                .action_name(*action)
+                .revision_id(*revision)
+                .build()
+                .unwrap(),
+        );
+    }
+    summary.build()
+}
+
+#[tokio::test]
+async fn recent_executions_pages_until_the_limit_and_maps_each_summary() {
+    // A limit of 150: a first page of 100 asked for (99 usable), then the 51 still missing.
+    let page1 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| {
+            r.pipeline_name() == Some("app")
+                && r.next_token().is_none()
+                && r.max_results() == Some(100)
+        })
+        .then_output(|| {
+            let mut out = ListPipelineExecutionsOutput::builder()
+                .pipeline_execution_summaries(finished(
+                    "newest",
+                    500,
+                    "Succeeded",
+                    &[("Source", "abc123"), ("Image", "sha256:0f")],
+                ))
+                .pipeline_execution_summaries(finished("odd", 400, "Paused", &[]))
+                // No id: skipped.
+                .pipeline_execution_summaries(
+                    PipelineExecutionSummary::builder()
+                        .status(PipelineExecutionStatus::Failed)
+                        .build(),
+                );
+            for n in 0..97 {
+                out = out.pipeline_execution_summaries(finished(
+                    &format!("p1-{n}"),
+                    300 - n,
+                    "Failed",
+                    &[],
+                ));
+            }
+            out.next_token("page-2").build()
+        });
+    let page2 = mock!(Client::list_pipeline_executions)
+        .match_requests(|r| r.next_token() == Some("page-2") && r.max_results() == Some(51))
+        .then_output(|| {
+            let mut out = ListPipelineExecutionsOutput::builder();
+            for n in 0..60 {
+                out = out.pipeline_execution_summaries(finished(
+                    &format!("p2-{n}"),
+                    100 - n,
+                    "Succeeded",
+                    &[],
+                ));
+            }
+            out.next_token("page-3").build()
+        });
+    let page3 = mock!(Client::list_pipeline_executions)
+        .then_output(|| ListPipelineExecutionsOutput::builder().build());
+    let pipelines = CodePipelineClient::new(client(&[&page1, &page2, &page3]));
+    let got = pipelines.recent_executions("app", 150).await.unwrap();
+    assert_eq!(got.len(), 150);
+    assert_eq!(page3.num_calls(), 0, "the limit is reached");
+    let newest = &got[0];
+    assert_eq!(newest.execution_id, "newest");
+    assert_eq!(newest.status, RunStatus::Succeeded);
+    assert_eq!(
+        newest.trigger_type.as_deref(),
+        Some("StartPipelineExecution")
+    );
+    assert_eq!(newest.started_at, Some(T0 + time::Duration::seconds(500)));
+    assert_eq!(newest.last_update, Some(T0 + time::Duration::seconds(560)));
+    assert_eq!(
+        newest.source_revisions,
+        BTreeMap::from([
+            ("Image".to_owned(), "sha256:0f".to_owned()),
+            ("Source".to_owned(), "abc123".to_owned())
+        ])
+    );
+    assert_eq!(got[1].execution_id, "odd");
+    assert_eq!(
+        got[1].status,
+        RunStatus::Failed,
+        "an unknown status is read as not succeeded"
+    );
+    assert_eq!(got[2].execution_id, "p1-0");
+    assert_eq!(got[149].execution_id, "p2-50");
+}
+
+#[tokio::test]
+async fn recent_executions_stops_at_the_last_page_and_maps_errors() {
+    let rules = [
+        mock!(Client::list_pipeline_executions)
+            .match_requests(|r| r.max_results() == Some(10))
+            .then_output(|| {
+                ListPipelineExecutionsOutput::builder()
+                    .pipeline_execution_summaries(finished("only", 0, "Succeeded", &[]))
+                    .build()
+            }),
+        mock!(Client::list_pipeline_executions).then_error(|| {
+            ListPipelineExecutionsError::PipelineNotFoundException(
+                PipelineNotFoundException::builder().message("gone").build(),
+            )
+        }),
+        mock!(Client::list_pipeline_executions).then_error(|| {
+            ListPipelineExecutionsError::generic(unmodeled("ThrottlingException", "Rate exceeded"))
+        }),
+    ];
+    let rule_refs: Vec<&Rule> = rules.iter().collect();
+    let pipelines = CodePipelineClient::new(client(&rule_refs));
+    let got = pipelines.recent_executions("app", 10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(rules[0].num_calls(), 1);
+    assert!(pipelines
+        .recent_executions("app", 0)
+        .await
+        .unwrap()
+        .is_empty());
+    let err = pipelines.recent_executions("gone", 10).await.unwrap_err();
+    assert!(matches!(err, PortError::NotFound(_)), "{err:?}");
+    let err = pipelines.recent_executions("app", 10).await.unwrap_err();
+    assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn execution_variables_reads_the_resolved_values() {
+    let rules = [
+        mock!(Client::get_pipeline_execution)
+            .match_requests(|r| {
+                r.pipeline_name() == Some("app") && r.pipeline_execution_id() == Some("e1")
+            })
+            .then_output(|| {
+                GetPipelineExecutionOutput::builder()
+                    .pipeline_execution(
+                        PipelineExecution::builder()
+                            .pipeline_execution_id("e1")
+                            .status(PipelineExecutionStatus::Succeeded)
+                            .variables(
+                                ResolvedPipelineVariable::builder()
+                                    .name("ENV")
+                                    .resolved_value("prod")
+                                    .build(),
+                            )
+                            .variables(
+                                ResolvedPipelineVariable::builder()
+                                    .name("VERSION")
+                                    .resolved_value("1.2.3")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            }),
+        mock!(Client::get_pipeline_execution).then_output(|| {
+            GetPipelineExecutionOutput::builder()
+                .pipeline_execution(PipelineExecution::builder().build())
+                .build()
+        }),
+        mock!(Client::get_pipeline_execution).then_error(|| {
+            GetPipelineExecutionError::PipelineExecutionNotFoundException(
+                PipelineExecutionNotFoundException::builder()
+                    .message("gone")
+                    .build(),
+            )
+        }),
+        mock!(Client::get_pipeline_execution).then_error(|| {
+            GetPipelineExecutionError::PipelineNotFoundException(
+                PipelineNotFoundException::builder().message("gone").build(),
+            )
+        }),
+        mock!(Client::get_pipeline_execution).then_error(|| {
+            GetPipelineExecutionError::generic(unmodeled("ThrottlingException", "Rate exceeded"))
+        }),
+    ];
+    let rule_refs: Vec<&Rule> = rules.iter().collect();
+    let pipelines = CodePipelineClient::new(client(&rule_refs));
+    assert_eq!(
+        pipelines.execution_variables("app", "e1").await.unwrap(),
+        BTreeMap::from([
+            ("ENV".to_owned(), "prod".to_owned()),
+            ("VERSION".to_owned(), "1.2.3".to_owned())
+        ])
+    );
+    assert!(pipelines
+        .execution_variables("app", "e2")
+        .await
+        .unwrap()
+        .is_empty());
+    for _ in 0..2 {
+        let err = pipelines
+            .execution_variables("app", "e3")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::NotFound(_)), "{err:?}");
+    }
+    let err = pipelines
+        .execution_variables("app", "e4")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Throttled(_)), "{err:?}");
 }

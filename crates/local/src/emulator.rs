@@ -3,10 +3,17 @@
 //! real tokio time, so the real `aws-sdk-codepipeline` client (and so the Lambda functions) can
 //! be tested against scripted pipelines.
 //!
-//! Operations: GetPipeline, StartPipelineExecution, GetPipelineExecution,
-//! ListPipelineExecutions (newest first, with `trigger` and `startTime`; paged by `maxResults`,
-//! 1 to 100, default 100, and `nextToken`), StopPipelineExecution, PutJobSuccessResult and
-//! PutJobFailureResult (recorded for assertions). Errors are AWS's: HTTP 400 with `{"__type": "PipelineNotFoundException",
+//! Operations: GetPipeline (the sim file's `pipelineType`, `variables` and `sourceActions` as
+//! the Source stage, then a Deploy stage; without `sourceActions` one S3 source action named
+//! `Source`), StartPipelineExecution (its `variables` and `sourceRevisions` are recorded),
+//! GetPipelineExecution (`status`, `variables` as resolved, `artifactRevisions`),
+//! ListPipelineExecutions (newest first, with `status`, `trigger`, `startTime`,
+//! `lastUpdateTime` and `sourceRevisions`; paged by `maxResults`, 1 to 100, default 100, and
+//! `nextToken`), StopPipelineExecution, PutJobSuccessResult and PutJobFailureResult (recorded
+//! for assertions). A pipeline the sim file gives `lastRevisions` or `lastVariables` has an
+//! execution from before the emulator started (`sim-last-<pipeline>`, see [`crate::sim`]),
+//! listed and read like the others. Times are epoch seconds (JSON numbers), as the SDK reads
+//! them. Errors are AWS's: HTTP 400 with `{"__type": "PipelineNotFoundException",
 //! "message": ...}`.
 //!
 //! Each "CodePipeline Pipeline Execution State Change" event the simulator emits is published
@@ -38,7 +45,7 @@
 //! PutJobFailureResult (Failed), or a job the function left unanswered (NoResult).
 
 use crate::clock::VirtualClock;
-use crate::sim::{SimExecution, SimFile, SimPipelines};
+use crate::sim::{SimExecution, SimFile, SimPipelines, SimShape};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -46,7 +53,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use rm_core::error::PortError;
-use rm_core::manifest::PipelineSpec;
+use rm_core::manifest::{PipelineSpec, SourceRevision};
 use rm_core::ports::{Pipelines, StartError};
 use rm_core::release::RunStatus;
 use serde::Serialize;
@@ -167,6 +174,11 @@ impl Shared {
 
     fn exists(&self, pipeline: &str) -> bool {
         locked(&self.sim).0.behaviour(pipeline).exists
+    }
+
+    /// What the sim file declares of `pipeline`, without counting a call.
+    fn shape(&self, pipeline: &str) -> SimShape {
+        locked(&self.sim).0.shape(pipeline)
     }
 
     fn count(&self, pipeline: &str, operation: &str) {
@@ -595,37 +607,109 @@ async fn get_pipeline(shared: &Shared, request: &Value) -> Result<Value, AwsErro
         crate::sim::ACCOUNT
     );
     let now = epoch_seconds(OffsetDateTime::now_utc());
+    let shape = shared.shape(name);
+    let sources: Vec<Value> = match &shape.source_actions {
+        Some(actions) => actions
+            .iter()
+            .map(|a| source_action(&a.name, &a.provider, &a.configuration))
+            .collect(),
+        None => vec![source_action(
+            "Source",
+            "S3",
+            &BTreeMap::from([
+                ("S3Bucket".to_owned(), format!("{name}-source")),
+                ("S3ObjectKey".to_owned(), "source.zip".to_owned()),
+            ]),
+        )],
+    };
+    let deploy_input = sources[0]["outputArtifacts"][0].clone();
+    let mut pipeline = json!({
+        "name": name,
+        "roleArn": format!("arn:aws:iam::{}:role/{name}-pipeline", crate::sim::ACCOUNT),
+        "artifactStore": {"type": "S3", "location": format!("{name}-artifacts")},
+        "stages": [
+            {"name": "Source", "actions": sources},
+            {"name": "Deploy", "actions": [{
+                "name": "Deploy",
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
+                "configuration": {"ApplicationName": name, "DeploymentGroupName": name},
+                "inputArtifacts": [deploy_input],
+                "runOrder": 1
+            }]}
+        ],
+        "version": 1,
+        "executionMode": "SUPERSEDED",
+        "pipelineType": shape.pipeline_type.as_str()
+    });
+    // Without `variables` in the sim file the declaration has none, as a pipeline that
+    // declares none (the port's `None`, "not known", has no AWS shape).
+    if let Some(variables) = &shape.variables {
+        pipeline["variables"] = variables
+            .iter()
+            .map(|v| {
+                let mut declared = json!({"name": v.name});
+                if let Some(default) = &v.default_value {
+                    declared["defaultValue"] = json!(default);
+                }
+                declared
+            })
+            .collect();
+    }
     Ok(json!({
-        "pipeline": {
-            "name": name,
-            "roleArn": format!("arn:aws:iam::{}:role/{name}-pipeline", crate::sim::ACCOUNT),
-            "artifactStore": {"type": "S3", "location": format!("{name}-artifacts")},
-            "stages": [
-                {"name": "Source", "actions": [{
-                    "name": "Source",
-                    "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                    "configuration": {"S3Bucket": format!("{name}-source"), "S3ObjectKey": "source.zip"},
-                    "outputArtifacts": [{"name": "SourceOutput"}],
-                    "runOrder": 1
-                }]},
-                {"name": "Deploy", "actions": [{
-                    "name": "Deploy",
-                    "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
-                    "configuration": {"ApplicationName": name, "DeploymentGroupName": name},
-                    "inputArtifacts": [{"name": "SourceOutput"}],
-                    "runOrder": 1
-                }]}
-            ],
-            "version": 1,
-            "executionMode": "SUPERSEDED",
-            "pipelineType": "V2"
-        },
+        "pipeline": pipeline,
         "metadata": {"pipelineArn": arn, "created": now, "updated": now}
     }))
 }
 
+/// The output artifact of a source action: `<action>Output`, in the characters an artifact
+/// name allows (`[a-zA-Z0-9_-]`).
+fn output_artifact(action: &str) -> String {
+    let name: String = action
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{name}Output")
+}
+
+/// A Source action's declaration. A provider the sim file does not give goes out empty (the
+/// port reads an empty provider as "not known"); GitHub (version 1) is a ThirdParty action,
+/// the others AWS's.
+fn source_action(name: &str, provider: &str, configuration: &BTreeMap<String, String>) -> Value {
+    let owner = if provider == "GitHub" {
+        "ThirdParty"
+    } else {
+        "AWS"
+    };
+    json!({
+        "name": name,
+        "actionTypeId": {"category": "Source", "owner": owner, "provider": provider, "version": "1"},
+        "configuration": configuration,
+        "outputArtifacts": [{"name": output_artifact(name)}],
+        "runOrder": 1
+    })
+}
+
 fn spec_from_request(name: &str, request: &Value) -> PipelineSpec {
     let mut spec = PipelineSpec::new(name, 1);
+    if let Some(revisions) = request.get("sourceRevisions").and_then(Value::as_array) {
+        spec.source_revisions = revisions
+            .iter()
+            .filter_map(|r| {
+                let text = |key: &str| Some(r.get(key)?.as_str()?.to_owned());
+                Some(SourceRevision {
+                    action_name: text("actionName")?,
+                    revision_type: text("revisionType")?,
+                    revision_value: text("revisionValue")?,
+                })
+            })
+            .collect();
+    }
     if let Some(vars) = request.get("variables").and_then(Value::as_array) {
         spec.variables = vars
             .iter()
@@ -665,11 +749,7 @@ async fn start_execution(shared: &Shared, request: &Value) -> Result<Value, AwsE
 }
 
 fn execution_of(shared: &Shared, pipeline: &str, id: &str) -> Option<SimExecution> {
-    shared
-        .sim()
-        .executions()
-        .into_iter()
-        .find(|e| e.execution_id == id && e.pipeline == pipeline)
+    shared.sim().execution(pipeline, id)
 }
 
 async fn get_execution(shared: &Shared, request: &Value) -> Result<Value, AwsError> {
@@ -687,7 +767,18 @@ async fn get_execution(shared: &Shared, request: &Value) -> Result<Value, AwsErr
         "pipelineVersion": 1,
         "pipelineExecutionId": id,
         "status": status.status.as_str(),
-        "artifactRevisions": [],
+        "artifactRevisions": execution.as_ref().map_or_else(Vec::new, |e| {
+            e.source_revisions
+                .iter()
+                .map(|(action, revision)| {
+                    json!({
+                        "name": output_artifact(action),
+                        "revisionId": revision,
+                        "created": epoch_seconds(e.started_at)
+                    })
+                })
+                .collect()
+        }),
         "trigger": trigger(),
         "executionMode": "SUPERSEDED",
         "executionType": "STANDARD"
@@ -761,7 +852,9 @@ fn list_executions(shared: &Shared, request: &Value) -> Result<Value, AwsError> 
                 "status": e.status.as_str(),
                 "startTime": epoch_seconds(e.started_at),
                 "lastUpdateTime": epoch_seconds(e.ended_at.unwrap_or(e.started_at)),
-                "sourceRevisions": [],
+                "sourceRevisions": e.source_revisions.iter().map(|(action, revision)| {
+                    json!({"actionName": action, "revisionId": revision})
+                }).collect::<Vec<Value>>(),
                 "trigger": trigger(),
                 "executionMode": "SUPERSEDED",
                 "executionType": "STANDARD"
@@ -955,6 +1048,7 @@ async fn admin_executions(State(shared): State<Arc<Shared>>) -> Response {
                 "summary": e.summary,
                 "stopReason": e.stop_reason,
                 "variables": e.variables,
+                "sourceRevisions": e.source_revisions,
             })
         })
         .collect();

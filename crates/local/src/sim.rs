@@ -24,6 +24,30 @@
 //! StopPipelineExecution answers success but never takes effect; the execution keeps its own
 //! outcome). A pipeline's object overrides `defaults`, which override the built-in defaults.
 //!
+//! What `plan` inspects (issue 14; see [`shape`]), also per pipeline or in `defaults`:
+//! `pipelineType` (`V1` or `V2`, default `V2`), `variables` (the declared pipeline-level
+//! variables: names or `{"name", "defaultValue"?}`; unset: not known, any is accepted),
+//! `sourceActions` (names, or `{"name", "provider"?, "configuration"?}`; unset: not known),
+//! `lastRevisions` (`{"ActionName": "revision"}` or `[{"actionName", "revisionValue",
+//! "revisionType"?}]`) and `lastVariables` (`{"name": "value"}`). With `lastRevisions` or
+//! `lastVariables` the pipeline has one execution from before the simulation: Succeeded,
+//! triggered by StartPipelineExecution, ended a minute before the simulation's start after
+//! `durationSeconds`, with the id `sim-last-<pipeline>`, those revisions and variables. It is
+//! listed by ListPipelineExecutions and read by GetPipelineExecution like any other, and is
+//! none of the executions the simulation started ([`SimPipelines::executions`], the counts,
+//! the events). Executions the simulation starts record their start's source revisions (the
+//! `revisionValue` as the revision id) and variables (over the declared defaults), so a later
+//! release in the same simulation sees what an earlier one ran.
+//!
+//! ```json
+//! {"pipelines": {"api": {
+//!    "variables": ["ENV", {"name": "VERSION", "defaultValue": "latest"}],
+//!    "sourceActions": [{"name": "Source", "provider": "S3",
+//!                       "configuration": {"AllowOverrideForS3ObjectKey": "true"}}],
+//!    "lastRevisions": {"Source": "v41.zip"},
+//!    "lastVariables": {"ENV": "prod", "VERSION": "41"}}}}
+//! ```
+//!
 //! Run-level faults sit in a top-level `"faults"` object (all optional):
 //! `abortExecutionAfterSeconds` (a number of seconds, 0 to 30 days: the release's execution is
 //! aborted that long after it started, as StopExecution from the console would; the reconciler
@@ -47,13 +71,20 @@
 //! EventBridge "CodePipeline Pipeline Execution State Change" event CodePipeline emits, on the
 //! bus the local run feeds to record-state.
 
+pub mod shape;
+
+pub use shape::{DeclaredVariable, LastRevision, PipelineType, SimShape};
+
 use crate::clock::VirtualClock;
 use crate::world::{self, WorldScript};
 use rm_core::error::{PortError, ValidationError};
 use rm_core::manifest::{check_pipeline_name, PipelineSpec};
-use rm_core::ports::{Clock, ExecutionStatus, Pipelines, PortResult, StartError};
+use rm_core::ports::{
+    Clock, ExecutionStatus, PastExecution, PipelineShape, Pipelines, PortResult, StartError,
+};
 use rm_core::release::RunStatus;
 use serde_json::{json, Map, Value};
+use shape::ShapeOverrides;
 
 use std::collections::HashSet;
 use std::collections::{BTreeMap, HashMap};
@@ -139,6 +170,8 @@ struct Overrides {
     send_failures: Option<u32>,
     vanishes: Option<bool>,
     stop_refused: Option<bool>,
+    /// What `plan` inspects: the declaration and the last execution before the simulation.
+    shape: ShapeOverrides,
 }
 
 impl Overrides {
@@ -251,7 +284,8 @@ impl fmt::Display for SimFileError {
 impl std::error::Error for SimFileError {}
 
 const FIELDS: &str = "exists, outcome, durationSeconds, failedStage, stopSeconds, events, \
-     throttleStarts, startConflicts, startTimeouts, sendFailures, vanishes, stopRefused";
+     throttleStarts, startConflicts, startTimeouts, sendFailures, vanishes, stopRefused, \
+     pipelineType, variables, sourceActions, lastRevisions, lastVariables";
 
 pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
@@ -360,6 +394,15 @@ impl SimFile {
         match self.pipelines.get(pipeline) {
             Some(o) => o.over(base),
             None => base,
+        }
+    }
+
+    /// What `pipeline` declares and ran before the simulation (`pipelineType`, `variables`,
+    /// `sourceActions`, `lastRevisions`, `lastVariables`).
+    pub fn shape(&self, pipeline: &str) -> SimShape {
+        match self.pipelines.get(pipeline) {
+            Some(o) => o.shape.over(&self.defaults.shape),
+            None => ShapeOverrides::default().over(&self.defaults.shape),
         }
     }
 
@@ -504,6 +547,7 @@ fn overrides(v: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Overri
             "startConflicts" => o.start_conflicts = count(v, &p, errors),
             "startTimeouts" => o.start_timeouts = count(v, &p, errors),
             "sendFailures" => o.send_failures = count(v, &p, errors),
+            key if o.shape.parse(key, v, &p, errors) => {}
             other => errors.push(ValidationError::new(
                 &p,
                 format!("unknown field {other:?}; expected one of {FIELDS}"),
@@ -768,8 +812,21 @@ pub struct SimExecution {
     pub ended_at: Option<OffsetDateTime>,
     pub summary: Option<String>,
     pub stop_reason: Option<String>,
+    /// The pipeline-level variables it resolved: its start's, over the declared defaults.
     pub variables: BTreeMap<String, String>,
+    /// The revision id each source action ran, by action name: its start's source revision
+    /// overrides (`revisionValue`).
+    pub source_revisions: BTreeMap<String, String>,
 }
+
+/// The id of `pipeline`'s execution from before the simulation (`lastRevisions`,
+/// `lastVariables`).
+pub fn last_execution_id(pipeline: &str) -> String {
+    format!("sim-last-{pipeline}")
+}
+
+/// How long before the simulation's start the execution from before it ended.
+const LAST_EXECUTION_ENDED_BEFORE: time::Duration = time::Duration::minutes(1);
 
 #[derive(Default)]
 struct State {
@@ -823,7 +880,7 @@ fn event_state(status: RunStatus) -> &'static str {
         RunStatus::Superseded => "SUPERSEDED",
         RunStatus::Failed => "FAILED",
         RunStatus::Cancelled => "CANCELED",
-        RunStatus::NotStarted | RunStatus::NotFound => "UNKNOWN",
+        RunStatus::NotStarted | RunStatus::NotFound | RunStatus::Skipped => "UNKNOWN",
     }
 }
 
@@ -879,13 +936,21 @@ impl SimPipelines {
     }
 
     /// What ListPipelineExecutions lists for `pipeline`: its executions, newest first (by start
-    /// time; the later started first among equal times), without the vanished ones.
+    /// time; the later started first among equal times), without the vanished ones, and last
+    /// the one from before the simulation (`lastRevisions`, `lastVariables`), if any.
     pub fn history(&self, pipeline: &str) -> Vec<SimExecution> {
         let s = self.inner.lock();
         let mut listed: Vec<SimExecution> = history(&s, pipeline).cloned().collect();
         listed.reverse();
         listed.sort_by_key(|e| std::cmp::Reverse(e.started_at));
+        listed.extend(self.inner.last_execution(pipeline));
         listed
+    }
+
+    /// The execution `execution_id` of `pipeline`, as GetPipelineExecution finds it: one the
+    /// simulation started (not vanished) or the one from before it.
+    pub fn execution(&self, pipeline: &str, execution_id: &str) -> Option<SimExecution> {
+        self.inner.find(&self.inner.lock(), pipeline, execution_id)
     }
 
     /// The most executions in progress (or stopping) at once.
@@ -902,6 +967,48 @@ impl SimPipelines {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `pipeline`'s execution from before the simulation, when the sim file gives it
+    /// `lastRevisions` or `lastVariables`: Succeeded a minute before the simulation's start,
+    /// after `durationSeconds`. Made on demand from the file, so it is never in `State`: not
+    /// counted, not running, no events.
+    fn last_execution(&self, pipeline: &str) -> Option<SimExecution> {
+        let shape = self.file.shape(pipeline);
+        if !shape.ran_before() {
+            return None;
+        }
+        let ended = self.clock.start() - LAST_EXECUTION_ENDED_BEFORE;
+        Some(SimExecution {
+            pipeline: pipeline.to_owned(),
+            execution_id: last_execution_id(pipeline),
+            client_request_token: String::new(),
+            status: RunStatus::Succeeded,
+            started_at: ended - self.file.behaviour(pipeline).duration,
+            ended_at: Some(ended),
+            summary: None,
+            stop_reason: None,
+            variables: shape.last_variables.unwrap_or_default(),
+            source_revisions: shape
+                .last_revisions
+                .into_iter()
+                .flatten()
+                .map(|r| (r.action_name, r.revision_value))
+                .collect(),
+        })
+    }
+
+    /// An execution of `pipeline` GetPipelineExecution finds (see [`SimPipelines::execution`]).
+    fn find(&self, s: &State, pipeline: &str, execution_id: &str) -> Option<SimExecution> {
+        match s.executions.get(execution_id) {
+            Some(e) if e.pipeline == pipeline && !s.vanished.contains(execution_id) => {
+                Some(e.clone())
+            }
+            Some(_) => None,
+            None => self
+                .last_execution(pipeline)
+                .filter(|e| e.execution_id == execution_id),
+        }
     }
 
     fn publish(&self, state: &mut State, execution_id: &str) {
@@ -1047,6 +1154,35 @@ fn history<'a>(s: &'a State, pipeline: &'a str) -> impl Iterator<Item = &'a SimE
         .filter(move |e| e.pipeline == pipeline && !s.vanished.contains(&e.execution_id))
 }
 
+fn execution_not_found(pipeline: &str, execution_id: &str) -> PortError {
+    PortError::NotFound(format!(
+        "PipelineExecutionNotFoundException: pipeline {pipeline} has no execution {execution_id}"
+    ))
+}
+
+fn pipeline_not_found(pipeline: &str) -> PortError {
+    PortError::NotFound(format!(
+        "PipelineNotFoundException: Account '{ACCOUNT}' does not have a pipeline with name \
+         '{pipeline}'"
+    ))
+}
+
+/// ListPipelineExecutions' largest page: what the AWS adapter asks for.
+const LIST_PAGE_SIZE: usize = 100;
+
+/// A ListPipelineExecutions summary of a simulated execution; every one is triggered by
+/// StartPipelineExecution.
+fn past_execution(e: SimExecution) -> PastExecution {
+    PastExecution {
+        execution_id: e.execution_id,
+        status: e.status,
+        trigger_type: Some("StartPipelineExecution".to_owned()),
+        started_at: Some(e.started_at),
+        last_update: Some(e.ended_at.unwrap_or(e.started_at)),
+        source_revisions: e.source_revisions,
+    }
+}
+
 fn execution_id() -> String {
     format!(
         "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
@@ -1060,30 +1196,64 @@ fn execution_id() -> String {
 
 #[async_trait::async_trait]
 impl Pipelines for SimPipelines {
-    async fn describe(&self, name: &str) -> PortResult<Option<rm_core::ports::PipelineShape>> {
-        Err(rm_core::error::PortError::Other(format!(
-            "describe {name}: not built yet"
-        )))
+    /// One GetPipeline call.
+    async fn describe(&self, name: &str) -> PortResult<Option<PipelineShape>> {
+        let inner = &self.inner;
+        inner
+            .lock()
+            .calls
+            .entry(name.to_owned())
+            .or_default()
+            .get_pipeline += 1;
+        Ok(inner
+            .file
+            .behaviour(name)
+            .exists
+            .then(|| inner.file.shape(name).port(name)))
     }
 
-    async fn recent_executions(
-        &self,
-        name: &str,
-        _limit: usize,
-    ) -> PortResult<Vec<rm_core::ports::PastExecution>> {
-        Err(rm_core::error::PortError::Other(format!(
-            "recent_executions {name}: not built yet"
-        )))
+    /// Counted as the ListPipelineExecutions pages the AWS adapter reads: pages of 100 until
+    /// `limit` executions or the last page (at least one call; none for a `limit` of 0).
+    async fn recent_executions(&self, name: &str, limit: usize) -> PortResult<Vec<PastExecution>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let exists = self.inner.file.behaviour(name).exists;
+        let listed = if exists {
+            self.history(name)
+        } else {
+            Vec::new()
+        };
+        let pages = listed.len().min(limit).div_ceil(LIST_PAGE_SIZE).max(1);
+        self.inner
+            .lock()
+            .calls
+            .entry(name.to_owned())
+            .or_default()
+            .list_executions += u32::try_from(pages).unwrap_or(u32::MAX);
+        if !exists {
+            return Err(pipeline_not_found(name));
+        }
+        Ok(listed.into_iter().take(limit).map(past_execution).collect())
     }
 
+    /// One GetPipelineExecution call.
     async fn execution_variables(
         &self,
         name: &str,
-        _execution_id: &str,
-    ) -> PortResult<std::collections::BTreeMap<String, String>> {
-        Err(rm_core::error::PortError::Other(format!(
-            "execution_variables {name}: not built yet"
-        )))
+        execution_id: &str,
+    ) -> PortResult<BTreeMap<String, String>> {
+        let inner = &self.inner;
+        let exists = inner.file.behaviour(name).exists;
+        let mut s = inner.lock();
+        s.calls.entry(name.to_owned()).or_default().get_execution += 1;
+        if !exists {
+            return Err(pipeline_not_found(name));
+        }
+        inner
+            .find(&s, name, execution_id)
+            .map(|e| e.variables)
+            .ok_or_else(|| execution_not_found(name, execution_id))
     }
 
     async fn exists(&self, name: &str) -> PortResult<bool> {
@@ -1143,7 +1313,16 @@ impl Pipelines for SimPipelines {
                         ended_at: None,
                         summary: None,
                         stop_reason: None,
-                        variables: spec.variables.clone(),
+                        variables: {
+                            let mut resolved = inner.file.shape(&spec.name).variable_defaults();
+                            resolved.extend(spec.variables.clone());
+                            resolved
+                        },
+                        source_revisions: spec
+                            .source_revisions
+                            .iter()
+                            .map(|r| (r.action_name.clone(), r.revision_value.clone()))
+                            .collect(),
                     },
                 );
                 s.order.push(id.clone());
@@ -1184,12 +1363,11 @@ impl Pipelines for SimPipelines {
             .or_default()
             .list_executions += 1;
         if !b.exists {
-            return Err(PortError::NotFound(format!(
-                "PipelineNotFoundException: Account '{ACCOUNT}' does not have a pipeline with \
-                 name '{pipeline}'"
-            )));
+            return Err(pipeline_not_found(pipeline));
         }
-        // Every simulated execution is triggered by StartPipelineExecution.
+        // Every simulated execution is triggered by StartPipelineExecution. The one from
+        // before the simulation is not looked at: it started before any `since` of a release
+        // in it.
         let found = history(&s, pipeline)
             .filter(|e| e.started_at >= since)
             .min_by_key(|e| e.started_at)
@@ -1216,14 +1394,12 @@ impl Pipelines for SimPipelines {
             .entry(pipeline.to_owned())
             .or_default()
             .get_execution += 1;
-        match s.executions.get(execution_id) {
-            Some(e) if e.pipeline == pipeline && !s.vanished.contains(execution_id) => Ok(ExecutionStatus {
+        match self.inner.find(&s, pipeline, execution_id) {
+            Some(e) => Ok(ExecutionStatus {
                 status: e.status,
-                summary: e.summary.clone(),
+                summary: e.summary,
             }),
-            _ => Err(PortError::NotFound(format!(
-                "PipelineExecutionNotFoundException: pipeline {pipeline} has no execution {execution_id}"
-            ))),
+            None => Err(execution_not_found(pipeline, execution_id)),
         }
     }
 
@@ -1247,11 +1423,14 @@ impl Pipelines for SimPipelines {
                     }
                     e.status
                 }
-                _ => {
-                    return Err(PortError::NotFound(format!(
-                        "PipelineExecutionNotFoundException: pipeline {pipeline} has no execution {execution_id}"
-                    )))
+                // The execution from before the simulation: finished, so not an error.
+                _ if inner
+                    .last_execution(pipeline)
+                    .is_some_and(|e| e.execution_id == execution_id) =>
+                {
+                    return Ok(())
                 }
+                _ => return Err(execution_not_found(pipeline, execution_id)),
             }
         };
         match status {
