@@ -3,6 +3,7 @@
 //! PNG, text drawn from the font the repository ships (tests/fonts), never a system font; a
 //! small release is compared with a golden image (`UPDATE_GOLDEN=1` writes it).
 
+use proptest::prelude::*;
 use resvg::{tiny_skia, usvg};
 use rm_core::view::timeline::render;
 use roxmltree::{Document, Node};
@@ -474,6 +475,121 @@ fn odd_or_missing_fields_draw_what_they_can() {
     );
     assert_eq!(texts(&doc, "pipeline-label"), ["a<b>&c"]);
     assert_eq!(bars(&doc), [run("a<b>&c", 1, "Failed_")]);
+}
+
+/// Every place in `v`: its JSON pointer.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                pointers(child, format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                pointers(child, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+fn odd_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        Just(json!(-1)),
+        Just(json!(4_294_967_296_u64)),
+        Just(json!(1.5)),
+        Just(json!(true)),
+        Just(json!("")),
+        Just(json!("<&>\u{0}\u{7}")),
+        Just(json!("0001-01-01T00:00:00Z")),
+        Just(json!("9999-12-31T23:59:59.999999999+23:59")),
+        Just(json!("2026-12-01T08:00:00.5-00:30")),
+        Just(json!([])),
+        Just(json!({})),
+        Just(json!(["x", 1, null])),
+        "[a-zA-Z]{0,12}".prop_map(Value::String),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any field replaced by a value of any shape: drawn without a panic, as XML, with one bar
+    /// per run (an error only without a releaseId).
+    #[test]
+    fn odd_values_anywhere_never_break_the_drawing(
+        picks in proptest::collection::vec((any::<prop::sample::Index>(), odd_value()), 1..6)
+    ) {
+        let mut release = fixture("small.json");
+        let mut all = Vec::new();
+        pointers(&release, String::new(), &mut all);
+        for (index, value) in picks {
+            let at = index.get(&all);
+            if at.is_empty() {
+                continue;
+            }
+            if let Some(slot) = release.pointer_mut(at) {
+                *slot = value;
+            }
+        }
+        match render(&release) {
+            Ok(svg) => {
+                let doc = parse(&svg);
+                prop_assert_eq!(with_class(&doc, "bar").len(), lenient_runs(&release));
+            }
+            Err(e) => prop_assert!(
+                !matches!(&release["releaseId"], Value::String(s) if !s.is_empty())
+                    && !release["releaseId"].is_number(),
+                "{e}"
+            ),
+        }
+    }
+}
+
+/// The runs a release JSON of any shape has: per pipeline object, the attempts (a number in
+/// range, else 1) of its history entries that have a string status other than NotStarted and
+/// a time; without history entries, one run if its `status` says it started and it has a time.
+fn lenient_runs(release: &Value) -> usize {
+    let time = |v: &Value| {
+        v.as_str().is_some_and(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+        })
+    };
+    let Some(pipelines) = release["pipelines"].as_array() else {
+        return 0;
+    };
+    pipelines
+        .iter()
+        .filter(|p| p.is_object())
+        .map(|p| {
+            let entries: Vec<&Value> = p["history"]
+                .as_array()
+                .map(|h| h.iter().filter(|e| e.is_object()).collect())
+                .unwrap_or_default();
+            (p, entries)
+        })
+        .map(|(p, entries)| match entries {
+            h if !h.is_empty() => h
+                .iter()
+                .filter(|e| e["status"].as_str().is_some_and(|s| s != "NotStarted"))
+                .filter(|e| time(&e["at"]))
+                .map(|e| {
+                    e["attempt"]
+                        .as_u64()
+                        .filter(|a| *a <= u64::from(u32::MAX))
+                        .unwrap_or(1)
+                })
+                .collect::<std::collections::BTreeSet<u64>>()
+                .len(),
+            _ => {
+                let started = p["status"].as_str().is_some_and(|s| s != "NotStarted");
+                usize::from(started && (time(&p["startedAt"]) || time(&p["endedAt"])))
+            }
+        })
+        .sum()
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! time axis's labels.
 
 use super::axis::{duration, utc_date, utc_stamp, utc_time};
-use super::layout::{LEFT, WIDTH};
+use super::layout::{LEFT, PLOT_LEFT, WIDTH};
 use super::model::At;
 use super::style::{self, CAUSE, INK, MUTED, RUN_STATUSES, WAIT_KINDS};
 use super::svg::{escape, fit, text_width, Px, Svg};
@@ -241,6 +241,19 @@ pub(super) fn tick_labels(svg: &mut Svg, chart: &Chart, date_y: Option<f64>, tim
     let (Some(axis), Some(scale)) = (&chart.axis, chart.scale) else {
         return;
     };
+    svg.text(
+        "text",
+        &[
+            ("class", &"tick-zone"),
+            // Clear of a first tick's label, centred on the plot's left edge.
+            ("x", &Px(PLOT_LEFT - 36.0)),
+            ("y", &Px(time_y)),
+            ("font-size", &10),
+            ("fill", &MUTED),
+            ("text-anchor", &"end"),
+        ],
+        "UTC",
+    );
     for tick in &axis.ticks {
         let x = Px(scale.x(tick.at));
         if let (Some(date), Some(y)) = (&tick.date, date_y) {

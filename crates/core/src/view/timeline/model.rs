@@ -31,13 +31,13 @@ pub(super) struct Release {
     pub ended_at: Option<At>,
     #[serde(deserialize_with = "lenient")]
     pub requested_by: Option<String>,
-    #[serde(deserialize_with = "lenient_list")]
+    #[serde(deserialize_with = "lenient_records")]
     pub waves: Vec<Wave>,
-    #[serde(deserialize_with = "lenient_list")]
+    #[serde(deserialize_with = "lenient_records")]
     pub waits: Vec<Wait>,
-    #[serde(deserialize_with = "lenient_list")]
+    #[serde(deserialize_with = "lenient_records")]
     pub attempts: Vec<Attempt>,
-    #[serde(deserialize_with = "lenient_list")]
+    #[serde(deserialize_with = "lenient_records")]
     pub pipelines: Vec<Pipeline>,
 }
 
@@ -103,7 +103,7 @@ pub(super) struct Pipeline {
     pub started_at: Option<At>,
     #[serde(deserialize_with = "lenient")]
     pub ended_at: Option<At>,
-    #[serde(deserialize_with = "lenient_list")]
+    #[serde(deserialize_with = "lenient_records")]
     pub history: Vec<Entry>,
 }
 
@@ -190,13 +190,27 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
 
 /// The entries of a JSON array that have the expected shape (none when it is not an array).
 fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|item| serde_json::from_value(item).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
+    Ok(items(Value::deserialize(d)?)
+        .filter_map(|item| serde_json::from_value(item).ok())
+        .collect())
+}
+
+/// The objects of a JSON array, as records (serde would also read a record from an array of
+/// its fields' values, which no release JSON has).
+fn lenient_records<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(items(Value::deserialize(d)?)
+        .filter(Value::is_object)
+        .filter_map(|item| serde_json::from_value(item).ok())
+        .collect())
+}
+
+fn items(list: Value) -> impl Iterator<Item = Value> {
+    match list {
+        Value::Array(items) => items.into_iter(),
+        _ => Vec::new().into_iter(),
+    }
 }
 
 #[cfg(test)]
