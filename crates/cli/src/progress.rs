@@ -351,11 +351,14 @@ fn apply_run(view: &mut ReleaseView, i: usize, change: &RunChange) {
         return;
     };
     run.status = change.status;
+    if change.execution_id.is_some() {
+        run.execution_id = change.execution_id.clone();
+    }
     run.history.push(HistoryEntry {
         status: change.status,
         at: change.at,
         attempt: run.attempt,
-        execution_id: None,
+        execution_id: change.execution_id.clone(),
     });
     if change.status == RunStatus::InProgress && run.started_at.is_none() {
         run.started_at = Some(change.at);

@@ -180,6 +180,8 @@ pub struct RunChange {
     pub wave: u32,
     pub status: RunStatus,
     pub at: OffsetDateTime,
+    /// The run's execution after the change (a Skipped run's: the one it matched).
+    pub execution_id: Option<String>,
 }
 
 type ChangeObserver = Arc<dyn Fn(&RunChange) + Send + Sync>;
@@ -499,6 +501,7 @@ impl SqliteStore {
                 wave: run.spec.wave,
                 status,
                 at,
+                execution_id: run.execution_id.clone(),
             });
         }
     }

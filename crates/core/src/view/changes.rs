@@ -311,7 +311,11 @@ fn pipeline_changes(prev: &ReleaseView, next: &ReleaseView, out: &mut Vec<Releas
             from,
             to: run.status,
             attempt: run.attempt,
-            cause: run.cause.clone(),
+            cause: match (run.status, &run.execution_id) {
+                // What a skip matched says why it was not started.
+                (RunStatus::Skipped, Some(id)) => Some(format!("unchanged since execution {id}")),
+                _ => run.cause.clone(),
+            },
             at,
         });
     }
