@@ -324,8 +324,9 @@ Without --sim every pipeline exists and succeeds after 3 simulated minutes. A si
 them: {\"defaults\": {...}, \"pipelines\": {\"NAME\": {...}}}, each object with any of exists, \
 outcome (Succeeded|Failed|Stopped|Superseded), durationSeconds, failedStage, stopSeconds, events \
 (deliver|drop|duplicate), throttleStarts, and the faults startConflicts, startTimeouts, \
-sendFailures, vanishes, stopRefused; a top-level \"faults\" object takes \
-abortExecutionAfterSeconds and recordFailures (README, \"Local mode\").
+sendFailures, vanishes, stopRefused; for plan and skipUnchanged, what CodePipeline would say: \
+pipelineType, variables, sourceActions, lastRevisions, lastVariables; a top-level \"faults\" \
+object takes abortExecutionAfterSeconds and recordFailures (README, \"Local mode\").
 
 Running again: a release id is claimed once per state directory, as in DynamoDB. Running the \
 same manifest again in the same state directory runs nothing and exits 3 (already claimed), \
