@@ -550,6 +550,53 @@ async fn lists(cli: &Cli) {
     );
 }
 
+/// `timeline ID -o FILE`: the stack draws the release (`GET /releases/{id}/timeline.svg`,
+/// through the signed front), the picture of the release JSON `status --json` prints; an
+/// unknown release is exit 2, and nothing is written.
+async fn drawn(cli: &Cli) {
+    let file = cli.dir.join("cli-ok.svg");
+    let path = file.display().to_string();
+    let ran = cli.run(&["timeline", "cli-ok", "-o", &path]).await;
+    assert_exit(&ran, 0, "timeline of a release");
+    assert!(ran.stderr.contains(&format!("wrote {path}")), "{ran}");
+    let svg = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{path}: {e}\n{ran}"));
+    let document = svg.trim();
+    assert!(
+        (document.starts_with("<svg") || document.starts_with("<?xml"))
+            && document.ends_with("</svg>"),
+        "an SVG document:\n{svg}"
+    );
+    let title = svg
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(title, _)| title)
+        .unwrap_or_else(|| panic!("no <title>:\n{svg}"));
+    assert!(title.contains("cli-ok"), "{title}");
+    // The same picture as the renderer draws of the release JSON GET /releases/{id} answers.
+    let ran = cli.run(&["status", "cli-ok", "--json"]).await;
+    assert_exit(&ran, 0, "status --json");
+    let expected = rm_core::view::timeline::render(&ran.json()).expect("the release draws");
+    assert_eq!(svg, expected, "the stack's picture of the release");
+
+    // To stdout without -o.
+    let ran = cli.run(&["timeline", "cli-ok"]).await;
+    assert_exit(&ran, 0, "timeline to stdout");
+    assert_eq!(ran.stdout, svg);
+
+    let missing = cli.dir.join("missing.svg");
+    let ran = cli
+        .run(&[
+            "timeline",
+            "no-such-release",
+            "-o",
+            &missing.display().to_string(),
+        ])
+        .await;
+    assert_exit(&ran, 2, "timeline of an unknown release");
+    assert!(ran.stderr.contains("not found"), "{ran}");
+    assert!(!missing.exists(), "nothing written for an unknown release");
+}
+
 /// `--stack NAME`: the API URL from a CloudFormation stack's ReleaseApiUrl output (moto's
 /// CloudFormation); a stack without that output, and one that does not exist: exit 6.
 async fn by_stack(cli: &Cli, stack: &Stack, api_url: &str) {
@@ -648,6 +695,7 @@ fn the_cli_drives_the_stack_through_its_api() {
         // The retry changes the emulator's sim: alone, after the others.
         retried(&cli, &stack).await;
         lists(&cli).await;
+        drawn(&cli).await;
         by_stack(&cli, &stack, &gateway.url).await;
         rm_e2e::report(&json!({
             "cli_remote": {

@@ -160,6 +160,9 @@ pub struct Remote {
     base: reqwest::Url,
     region: String,
     credentials: Option<SharedCredentialsProvider>,
+    /// The AWS configuration loaded at connect (the standard chain), for the SDK clients of
+    /// commands that read more than the API ([`Remote::aws_config`]).
+    config: aws_config::SdkConfig,
     /// How the hints this CLI prints name the target: `--api URL` or `--stack NAME`.
     pub flag: String,
 }
@@ -200,8 +203,23 @@ impl Remote {
             base,
             region,
             credentials: config.credentials_provider(),
+            config,
             flag,
         })
+    }
+
+    /// The AWS configuration of the standard chain, its region the stack's (the API host's,
+    /// else the configured one): what an SDK client talking to the stack's account needs.
+    pub fn aws_config(&self) -> aws_config::SdkConfig {
+        self.config
+            .to_builder()
+            .region(aws_config::Region::new(self.region.clone()))
+            .build()
+    }
+
+    /// Runs `future` to its end on this connection's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
     }
 
     /// The API's stage URL.
@@ -233,6 +251,18 @@ impl Remote {
         serde_json::from_value(body).map_err(|e| {
             RemoteError::Protocol(format!("the API answered a list this CLI cannot read: {e}"))
         })
+    }
+
+    /// `GET /releases/{id}/timeline.svg`: the release drawn as an SVG document.
+    pub fn timeline_svg(&self, id: &str) -> Result<String, RemoteError> {
+        let svg = self.get_text(&["releases", id, "timeline.svg"])?;
+        if !svg.trim_start().starts_with('<') {
+            return Err(RemoteError::Protocol(format!(
+                "the API answered a timeline that is not SVG: {}; is the CLI newer than the stack?",
+                svg.chars().take(200).collect::<String>()
+            )));
+        }
+        Ok(svg)
     }
 
     /// `POST /releases` with the manifest as it is in its file: 202's body.
@@ -269,6 +299,21 @@ impl Remote {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Value, RemoteError> {
+        let url = self.endpoint(segments, query);
+        let text = self.block_on(self.send(method, url, body))?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// One signed `GET`; the body of a 2xx answer as text (an SVG, say), else the error it
+    /// means, as [`Remote::call`]'s.
+    pub fn get_text(&self, segments: &[&str]) -> Result<String, RemoteError> {
+        let url = self.endpoint(segments, &[]);
+        self.block_on(self.send("GET", url, None))
+    }
+
+    /// The URL of a route: the stage URL, the path's segments (each percent-encoded), the
+    /// query.
+    fn endpoint(&self, segments: &[&str], query: &[(&str, String)]) -> reqwest::Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
@@ -277,15 +322,17 @@ impl Remote {
             url.query_pairs_mut()
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        self.rt.block_on(self.send(method, url, body))
+        url
     }
 
+    /// Signs and sends one request: the body of a 2xx answer, else the error the answer (or
+    /// its absence) means.
     async fn send(
         &self,
         method: &str,
         url: reqwest::Url,
         body: Option<Vec<u8>>,
-    ) -> Result<Value, RemoteError> {
+    ) -> Result<String, RemoteError> {
         let shown = url.to_string();
         let Some(provider) = &self.credentials else {
             return Err(RemoteError::Credentials(no_credentials(
@@ -356,10 +403,10 @@ impl Remote {
                 url: shown.clone(),
                 detail: format!("the answer was cut off: {}", error_chain(&e)),
             })?;
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
         if (200..300).contains(&status) {
-            return Ok(json);
+            return Ok(text);
         }
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         let message = message_of(&json);
         Err(match status {
             400 => RemoteError::Invalid {

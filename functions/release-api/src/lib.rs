@@ -12,6 +12,10 @@
 //!   first; `status` one of RUNNING, SUCCEEDED, FAILED, CANCELLED; `limit` 1-100 (default 20);
 //!   `next` the previous page's token. 400 for anything else in the query.
 //! - `GET /releases/{id}`: 200 with the release JSON, 404 when unknown.
+//! - `GET /releases/{id}/timeline.svg`: 200 with the release drawn as an SVG Gantt chart
+//!   ([`rm_core::view::timeline::render`] of the release JSON GET answers), `Content-Type:
+//!   image/svg+xml; charset=utf-8`, `Cache-Control: no-store` (a running release changes); 404
+//!   `{"message", "releaseId"}` when unknown (or not a valid release id, as GET).
 //! - Operating a release (ARCHITECTURE.md §3a), the caller's IAM ARN recorded as `by`:
 //!   `POST /releases/{id}/cancel` `{"reason"}`, `POST /releases/{id}/retry` (no body, or `{}`),
 //!   `POST /releases/{id}/approve` `{"wave"}`, `POST /releases/{id}/reject` `{"wave",
@@ -57,6 +61,11 @@ pub async fn handle(request: Request, ports: &Ports<'_>) -> Response<Body> {
             get(&id, ports).await
         }
         (["releases", _], _) => Ok(not_allowed(&method, "GET")),
+        (["releases", id, TIMELINE], &Method::GET) => {
+            let id = path_id(&request, id);
+            timeline(&id, ports).await
+        }
+        (["releases", _, TIMELINE], _) => Ok(not_allowed(&method, "GET")),
         (["halt"], &Method::GET) => get_halt(ports).await,
         (["halt"], &Method::PUT) => put_halt(&request, ports).await,
         (["halt"], &Method::DELETE) => delete_halt(&request, ports).await,
@@ -72,7 +81,7 @@ pub async fn handle(request: Request, ports: &Ports<'_>) -> Response<Body> {
         }
         _ => Ok(respond(
             StatusCode::NOT_FOUND,
-            json!({"message": format!("no route for {method} {path}; the API has POST /releases, GET /releases, GET /releases/{{id}}, POST /releases/{{id}}/cancel|retry|approve|reject and GET|PUT|DELETE /halt")}),
+            json!({"message": format!("no route for {method} {path}; the API has POST /releases, GET /releases, GET /releases/{{id}}, GET /releases/{{id}}/timeline.svg, POST /releases/{{id}}/cancel|retry|approve|reject and GET|PUT|DELETE /halt")}),
         )),
     };
     result.unwrap_or_else(error_response)
@@ -212,6 +221,33 @@ async fn get(id: &str, ports: &Ports<'_>) -> Result<Response<Body>, TaskError> {
             json!({"message": format!("release {id:?} not found")}),
         ),
     })
+}
+
+/// The last segment of `GET /releases/{id}/timeline.svg`.
+const TIMELINE: &str = "timeline.svg";
+
+/// GET /releases/{id}/timeline.svg: the release JSON of GET, drawn. An unknown (or invalid)
+/// id is 404 as GET's; a release the renderer cannot draw is a 500 naming why.
+async fn timeline(id: &str, ports: &Ports<'_>) -> Result<Response<Body>, TaskError> {
+    let Some(view) = usecases::get_release(id, ports).await? else {
+        return Ok(unknown_release(id));
+    };
+    let release = serde_json::to_value(&view)
+        .map_err(|e| TaskError::Internal(format!("cannot encode the release: {e}")))?;
+    let svg = rm_core::view::timeline::render(&release)
+        .map_err(|e| TaskError::Internal(format!("release {id}: {e}")))?;
+    let mut response = Response::new(Body::Text(svg));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("image/svg+xml; charset=utf-8"),
+    );
+    // A running release's picture changes with every poll: never served from a cache.
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 /// The most releases one page lists, and how many without `limit`.

@@ -32,11 +32,13 @@ impl Output {
     }
 }
 
-/// Runs the binary in `cwd`.
+/// Runs the binary in `cwd`, against the local state directory: a `RELEASE_MACHINE_API` in
+/// the test's environment would send it to a stack.
 pub fn cli(cwd: &Path, args: &[&str]) -> Output {
     let out = Command::new(BIN)
         .args(args)
         .current_dir(cwd)
+        .env_remove("RELEASE_MACHINE_API")
         .output()
         .expect("the release-machine binary runs");
     Output {
