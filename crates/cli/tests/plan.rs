@@ -174,9 +174,15 @@ fn an_approval_nobody_scripted_is_assumed_given_when_asked() {
     let seconds = p["predictedDurationSeconds"].as_u64().unwrap();
     assert!((540..=542).contains(&seconds), "{p}");
     assert_eq!(wave(&p, 2)["waits"][0]["kind"], "approval");
-    assert!(wave(&p, 2)["waits"][0]["seconds"].as_u64().unwrap() <= 1, "{p}");
+    assert!(
+        wave(&p, 2)["waits"][0]["seconds"].as_u64().unwrap() <= 1,
+        "{p}"
+    );
     let assumed = p["assumptions"].to_string();
-    assert!(assumed.contains("waves 2, 3 approved as soon as asked"), "{assumed}");
+    assert!(
+        assumed.contains("waves 2, 3 approved as soon as asked"),
+        "{assumed}"
+    );
 }
 
 #[test]
@@ -332,4 +338,123 @@ fn the_text_plan_answers_the_four_questions() {
     ] {
         assert!(out.stdout.contains(q), "{q} in\n{}", out.stdout);
     }
+}
+
+/// The README's plan is the binary's, word for word.
+#[test]
+fn the_readme_shows_the_plan_the_command_prints() {
+    let root = common::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let command =
+        "$ release-machine plan events/release-manifest.json --sim docs/sample-plan.sim.json\n";
+    let shown = readme
+        .split_once(command)
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("the README shows a plan");
+    let out = cli(
+        &root,
+        &[
+            "plan",
+            "events/release-manifest.json",
+            "--sim",
+            "docs/sample-plan.sim.json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout, shown,
+        "README.md's plan is not what plan prints"
+    );
+}
+
+/// Execution ids are new at every run: masked, the pictures compare.
+fn without_execution_ids(svg: &str) -> String {
+    let mut out = String::with_capacity(svg.len());
+    let mut rest = svg;
+    // A UUID: 8-4-4-4-12 hex digits.
+    let is_uuid = |s: &str| {
+        s.len() >= 36
+            && s.is_char_boundary(36)
+            && s[..36].char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
+    while let Some(c) = rest.chars().next() {
+        if is_uuid(rest) {
+            out.push_str("<execution>");
+            rest = &rest[36..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// The README's pictures are what its commands draw.
+#[test]
+fn the_readme_pictures_are_what_the_commands_draw() {
+    let root = common::repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    let at = |p: &str| root.join(p).display().to_string();
+    let run = cli(
+        &root,
+        &[
+            "run",
+            &at("events/release-manifest.json"),
+            "--sim",
+            &at("docs/sample.sim.json"),
+            "--state-dir",
+            state,
+        ],
+    );
+    assert_eq!(
+        run.code, 1,
+        "the sample's first attempt fails: {}",
+        run.stderr
+    );
+    let retry = cli(
+        &root,
+        &[
+            "retry",
+            "2026.03.1",
+            "--sim",
+            &at("docs/sample-retry.sim.json"),
+            "--state-dir",
+            state,
+        ],
+    );
+    assert_eq!(retry.code, 0, "{}", retry.stderr);
+    let drawn = cli(&root, &["timeline", "2026.03.1", "--state-dir", state]);
+    assert_eq!(drawn.code, 0, "{}", drawn.stderr);
+    let committed = std::fs::read_to_string(root.join("docs/timeline-sample.svg")).unwrap();
+    assert_eq!(
+        without_execution_ids(&drawn.stdout),
+        without_execution_ids(&committed),
+        "docs/timeline-sample.svg is not what the README's commands draw"
+    );
+    let planned = cli(
+        &root,
+        &[
+            "timeline",
+            "--plan",
+            &at("events/release-manifest.json"),
+            "--sim",
+            &at("docs/sample-plan.sim.json"),
+        ],
+    );
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let committed = std::fs::read_to_string(root.join("docs/plan-sample.svg")).unwrap();
+    assert_eq!(
+        without_execution_ids(&planned.stdout),
+        without_execution_ids(&committed),
+        "docs/plan-sample.svg is not what the README's command draws"
+    );
 }
