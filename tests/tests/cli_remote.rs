@@ -597,6 +597,86 @@ async fn drawn(cli: &Cli) {
     assert!(!missing.exists(), "nothing written for an unknown release");
 }
 
+/// `plan --api`: the pipelines are read from CodePipeline (here the emulator) with the
+/// caller's credentials, not through the API: durations are the medians of the executions the
+/// releases above ran; a variable the pipeline does not declare is a problem at its path
+/// (exit 2); nothing is recorded. Then `skipUnchanged` on the real stack: a second release
+/// pinned to what a pipeline last ran skips it — in its plan and in its run, by the Lambdas.
+async fn planned(cli: &Cli, stack: &Stack) {
+    let cp = cli.with_env("AWS_ENDPOINT_URL_CODEPIPELINE", &stack.emulator.url());
+    let path = cp.manifest(&json!({"releaseId": "cli-plan", "pipelines": [
+        {"name": "ok-first", "wave": 1}, {"name": "ok-second", "wave": 2}]}));
+    let ran = cp.run(&["plan", &path, "--json"]).await;
+    assert_exit(&ran, 0, "plan against the stack");
+    let plan = ran.json();
+    assert_eq!(plan["source"], "aws", "{plan}");
+    assert_eq!(plan["ok"], true);
+    assert_eq!(plan["predictedStatus"], "SUCCEEDED", "{plan}");
+    let first = &plan["pipelines"][0];
+    assert!(
+        first["durationSource"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("median of its last")),
+        "ok-first ran in cli-ok: {plan}"
+    );
+    let seconds = first["expectedDurationSeconds"].as_u64().unwrap_or(0);
+    assert!((1..=10).contains(&seconds), "the sim's 2 s: {plan}");
+    assert!(
+        plan["cost"]["historyEvents"].as_u64().unwrap_or(0) > 0,
+        "{plan}"
+    );
+    let ran = cli.run(&["status", "cli-plan"]).await;
+    assert_exit(&ran, 2, "a planned release is not recorded");
+    let ran = cp.run(&["plan", &path]).await;
+    assert_exit(&ran, 0, "the text plan");
+    assert!(ran.stdout.contains("Will it start?  yes"), "{ran}");
+
+    let bad = cp.manifest(&json!({"releaseId": "cli-plan-bad", "pipelines": [
+        {"name": "ok-first", "variables": {"UNDECLARED": "1"}}]}));
+    let ran = cp.run(&["plan", &bad]).await;
+    assert_exit(
+        &ran,
+        2,
+        "a plan with a variable the pipeline does not declare",
+    );
+    assert!(
+        ran.stdout.contains("$.pipelines[0].variables.UNDECLARED"),
+        "{ran}"
+    );
+
+    let pinned = |id: &str| {
+        cp.manifest(
+            &json!({"releaseId": id, "skipUnchanged": true, "pipelines": [
+            {"name": "skip-me", "sourceRevisions": [{"actionName": "Source",
+             "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": "v7"}]}]}),
+        )
+    };
+    let first = pinned("cli-skip-1");
+    let ran = cp.run(&["submit", &first, "--watch"]).await;
+    assert_exit(&ran, 0, "the first pinned release runs the pipeline");
+    let ran = cli.run(&["status", "cli-skip-1", "--json"]).await;
+    let ran_first = ran.json();
+    assert_eq!(
+        ran_first["pipelines"][0]["status"], "Succeeded",
+        "{ran_first}"
+    );
+    let execution = ran_first["pipelines"][0]["executionId"].clone();
+
+    let second = pinned("cli-skip-2");
+    let ran = cp.run(&["plan", &second, "--json"]).await;
+    assert_exit(&ran, 0, "the plan of the second pinned release");
+    let plan = ran.json();
+    assert_eq!(plan["pipelines"][0]["change"], "unchanged", "{plan}");
+    assert_eq!(plan["pipelines"][0]["skipped"], true);
+    assert_eq!(plan["pipelines"][0]["matchedExecutionId"], execution);
+    let ran = cp.run(&["submit", &second, "--watch"]).await;
+    assert_exit(&ran, 0, "the second pinned release skips the pipeline");
+    let view = cli.run(&["status", "cli-skip-2", "--json"]).await.json();
+    assert_eq!(view["status"], "SUCCEEDED", "{view}");
+    assert_eq!(view["pipelines"][0]["status"], "Skipped", "{view}");
+    assert_eq!(view["pipelines"][0]["executionId"], execution);
+}
+
 /// `--stack NAME`: the API URL from a CloudFormation stack's ReleaseApiUrl output (moto's
 /// CloudFormation); a stack without that output, and one that does not exist: exit 6.
 async fn by_stack(cli: &Cli, stack: &Stack, api_url: &str) {
@@ -692,6 +772,8 @@ fn the_cli_drives_the_stack_through_its_api() {
             refused(&cli),
         );
         let concurrent = t1.elapsed();
+        // Reads the executions the releases above ran: before the retry replaces the sim.
+        planned(&cli, &stack).await;
         // The retry changes the emulator's sim: alone, after the others.
         retried(&cli, &stack).await;
         lists(&cli).await;
