@@ -21,9 +21,9 @@ pub mod gate;
 pub mod handlers;
 pub mod lifecycle;
 pub mod manifest;
-pub mod plan;
 #[cfg(feature = "test-support")]
 pub mod memory;
+pub mod plan;
 pub mod ports;
 pub mod release;
 pub mod tasks;
