@@ -8,6 +8,8 @@
 //! 3. The seed's polling design (`events/seed/original-release_machine.asl.json`, a copy of
 //!    the seed repository's definition) in the same engine with stub tasks, for
 //!    the same releases: history events, state transitions and CodePipeline calls.
+//! 4. `plan` of the 500-pipeline release (the same run in a scratch state directory, plus the
+//!    inspection) and the timeline of its simulated release: wall time and SVG size.
 
 use rm_local::runner::{RunOptions, RunReport};
 use rm_local::sim::SimFile;
@@ -274,4 +276,44 @@ fn main() {
             ours.sim.calls.values().map(|c| c.total()).sum::<u32>(),
         );
     }
+
+    println!("== 4. plan and timeline of the 500-pipeline release");
+    let bytes = serde_json::to_vec(&big).unwrap();
+    let sim = json!({"startAt": "2026-03-02T09:00:00Z", "defaults": {"durationSeconds": 360}});
+    let mut plan_walls = Vec::new();
+    let mut planned = None;
+    for _ in 0..3 {
+        let wall = Instant::now();
+        let plan = rm_local::plan::plan(&bytes, rm_local::plan::PlanWorld::Sim(sim.clone()))
+            .expect("the plan");
+        plan_walls.push(wall.elapsed());
+        planned = Some(plan);
+    }
+    plan_walls.sort();
+    let plan = planned.unwrap();
+    let release = plan.release.clone().expect("a simulated release");
+    let mut draw_walls = Vec::new();
+    let mut svg = String::new();
+    for _ in 0..5 {
+        let wall = Instant::now();
+        svg = rm_core::view::timeline::render(&release).expect("drawn");
+        draw_walls.push(wall.elapsed());
+    }
+    draw_walls.sort();
+    println!(
+        "   plan: wall median {:.0} ms (min {:.0}, max {:.0}); predicted {} s = run's {} s [{}]",
+        plan_walls[1].as_secs_f64() * 1e3,
+        plan_walls[0].as_secs_f64() * 1e3,
+        plan_walls[2].as_secs_f64() * 1e3,
+        plan.predicted_duration_seconds.unwrap_or(0),
+        report.simulated.as_secs(),
+        flag(plan.predicted_duration_seconds == Some(report.simulated.as_secs())),
+    );
+    println!(
+        "   timeline: wall median {:.1} ms (min {:.1}, max {:.1}), {} bytes of SVG",
+        draw_walls[2].as_secs_f64() * 1e3,
+        draw_walls[0].as_secs_f64() * 1e3,
+        draw_walls[4].as_secs_f64() * 1e3,
+        svg.len()
+    );
 }
