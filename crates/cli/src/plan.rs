@@ -159,13 +159,21 @@ fn inspect_aws(manifest: &Manifest, remote: &Remote) -> Result<rm_core::plan::In
     remote
         .block_on(rm_core::plan::inspect(manifest, &client))
         .map_err(|e| {
+            let text = e.to_string();
+            // The SDK's Debug rendering of a dispatch failure says nothing the text did not.
+            let text = text.split(" (DispatchFailure(").next().unwrap_or(&text);
+            if text.contains("no credentials found") || text.contains("CredentialsNotLoaded") {
+                eprintln!("error: no AWS credentials to read the pipelines with (region {region}): {text}");
+                eprintln!("  set AWS_PROFILE (after aws sso login), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+                return 6;
+            }
             let (code, why) = match &e {
                 PortError::Transient(_) => (6, "CodePipeline could not be reached"),
                 PortError::Other(m) if denied(m) => (6, "CodePipeline refused the caller"),
                 _ => (INTERNAL, "CodePipeline failed"),
             };
-            eprintln!("error: {why} (region {region}): {e}");
-            if code == 6 {
+            eprintln!("error: {why} (region {region}): {text}");
+            if why == "CodePipeline refused the caller" {
                 eprintln!("  plan reads pipelines with your credentials: it needs codepipeline:GetPipeline, ListPipelineExecutions and GetPipelineExecution");
             }
             code

@@ -458,3 +458,51 @@ fn the_readme_pictures_are_what_the_commands_draw() {
         "docs/plan-sample.svg is not what the README's command draws"
     );
 }
+
+/// Against a stack, plan calls CodePipeline itself: unreachable, or without credentials, is
+/// exit 6 with a message that says which.
+#[test]
+fn a_plan_against_a_stack_that_cannot_read_codepipeline_is_exit_6() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "manifest.json",
+        &json!({"releaseId": "r", "pipelines": ["a"]}),
+    );
+    let plan = |creds: bool| {
+        let mut cmd = std::process::Command::new(common::BIN);
+        cmd.args([
+            "plan",
+            m.to_str().unwrap(),
+            "--api",
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/Prod",
+        ])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        // Nothing listens there: never the internet.
+        .env("AWS_ENDPOINT_URL_CODEPIPELINE", "http://127.0.0.1:1");
+        if creds {
+            cmd.env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+                .env("AWS_SECRET_ACCESS_KEY", "secret");
+        }
+        let out = cmd.output().expect("the binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = plan(true);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(
+        stderr.contains("CodePipeline could not be reached (region eu-west-1)"),
+        "the stack's region, from the API's host: {stderr}"
+    );
+    let (code, stderr) = plan(false);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+}
