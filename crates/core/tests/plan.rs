@@ -367,3 +367,21 @@ async fn the_start_time_check_reads_variables_only_when_the_manifest_has_some() 
         ]
     );
 }
+
+#[test]
+fn the_median_is_of_the_last_ten_succeeded_among_failures() {
+    // Newest first: 12 succeeded of 100 s .. 1200 s, each after a failure; only the 10 newest
+    // succeeded count (100 .. 1000 s: median 550 s).
+    let mut h = Vec::new();
+    for i in 1..=12 {
+        h.push(past(&format!("f{i}"), RunStatus::Failed, T0, 1, &[]));
+        h.push(past(
+            &format!("s{i}"),
+            RunStatus::Succeeded,
+            T0,
+            i * 100,
+            &[],
+        ));
+    }
+    assert_eq!(median_seconds(&h), (Some(550), 10));
+}

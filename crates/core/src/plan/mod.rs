@@ -12,7 +12,9 @@
 
 mod unchanged;
 
-pub use unchanged::{last_finished, median_seconds, unchanged, Unchanged, DURATION_SAMPLE};
+pub use unchanged::{
+    last_finished, median_seconds, unchanged, Unchanged, DURATION_SAMPLE, PLAN_READS, START_READS,
+};
 
 use crate::error::ValidationError;
 use crate::manifest::{Manifest, PipelineSpec};
@@ -198,9 +200,7 @@ async fn inspect_one(
             Unchanged::No("the pipeline does not exist".into()),
         ),
         Some(_) => {
-            let executions = pipelines
-                .recent_executions(&spec.name, DURATION_SAMPLE)
-                .await?;
+            let executions = pipelines.recent_executions(&spec.name, PLAN_READS).await?;
             let unchanged = decide(spec, &executions, pipelines).await?;
             (executions, unchanged)
         }
@@ -247,9 +247,7 @@ pub async fn matching_execution(
     if spec.source_revisions.is_empty() {
         return Ok(None);
     }
-    let executions = pipelines
-        .recent_executions(&spec.name, DURATION_SAMPLE)
-        .await?;
+    let executions = pipelines.recent_executions(&spec.name, START_READS).await?;
     Ok(match decide(spec, &executions, pipelines).await? {
         Unchanged::Yes { execution_id } => Some(execution_id),
         _ => None,

@@ -6,8 +6,16 @@ use crate::ports::PastExecution;
 use crate::release::RunStatus;
 use std::collections::BTreeMap;
 
-/// How many recent executions are read: the median duration is of the succeeded among them.
+/// The median duration is of this many most recent succeeded executions.
 pub const DURATION_SAMPLE: usize = 10;
+
+/// How many recent executions `plan` reads (one ListPipelineExecutions page) to find the
+/// last [`DURATION_SAMPLE`] succeeded ones among failures, stops and supersessions.
+pub const PLAN_READS: usize = 100;
+
+/// How many recent executions the start-time check reads: the last finished one is among them
+/// unless that many are still running.
+pub const START_READS: usize = 10;
 
 /// Whether a pipeline would run anything new.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,14 +128,16 @@ pub fn unchanged(
     }
 }
 
-/// The median duration, in whole seconds, of the succeeded executions among `executions`
-/// (start to last update), and how many there were.
+/// The median duration, in whole seconds, of the most recent [`DURATION_SAMPLE`] succeeded
+/// executions among `executions` (newest first; start to last update), and how many there
+/// were.
 pub fn median_seconds(executions: &[PastExecution]) -> (Option<u64>, usize) {
     let mut durations: Vec<i64> = executions
         .iter()
         .filter(|e| e.status == RunStatus::Succeeded)
         .filter_map(|e| Some((e.last_update? - e.started_at?).whole_seconds()))
         .filter(|s| *s >= 0)
+        .take(DURATION_SAMPLE)
         .collect();
     durations.sort_unstable();
     let n = durations.len();
