@@ -142,6 +142,38 @@ impl CodePipelineClient {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// One ListPipelineExecutions page (newest first); a pipeline CodePipeline does not know
+    /// is `NotFound`.
+    async fn list_page(
+        &self,
+        pipeline: &str,
+        max_results: i32,
+        next_token: Option<String>,
+    ) -> PortResult<
+        aws_sdk_codepipeline::operation::list_pipeline_executions::ListPipelineExecutionsOutput,
+    > {
+        self.client
+            .list_pipeline_executions()
+            .pipeline_name(pipeline)
+            .max_results(max_results)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| {
+                if is_service_error(&e, |se| se.is_pipeline_not_found_exception(), &[NOT_FOUND]) {
+                    PortError::NotFound(format!(
+                        "CodePipeline pipeline {pipeline}: {}",
+                        error_message(&e)
+                    ))
+                } else {
+                    port_error(
+                        &format!("CodePipeline ListPipelineExecutions {pipeline}"),
+                        &e,
+                    )
+                }
+            })
+    }
 }
 
 #[async_trait]
@@ -182,25 +214,7 @@ impl Pipelines for CodePipelineClient {
             }
             let page_size =
                 i32::try_from(missing).map_or(LIST_PAGE_SIZE, |m| m.min(LIST_PAGE_SIZE));
-            let out = self
-                .client
-                .list_pipeline_executions()
-                .pipeline_name(name)
-                .max_results(page_size)
-                .set_next_token(next_token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    if is_service_error(&e, |se| se.is_pipeline_not_found_exception(), &[NOT_FOUND])
-                    {
-                        PortError::NotFound(format!(
-                            "CodePipeline pipeline {name}: {}",
-                            error_message(&e)
-                        ))
-                    } else {
-                        port_error(&format!("CodePipeline ListPipelineExecutions {name}"), &e)
-                    }
-                })?;
+            let out = self.list_page(name, page_size, next_token.take()).await?;
             executions.extend(
                 out.pipeline_execution_summaries()
                     .iter()
@@ -256,27 +270,8 @@ impl Pipelines for CodePipelineClient {
         let mut next_token: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
             let out = self
-                .client
-                .list_pipeline_executions()
-                .pipeline_name(pipeline)
-                .max_results(LIST_PAGE_SIZE)
-                .set_next_token(next_token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    if is_service_error(&e, |se| se.is_pipeline_not_found_exception(), &[NOT_FOUND])
-                    {
-                        PortError::NotFound(format!(
-                            "CodePipeline pipeline {pipeline}: {}",
-                            error_message(&e)
-                        ))
-                    } else {
-                        port_error(
-                            &format!("CodePipeline ListPipelineExecutions {pipeline}"),
-                            &e,
-                        )
-                    }
-                })?;
+                .list_page(pipeline, LIST_PAGE_SIZE, next_token.take())
+                .await?;
             // Newest first: once a page reaches executions older than `since`, later pages hold
             // only older ones.
             let mut reached_older = false;
