@@ -493,6 +493,39 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Records a change of a run decided by `change` on the run as stored, inside one write (its
+    /// history entry, its progress, `events` in the outbox), and tells the observer. `change`
+    /// answers whether it changed the run; the run as it is after, `None` if unknown.
+    fn record_change(
+        &self,
+        key: &RunKey,
+        status: RunStatus,
+        at: OffsetDateTime,
+        events: &[ReleaseEvent],
+        change: impl FnOnce(&mut RunRecord) -> bool,
+    ) -> PortResult<Option<RunRecord>> {
+        let id = key.release_id.as_str();
+        let pipeline = key.pipeline.as_str();
+        let result = self.write(|tx| {
+            let Some(mut run) = load_run(tx, id, pipeline).map_err(sql_err)? else {
+                return Ok(None);
+            };
+            if !change(&mut run) {
+                return Ok(Some((run, false)));
+            }
+            write_progress(tx, &run)?;
+            append_history(tx, &run)?;
+            enqueue(tx, events)?;
+            Ok(Some((run, true)))
+        })?;
+        Ok(result.map(|(run, changed)| {
+            if changed {
+                self.notify(&run, status, at);
+            }
+            run
+        }))
+    }
+
     fn notify(&self, run: &RunRecord, status: RunStatus, at: OffsetDateTime) {
         if let Some(observer) = &self.observer {
             observer(&RunChange {
@@ -906,26 +939,7 @@ impl ReleaseStore for SqliteStore {
         at: OffsetDateTime,
         events: &[ReleaseEvent],
     ) -> PortResult<Option<RunRecord>> {
-        let id = key.release_id.as_str();
-        let pipeline = key.pipeline.as_str();
-        let result = self.write(|tx| {
-            let Some(mut run) = load_run(tx, id, pipeline).map_err(sql_err)? else {
-                return Ok(None);
-            };
-            if !apply_status(&mut run, status, at) {
-                return Ok(Some((run, false)));
-            }
-            write_progress(tx, &run)?;
-            append_history(tx, &run)?;
-            enqueue(tx, events)?;
-            Ok(Some((run, true)))
-        })?;
-        Ok(result.map(|(run, changed)| {
-            if changed {
-                self.notify(&run, status, at);
-            }
-            run
-        }))
+        self.record_change(key, status, at, events, |run| apply_status(run, status, at))
     }
 
     async fn record_skipped(
@@ -935,28 +949,13 @@ impl ReleaseStore for SqliteStore {
         at: OffsetDateTime,
         events: &[ReleaseEvent],
     ) -> PortResult<Option<RunRecord>> {
-        let id = key.release_id.as_str();
-        let pipeline = key.pipeline.as_str();
-        let result = self.write(|tx| {
-            let Some(mut run) = load_run(tx, id, pipeline).map_err(sql_err)? else {
-                return Ok(None);
-            };
+        self.record_change(key, RunStatus::Skipped, at, events, |run| {
             if run.status != RunStatus::NotStarted {
-                return Ok(Some((run, false)));
+                return false;
             }
             run.execution_id = Some(execution_id.to_owned());
-            apply_status(&mut run, RunStatus::Skipped, at);
-            write_progress(tx, &run)?;
-            append_history(tx, &run)?;
-            enqueue(tx, events)?;
-            Ok(Some((run, true)))
-        })?;
-        Ok(result.map(|(run, changed)| {
-            if changed {
-                self.notify(&run, RunStatus::Skipped, at);
-            }
-            run
-        }))
+            apply_status(run, RunStatus::Skipped, at)
+        })
     }
 
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {

@@ -405,6 +405,35 @@ impl DynamoStore {
         }
     }
 
+    /// Reads the run, lets `decide` answer the change to make (None: nothing to record, the run
+    /// is returned as read) and writes it on condition that the run is still as read; a race
+    /// reads it again and decides again. `what` names the change in the error after
+    /// [`RUN_WRITE_ATTEMPTS`] races.
+    async fn record_run_change(
+        &self,
+        key: &RunKey,
+        what: &str,
+        events: &[ReleaseEvent],
+        decide: impl Fn(&RunRecord) -> Option<RunChange>,
+    ) -> PortResult<Option<RunRecord>> {
+        for _ in 0..RUN_WRITE_ATTEMPTS {
+            let Some(before) = self.get_run_item(key).await? else {
+                return Ok(None);
+            };
+            let run = decode_run(&before)?;
+            let Some(change) = decide(&run) else {
+                return Ok(Some(run));
+            };
+            if let Some(run) = self.write_run(key, &before, change, events).await? {
+                return Ok(Some(run));
+            }
+        }
+        Err(PortError::Transient(format!(
+            "pipeline {} of release {} kept changing while its {what} was recorded",
+            key.pipeline, key.release_id
+        )))
+    }
+
     /// Writes `change` (decided from `before`, the run item as read) and puts `events` in the
     /// run's outbox, in one UpdateItem on condition that the item is still as read: the same
     /// status, attempt and execution id (what the change and its history entry were decided
@@ -1115,29 +1144,16 @@ impl ReleaseStore for DynamoStore {
         at: OffsetDateTime,
         events: &[ReleaseEvent],
     ) -> PortResult<Option<RunRecord>> {
-        for _ in 0..RUN_WRITE_ATTEMPTS {
-            let Some(before) = self.get_run_item(key).await? else {
-                return Ok(None);
-            };
-            let run = decode_run(&before)?;
+        self.record_run_change(key, "status", events, |run| {
             let mut next = run.clone();
-            if !apply_status(&mut next, status, at) {
-                return Ok(Some(run));
-            }
-            let change = RunChange {
+            apply_status(&mut next, status, at).then(|| RunChange {
                 status: next.history.pop(),
                 started_at: (status == RunStatus::InProgress).then_some(at),
                 ended_at: status.is_terminal().then_some(at),
                 ..RunChange::default()
-            };
-            if let Some(run) = self.write_run(key, &before, change, events).await? {
-                return Ok(Some(run));
-            }
-        }
-        Err(PortError::Transient(format!(
-            "pipeline {} of release {} kept changing while its status was recorded",
-            key.pipeline, key.release_id
-        )))
+            })
+        })
+        .await
     }
 
     async fn record_skipped(
@@ -1147,31 +1163,21 @@ impl ReleaseStore for DynamoStore {
         at: OffsetDateTime,
         events: &[ReleaseEvent],
     ) -> PortResult<Option<RunRecord>> {
-        for _ in 0..RUN_WRITE_ATTEMPTS {
-            let Some(before) = self.get_run_item(key).await? else {
-                return Ok(None);
-            };
-            let run = decode_run(&before)?;
+        self.record_run_change(key, "skip", events, |run| {
             if run.status != RunStatus::NotStarted {
-                return Ok(Some(run));
+                return None;
             }
             let mut next = run.clone();
             next.execution_id = Some(execution_id.to_owned());
             apply_status(&mut next, RunStatus::Skipped, at);
-            let change = RunChange {
+            Some(RunChange {
                 status: next.history.pop(),
                 execution_id: Some(execution_id.to_owned()),
                 ended_at: Some(at),
                 ..RunChange::default()
-            };
-            if let Some(run) = self.write_run(key, &before, change, events).await? {
-                return Ok(Some(run));
-            }
-        }
-        Err(PortError::Transient(format!(
-            "pipeline {} of release {} kept changing while its skip was recorded",
-            key.pipeline, key.release_id
-        )))
+            })
+        })
+        .await
     }
 
     async fn find_by_execution(&self, execution_id: &str) -> PortResult<Option<RunKey>> {
