@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use common::{pipeline_json as pipeline, wave_json as wave};
 use serde_json::{json, Value};
 use std::path::Path;
 use time::format_description::well_known::Rfc3339;
@@ -40,24 +41,6 @@ fn parse(t: &str) -> OffsetDateTime {
 fn after(start: &str, t: &Value) -> i64 {
     let t = t.as_str().unwrap_or_else(|| panic!("not a time: {t}"));
     (parse(t) - parse(start)).whole_seconds()
-}
-
-fn pipeline<'a>(release: &'a Value, name: &str) -> &'a Value {
-    release["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no pipeline {name} in {release}"))
-}
-
-fn wave(release: &Value, n: u64) -> &Value {
-    release["waves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["wave"] == n)
-        .unwrap_or_else(|| panic!("no wave {n} in {release}"))
 }
 
 /// The release's waits of `kind` (gate, bake, halt).

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{cli, write};
+use common::{cli, pipeline_json as pipeline, wave_json as wave, write};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -40,24 +40,6 @@ fn run(dir: &Path, manifest: &Value, sim: &Value) -> common::Output {
             "--json",
         ],
     )
-}
-
-fn pipeline<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no pipeline {name} in {v}"))
-}
-
-fn wave(v: &Value, n: u64) -> &Value {
-    v["waves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["wave"] == n)
-        .unwrap_or_else(|| panic!("no wave {n} in {v}"))
 }
 
 /// Three waves, maxConcurrency 2 over five pipelines of different lengths, a bake after every

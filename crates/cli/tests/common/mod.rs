@@ -83,3 +83,23 @@ pub fn pipeline<'a>(report: &'a RunReport, name: &str) -> &'a rm_core::view::Run
 pub fn status_of(report: &RunReport, name: &str) -> String {
     pipeline(report, name).status.to_string()
 }
+
+/// The pipeline `name` of a release JSON.
+pub fn pipeline_json<'a>(release: &'a Value, name: &str) -> &'a Value {
+    release["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no pipeline {name} in {release}"))
+}
+
+/// Wave `n` of a release JSON (or of a plan).
+pub fn wave_json(release: &Value, n: u64) -> &Value {
+    release["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["wave"] == n)
+        .unwrap_or_else(|| panic!("no wave {n} in {release}"))
+}
