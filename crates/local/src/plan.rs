@@ -8,7 +8,7 @@
 
 use crate::clock::VirtualClock;
 use crate::runner::{run_release, RunError, RunOptions, RunReport};
-use crate::sim::{SimFile, SimPipelines};
+use crate::sim::{SimFile, SimPipelines, DEFAULT_DURATION_SECONDS};
 use rm_core::error::ValidationError;
 use rm_core::lifecycle::ApprovalStatus;
 use rm_core::plan::{Inspection, Unchanged};
@@ -19,11 +19,6 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
-/// Step Functions' limit of history events per execution (a hard quota).
-pub const HISTORY_EVENT_LIMIT: u64 = 25_000;
-
-/// A sim pipeline's duration when its file does not say (`durationSeconds`'s default).
-pub const DEFAULT_DURATION_SECONDS: u64 = 180;
 
 /// Sim keys that script faults or failures: a plan predicts the release going as it should.
 const FAULT_KEYS: &[&str] = &[
@@ -528,7 +523,7 @@ fn predict(plan: &mut Plan, report: &RunReport) -> Result<(), PlanError> {
     plan.cost = Some(Cost {
         state_transitions: report.state_transitions,
         history_events: report.history.len() as u64,
-        history_event_limit: HISTORY_EVENT_LIMIT,
+        history_event_limit: rm_states::MAX_HISTORY_EVENTS as u64,
         code_pipeline_calls: by_operation.values().sum(),
         code_pipeline_calls_by_operation: by_operation,
     });

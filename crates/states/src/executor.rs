@@ -28,7 +28,7 @@ use crate::{TaskFailure, TaskHandler};
 /// "Step Functions service quotas", quotas related to state machine executions, at
 /// docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html). The execution then
 /// fails with `States.Runtime`, cause [`HISTORY_FULL_CAUSE`], as AWS reports it.
-pub(crate) const MAX_HISTORY_EVENTS: usize = 25_000;
+pub const MAX_HISTORY_EVENTS: usize = 25_000;
 pub(crate) const HISTORY_FULL_CAUSE: &str =
     "The execution reached the maximum number of history events (25000).";
 

@@ -133,6 +133,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
 pub use error::{names as error_names, LoadError, StatesError};
+pub use executor::MAX_HISTORY_EVENTS;
 pub use history::HistoryEvent;
 pub use tokens::{TaskTokens, TokenError};
 
