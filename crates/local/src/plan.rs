@@ -19,7 +19,6 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
-
 /// Sim keys that script faults or failures: a plan predicts the release going as it should.
 const FAULT_KEYS: &[&str] = &[
     "outcome",
